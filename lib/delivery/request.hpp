@@ -1,0 +1,60 @@
+// The delivery protocol between qmgr and its delivery agents
+// (local-delivery now, smtp-client later), carried as ipc::Messages.
+//
+// qmgr → agent   "deliver": queue_id, sender, arrival (unix s), size,
+//                one "rcpt" per recipient (index, address, orcpt), "nexthop",
+//                and the body file as an fd (read from offset 0).
+// agent → qmgr   "result": queue_id, one "status" per recipient:
+//                "<index> <d|s|b> <enhanced code> <text>"
+//                d = delivered, s = soft failure (deferred, retry), b = bounced.
+//
+// An agent answers each request exactly once; a lost connection means every
+// recipient of the request is deferred (at-least-once delivery).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lib/core/fd.hpp"
+#include "lib/core/result.hpp"
+#include "lib/ipc/message.hpp"
+
+namespace tern::delivery {
+
+struct RequestRecipient {
+    uint32_t index = 0;
+    std::string address;
+    std::string orcpt;
+};
+
+struct Request {
+    std::string queue_id;
+    std::string sender;
+    int64_t arrival = 0;
+    uint64_t size = 0;
+    std::string nexthop;  // "local", a domain, or "[host]:port"
+    std::vector<RequestRecipient> recipients;
+    Fd body;
+};
+
+enum class Outcome : char { Delivered = 'd', Deferred = 's', Bounced = 'b' };
+
+struct RecipientResult {
+    uint32_t index = 0;
+    Outcome outcome = Outcome::Deferred;
+    std::string dsn;   // "2.0.0", "4.2.2", "5.1.1"
+    std::string text;  // "delivered to maildir", "mailbox full", remote reply text
+};
+
+struct Response {
+    std::string queue_id;
+    std::vector<RecipientResult> results;
+};
+
+ipc::Message encode_request(const Request& request);  // attaches a dup of the body fd
+Result<Request> decode_request(ipc::Message& message);  // takes the fd
+ipc::Message encode_response(const Response& response);
+Result<Response> decode_response(const ipc::Message& message);
+
+}  // namespace tern::delivery

@@ -1,0 +1,43 @@
+// Committer: group commit of newly received messages, off the event loop.
+//
+// smtpd sessions that finished DATA hand their message (envelope, recipients,
+// open body fd) to submit(); a worker thread takes everything submitted so far
+// as one batch, makes the bodies and their directory entries durable (one
+// syncfs() of the spool file system, or fdatasync per body when the batch is
+// small), inserts all of the batch's records in one synced LMDB transaction,
+// and then calls every message's completion on the event loop thread.  Only
+// then does the session send 250.  While a batch is being written, new
+// submissions collect for the next batch.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "lib/core/fd.hpp"
+#include "lib/core/result.hpp"
+#include "lib/queue/queue.hpp"
+
+struct event_base;
+
+namespace tern::queue {
+
+class Committer {
+public:
+    using Done = std::function<void(const Status&)>;  // runs on the loop thread
+
+    // base: the caller's event loop (event::enable_threads() must have been
+    // called before it was created).  store must outlive the Committer.
+    Committer(event_base* base, Store& store);
+    ~Committer();  // finishes the batch in progress, then stops the thread
+
+    // body: the written body file (still open); the Committer closes it.
+    void submit(Message message, Fd body, Done done);
+
+    size_t in_flight() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tern::queue
