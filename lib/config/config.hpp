@@ -26,7 +26,7 @@ struct KeyInfo {
     std::string_view name;
     Kind kind;
     std::string_view default_value;  // may reference other keys: "$queue_directory/maildrop"
-    std::string_view doc;            // one line for `mailctl config` and docs/config.md
+    std::string_view doc;            // one line for `mailctl config` and docs/configuration.md
 };
 
 // The table of every key, sorted by name.
@@ -67,9 +67,21 @@ public:
     // Effective values, sorted by key; only_non_default keeps the set ones.
     std::vector<std::pair<std::string, std::string>> effective(bool only_non_default) const;
 
+    // Expands $key, ${key}, ${key?text} (text when key is non-empty),
+    // ${key:text} (text when key is empty) and $$ (a literal $) in any text,
+    // e.g. a services.conf field.  Unknown names expand to nothing.
+    std::string expand_value(std::string_view text) const;
+
 private:
     std::string raw(std::string_view key) const;
-    std::string expand(std::string_view value, int depth) const;
+    std::string expand(std::string_view value, int depth, int& budget) const;
+    // A key's expanded value; computed defaults (mydomain) count against the
+    // same depth and budget, so no chain of references can recurse forever.
+    std::string expand_key(std::string_view key, int depth, int& budget) const;
+    std::vector<std::string> references_of(std::string_view key) const;
+    void parse_text(std::string_view text);
+    // Appends diagnostics for loops, unknown $names and bad values.
+    void check(std::vector<Diagnostic>& out) const;
 
     std::string dir_;
     std::map<std::string, std::string, std::less<>> values_;  // as written, unexpanded
@@ -82,6 +94,12 @@ private:
 Result<std::chrono::seconds> parse_duration(std::string_view text);
 Result<uint64_t> parse_size(std::string_view text);
 Result<bool> parse_bool(std::string_view text);  // yes/no, true/false, on/off, 1/0
+
+// The key names a value references with $name / ${name...}, in order.
+std::vector<std::string> referenced_keys(std::string_view value);
+
+// Checks text against a kind (after expansion); the error says why.
+Status check_value(Kind kind, std::string_view value);
 
 // Where the configuration lives: -c DIR, else $TERN_CONFIG_DIR, else /etc/tern.
 std::string config_dir_from(const std::string& flag_value);

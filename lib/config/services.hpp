@@ -30,6 +30,7 @@ struct ListenAddress {
     int port = 0;      // inet
     std::string path;  // unix
     std::string to_string() const;  // "127.0.0.1:2525", "[::1]:25", "/run/tern/qmgr.sock"
+    bool operator==(const ListenAddress&) const = default;
 };
 
 struct ServiceSpec {

@@ -51,9 +51,11 @@ private:
     CloseHandler on_close_;
     Decoder decoder_;
     std::deque<Outgoing> out_;
-    event* read_event_ = nullptr;
-    event* write_event_ = nullptr;
+    ::event* read_event_ = nullptr;
+    ::event* write_event_ = nullptr;
     bool closed_ = false;
+    // Shared with callbacks in flight: a handler may destroy the Channel.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace tern::ipc

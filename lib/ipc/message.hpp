@@ -67,6 +67,8 @@ public:
     // A complete message, nullopt when more bytes are needed, or an error
     // (after which the decoder stays failed).
     Result<std::optional<Message>> next();
+    // True when no partial frame is buffered (EOF here is a clean close).
+    bool idle() const { return buffer_.empty(); }
 
 private:
     std::string buffer_;

@@ -25,12 +25,19 @@ class Committer {
 public:
     using Done = std::function<void(const Status&)>;  // runs on the loop thread
 
-    // base: the caller's event loop (event::enable_threads() must have been
-    // called before it was created).  store must outlive the Committer.
+    // base: the caller's event loop.  event::enable_threads() (that is,
+    // evthread_use_pthreads()) must have been called before the base was
+    // created: the worker thread wakes the loop with event_active().
+    // store must outlive the Committer.
     Committer(event_base* base, Store& store);
-    ~Committer();  // finishes the batch in progress, then stops the thread
+    // Commits everything submitted so far, stops the thread, and runs the
+    // remaining Done callbacks right here (call it on the loop thread).
+    ~Committer();
 
     // body: the written body file (still open); the Committer closes it.
+    // Done gets ok once body and records are durable; on an error (ENOSPC,
+    // EIO, duplicate id) the body file has been unlinked.  envelope.size 0
+    // is filled in from the body file.
     void submit(Message message, Fd body, Done done);
 
     size_t in_flight() const;

@@ -93,7 +93,9 @@ public:
 
     // Inserts complete messages (envelope + recipients, due now) in one
     // transaction committed with sync.  Used by Committer after the bodies
-    // are durable; recipients' next_try defaults to now.
+    // are durable; recipients are numbered 0..n-1 in order (their index
+    // field is ignored) and a next_try of 0 means now.  Fails as a whole,
+    // e.g. when an id is already in the queue.
     Status insert(const std::vector<Message>& batch);
 
     std::optional<Message> load(std::string_view id) const;
@@ -104,7 +106,8 @@ public:
     std::optional<int64_t> next_due_time() const;  // earliest next_try, if any
 
     // Replaces the recipients' stored state (attempts, next_try, errors) and
-    // the due index; one synced transaction.
+    // the due index; one synced transaction.  Recipients are matched by
+    // index; stored ones not in the list keep their state.
     Status update_recipients(std::string_view id, const std::vector<Recipient>& recipients);
     // Deletes records and body file (after the records are gone: a crash in
     // between leaves an orphan body file, cleaned at qmgr start, never a
@@ -113,8 +116,9 @@ public:
     Status set_hold(std::string_view id, bool held);
     Status set_all_due(int64_t when);  // `mailctl queue flush`: everything due now
 
-    // Body files with no envelope record, older than min_age seconds
-    // (an interrupted DATA or a crash before commit); qmgr removes them.
+    // Queue ids of body files with no envelope record, older than min_age
+    // seconds (an interrupted DATA or a crash before commit); qmgr unlinks
+    // body_path(id) for each.
     std::vector<std::string> orphan_bodies(int64_t min_age_seconds) const;
 
 private:

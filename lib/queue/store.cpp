@@ -1,0 +1,429 @@
+// Queue store: the LMDB records of queue.hpp and the body files beside them.
+//
+// Invariant kept by every write transaction here: the "due" database holds
+// exactly one key (earliest next_try of a pending recipient, id) for each
+// message that has a pending recipient and is not held, and nothing else.
+// Holding a message removes its due key; releasing it puts the key back, so
+// due() and next_due_time() never have to skip held mail.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "lib/core/errno_text.hpp"
+#include "lib/lmdb/lmdb.hpp"
+#include "lib/log/log.hpp"
+#include "lib/queue/queue.hpp"
+#include "lib/queue/records.hpp"
+
+namespace tern::queue {
+
+namespace {
+
+constexpr size_t kInitialMapSize = size_t{32} << 20;  // grows by doubling
+
+// Creates `path` if missing; a new directory's entry is made durable by
+// syncing its parent (the spool layout must survive a crash like the mail).
+Status make_dir(const std::string& path) {
+    if (::mkdir(path.c_str(), 0700) != 0) {
+        if (errno == EEXIST) return {};
+        return errno_error("mkdir " + path);
+    }
+    size_t slash = path.find_last_of('/');
+    std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    Fd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir || ::fsync(dir.get()) != 0) return errno_error("fsync " + parent);
+    return {};
+}
+
+std::optional<int64_t> earliest_pending(const std::vector<Recipient>& recipients) {
+    std::optional<int64_t> t;
+    for (const auto& r : recipients)
+        if (r.state == RecipientState::Pending && (!t || r.next_try < *t)) t = r.next_try;
+    return t;
+}
+
+}  // namespace
+
+struct Store::Impl {
+    std::string dir;
+    std::unique_ptr<lmdb::Env> env;
+    lmdb::Dbi env_db, rcpt_db, due_db, hold_db;
+
+    // Reads the stored recipients of `id`, in index order.  Corrupt records
+    // are reported and left out (so they are never delivered from garbage).
+    Result<std::vector<Recipient>> recipients(const lmdb::Txn& txn, std::string_view id) const {
+        std::vector<Recipient> out;
+        auto cur = txn.cursor(rcpt_db);
+        if (!cur) return cur.error();
+        for (auto e = cur->seek(id); ; e = cur->next()) {
+            if (!e) return e.error();
+            if (!*e) break;
+            auto key = records::split_rcpt_key((*e)->key);
+            if (!key || key->first != id) break;
+            if (auto r = records::decode_recipient(key->second, (*e)->value))
+                out.push_back(std::move(*r));
+            else
+                log::warning("%.*s: corrupt recipient record #%u ignored", int(id.size()), id.data(),
+                             key->second);
+        }
+        return out;
+    }
+
+    Result<bool> held(const lmdb::Txn& txn, std::string_view id) const {
+        auto h = txn.get(hold_db, id);
+        if (!h) return h.error();
+        return h->has_value();
+    }
+
+    Result<std::optional<Message>> load(const lmdb::Txn& txn, std::string_view id) const {
+        auto raw = txn.get(env_db, id);
+        if (!raw) return raw.error();
+        if (!*raw) return std::optional<Message>{};
+        auto envelope = records::decode_envelope(id, **raw);
+        if (!envelope) {
+            log::warning("%.*s: corrupt envelope record", int(id.size()), id.data());
+            return std::optional<Message>{};
+        }
+        Message m;
+        m.envelope = std::move(*envelope);
+        auto rcpts = recipients(txn, id);
+        if (!rcpts) return rcpts.error();
+        m.recipients = std::move(*rcpts);
+        auto h = held(txn, id);
+        if (!h) return h.error();
+        m.held = *h;
+        return std::optional<Message>{std::move(m)};
+    }
+
+    // Replaces the due key of `id` (old → new); either may be absent.
+    Status reindex(lmdb::Txn& txn, std::string_view id, std::optional<int64_t> old_due,
+                   std::optional<int64_t> new_due) {
+        if (old_due == new_due) return {};
+        if (old_due) {
+            auto d = txn.del(due_db, records::due_key(*old_due, id));
+            if (!d) return d.error();
+        }
+        if (new_due) return txn.put(due_db, records::due_key(*new_due, id), {});
+        return {};
+    }
+
+    Status delete_recipients(lmdb::Txn& txn, std::string_view id) {
+        std::vector<std::string> keys;
+        {
+            auto cur = txn.cursor(rcpt_db);
+            if (!cur) return cur.error();
+            for (auto e = cur->seek(id);; e = cur->next()) {
+                if (!e) return e.error();
+                if (!*e) break;
+                auto key = records::split_rcpt_key((*e)->key);
+                if (!key || key->first != id) break;
+                keys.emplace_back((*e)->key);
+            }
+        }  // a write cursor must be gone before the txn changes further
+        for (const auto& k : keys)
+            if (auto d = txn.del(rcpt_db, k); !d) return d.error();
+        return {};
+    }
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
+    auto impl = std::make_unique<Impl>();
+    impl->dir = queue_directory;
+    for (const auto& d : {queue_directory, queue_directory + "/db", queue_directory + "/msg"})
+        if (auto st = make_dir(d); !st) return st.error();
+
+    lmdb::Env::Options options;
+    options.max_dbs = 8;
+    options.map_size = kInitialMapSize;
+    // No MDB_NOSYNC / MDB_NOMETASYNC: every commit is synced (durability contract).
+    auto env = lmdb::Env::open(queue_directory + "/db", options);
+    if (!env) return env.error();
+    impl->env = std::move(*env);
+
+    Impl* p = impl.get();
+    Status st = p->env->write([p](lmdb::Txn& txn) -> Status {
+        for (auto [name, dbi] : {std::pair{"env", &p->env_db}, std::pair{"rcpt", &p->rcpt_db},
+                                 std::pair{"due", &p->due_db}, std::pair{"hold", &p->hold_db}}) {
+            auto d = txn.open_dbi(name, MDB_CREATE);
+            if (!d) return d.error();
+            *dbi = *d;
+        }
+        return {};
+    });
+    if (!st) return Error{"queue " + queue_directory + ": " + st.message()};
+    return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+const std::string& Store::directory() const { return impl_->dir; }
+
+std::string Store::body_path(std::string_view id) const {
+    std::string_view hash = id.size() >= 2 ? id.substr(id.size() - 2) : std::string_view("00");
+    return impl_->dir + "/msg/" + std::string(hash) + "/" + std::string(id);
+}
+
+Result<Fd> Store::create_body(std::string_view id) {
+    if (!valid_queue_id(id)) return Error{"create_body: invalid queue id '" + std::string(id) + "'"};
+    std::string path = body_path(id);
+    // A new hash directory's own entry in msg/ is synced by make_dir (at
+    // most once per hash directory), or the body's fsync'd directory could
+    // vanish in a crash.
+    if (auto st = make_dir(path.substr(0, path.rfind('/'))); !st) return st.error();
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd) return errno_error("create " + path);
+    return fd;
+}
+
+Result<Fd> Store::open_body(std::string_view id) const {
+    if (!valid_queue_id(id)) return Error{"open_body: invalid queue id '" + std::string(id) + "'"};
+    std::string path = body_path(id);
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return errno_error("open " + path);
+    return fd;
+}
+
+Result<Fd> Store::open_body_dir(std::string_view id) const {
+    if (!valid_queue_id(id)) return Error{"open_body_dir: invalid queue id '" + std::string(id) + "'"};
+    std::string path = body_path(id);
+    path.resize(path.rfind('/'));
+    Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return errno_error("open " + path);
+    return fd;
+}
+
+Status Store::insert(const std::vector<Message>& batch) {
+    for (const auto& m : batch)
+        if (!valid_queue_id(m.envelope.id)) return Error{"insert: invalid queue id '" + m.envelope.id + "'"};
+    const int64_t now = ::time(nullptr);
+    Impl* p = impl_.get();
+    return p->env->write([&](lmdb::Txn& txn) -> Status {
+        for (const auto& m : batch) {
+            const std::string& id = m.envelope.id;
+            auto st = txn.put(p->env_db, id, records::encode_envelope(m.envelope), MDB_NOOVERWRITE);
+            if (!st) return Error{id + ": " + st.message()};
+            // Recipients are numbered by position; next_try 0 means "now".
+            std::vector<Recipient> rcpts = m.recipients;
+            for (uint32_t i = 0; i < rcpts.size(); ++i) {
+                rcpts[i].index = i;
+                if (rcpts[i].next_try == 0) rcpts[i].next_try = now;
+                if (auto s = txn.put(p->rcpt_db, records::rcpt_key(id, i), records::encode_recipient(rcpts[i])); !s)
+                    return s;
+            }
+            if (m.held) {
+                if (auto s = txn.put(p->hold_db, id, {}); !s) return s;
+            } else if (auto s = p->reindex(txn, id, std::nullopt, earliest_pending(rcpts)); !s) {
+                return s;
+            }
+        }
+        return {};
+    });
+}
+
+std::optional<Message> Store::load(std::string_view id) const {
+    auto txn = impl_->env->begin_read();
+    if (!txn) {
+        log::warning("%.*s: queue read: %s", int(id.size()), id.data(), txn.message().c_str());
+        return std::nullopt;
+    }
+    auto m = impl_->load(*txn, id);
+    if (!m) {
+        log::warning("%.*s: queue read: %s", int(id.size()), id.data(), m.message().c_str());
+        return std::nullopt;
+    }
+    return std::move(*m);
+}
+
+std::vector<Message> Store::list_all() const {
+    std::vector<Message> out;
+    auto txn = impl_->env->begin_read();
+    if (!txn) {
+        log::warning("queue read: %s", txn.message().c_str());
+        return out;
+    }
+    auto cur = txn->cursor(impl_->env_db);
+    if (!cur) return out;
+    for (auto e = cur->first(); e && *e; e = cur->next()) {
+        auto m = impl_->load(*txn, (*e)->key);
+        if (m && *m) out.push_back(std::move(**m));
+    }
+    return out;
+}
+
+std::vector<std::string> Store::due(int64_t now, size_t limit) const {
+    std::vector<std::string> out;
+    auto txn = impl_->env->begin_read();
+    if (!txn) {
+        log::warning("queue read: %s", txn.message().c_str());
+        return out;
+    }
+    auto cur = txn->cursor(impl_->due_db);
+    if (!cur) return out;
+    for (auto e = cur->first(); e && *e && out.size() < limit; e = cur->next()) {
+        auto key = records::split_due_key((*e)->key);
+        if (!key) continue;
+        if (key->first > now) break;
+        out.emplace_back(key->second);
+    }
+    return out;
+}
+
+std::optional<int64_t> Store::next_due_time() const {
+    auto txn = impl_->env->begin_read();
+    if (!txn) return std::nullopt;
+    auto cur = txn->cursor(impl_->due_db);
+    if (!cur) return std::nullopt;
+    auto e = cur->first();
+    if (!e || !*e) return std::nullopt;
+    auto key = records::split_due_key((*e)->key);
+    if (!key) return std::nullopt;
+    return key->first;
+}
+
+Status Store::update_recipients(std::string_view id, const std::vector<Recipient>& recipients) {
+    Impl* p = impl_.get();
+    return p->env->write([&](lmdb::Txn& txn) -> Status {
+        auto exists = txn.get(p->env_db, id);
+        if (!exists) return exists.error();
+        if (!*exists) return Error{std::string(id) + ": no such message in the queue"};
+        auto stored = p->recipients(txn, id);
+        if (!stored) return stored.error();
+        auto held = p->held(txn, id);
+        if (!held) return held.error();
+        std::optional<int64_t> old_due = *held ? std::nullopt : earliest_pending(*stored);
+
+        std::map<uint32_t, Recipient> merged;
+        for (auto& r : *stored) merged[r.index] = std::move(r);
+        for (const auto& r : recipients) {
+            if (!merged.count(r.index))
+                return Error{std::string(id) + ": no recipient #" + std::to_string(r.index)};
+            merged[r.index] = r;
+            if (auto s = txn.put(p->rcpt_db, records::rcpt_key(id, r.index), records::encode_recipient(r)); !s)
+                return s;
+        }
+        std::vector<Recipient> all;
+        for (auto& [i, r] : merged) all.push_back(std::move(r));
+        std::optional<int64_t> new_due = *held ? std::nullopt : earliest_pending(all);
+        return p->reindex(txn, id, old_due, new_due);
+    });
+}
+
+Status Store::remove(std::string_view id) {
+    Impl* p = impl_.get();
+    Status st = p->env->write([&](lmdb::Txn& txn) -> Status {
+        auto stored = p->recipients(txn, id);
+        if (!stored) return stored.error();
+        auto gone = txn.del(p->env_db, id);
+        if (!gone) return gone.error();
+        if (!*gone) return Error{std::string(id) + ": no such message in the queue"};
+        if (auto d = txn.del(p->due_db, records::due_key(earliest_pending(*stored).value_or(0), id)); !d)
+            return d.error();
+        if (auto d = txn.del(p->hold_db, id); !d) return d.error();
+        return p->delete_recipients(txn, id);
+    });
+    if (!st) return st;
+    // Only now: a crash before this line leaves an orphan body (cleaned up
+    // later), never a record whose body is gone.
+    if (valid_queue_id(id)) {
+        std::string path = body_path(id);
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink " + path);
+    }
+    return {};
+}
+
+Status Store::set_hold(std::string_view id, bool held) {
+    Impl* p = impl_.get();
+    return p->env->write([&](lmdb::Txn& txn) -> Status {
+        auto exists = txn.get(p->env_db, id);
+        if (!exists) return exists.error();
+        if (!*exists) return Error{std::string(id) + ": no such message in the queue"};
+        auto was_held = p->held(txn, id);
+        if (!was_held) return was_held.error();
+        if (*was_held == held) return {};
+        auto stored = p->recipients(txn, id);
+        if (!stored) return stored.error();
+        auto pending = earliest_pending(*stored);
+        if (held) {
+            if (auto s = txn.put(p->hold_db, id, {}); !s) return s;
+            return p->reindex(txn, id, pending, std::nullopt);
+        }
+        if (auto d = txn.del(p->hold_db, id); !d) return d.error();
+        return p->reindex(txn, id, std::nullopt, pending);
+    });
+}
+
+Status Store::set_all_due(int64_t when) {
+    Impl* p = impl_.get();
+    return p->env->write([&](lmdb::Txn& txn) -> Status {
+        // Collect first: putting while a cursor walks the same database is
+        // legal in LMDB but needlessly subtle.
+        std::vector<std::pair<std::string, Recipient>> changed;
+        std::set<std::string> pending_ids;
+        {
+            auto cur = txn.cursor(p->rcpt_db);
+            if (!cur) return cur.error();
+            for (auto e = cur->first();; e = cur->next()) {
+                if (!e) return e.error();
+                if (!*e) break;
+                auto key = records::split_rcpt_key((*e)->key);
+                if (!key) continue;
+                auto r = records::decode_recipient(key->second, (*e)->value);
+                if (!r || r->state != RecipientState::Pending) continue;
+                r->next_try = when;
+                pending_ids.emplace(key->first);
+                changed.emplace_back(std::string((*e)->key), std::move(*r));
+            }
+        }
+        for (const auto& [key, r] : changed)
+            if (auto s = txn.put(p->rcpt_db, key, records::encode_recipient(r)); !s) return s;
+        if (auto s = txn.clear(p->due_db); !s) return s;
+        for (const auto& id : pending_ids) {
+            auto h = p->held(txn, id);
+            if (!h) return h.error();
+            if (*h) continue;
+            if (auto s = txn.put(p->due_db, records::due_key(when, id), {}); !s) return s;
+        }
+        return {};
+    });
+}
+
+std::vector<std::string> Store::orphan_bodies(int64_t min_age_seconds) const {
+    std::vector<std::string> out;
+    const int64_t cutoff = int64_t(::time(nullptr)) - min_age_seconds;
+    std::string msg = impl_->dir + "/msg";
+    std::unique_ptr<DIR, int (*)(DIR*)> top(::opendir(msg.c_str()), ::closedir);
+    if (!top) return out;
+    std::vector<std::string> candidates;
+    while (dirent* d = ::readdir(top.get())) {
+        std::string_view hash = d->d_name;
+        if (hash == "." || hash == "..") continue;
+        std::string sub = msg + "/" + std::string(hash);
+        std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(sub.c_str()), ::closedir);
+        if (!dir) continue;
+        while (dirent* f = ::readdir(dir.get())) {
+            std::string_view name = f->d_name;
+            if (!valid_queue_id(name) || name.substr(name.size() - 2) != hash) continue;
+            struct stat st {};
+            if (::fstatat(dirfd(dir.get()), f->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+            if (!S_ISREG(st.st_mode) || st.st_mtime > cutoff) continue;
+            candidates.emplace_back(name);
+        }
+    }
+    // The records are checked after the scan: a body inserted meanwhile has
+    // its record by now, and one still being received is younger than min_age.
+    auto txn = impl_->env->begin_read();
+    if (!txn) return out;
+    for (auto& id : candidates) {
+        auto rec = txn->get(impl_->env_db, id);
+        if (rec && !*rec) out.push_back(std::move(id));
+    }
+    return out;
+}
+
+}  // namespace tern::queue

@@ -1,0 +1,73 @@
+// Identity and the scoped effective-uid switch: see identity.hpp.
+#include "local-delivery/identity.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "lib/core/errno_text.hpp"
+#include "lib/log/log.hpp"
+#include "lib/sys/privileges.hpp"
+
+namespace tern::local {
+
+bool running_as_root() { return ::getuid() == 0 && ::geteuid() == 0; }
+
+Result<Identity> lookup_identity(const std::string& name) {
+    auto ids = sys::lookup_user(name);
+    if (!ids) return ids.error();
+    return Identity{ids->uid, ids->gid, ids->name, ids->home};
+}
+
+Result<Identity> lookup_identity(uid_t uid) {
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    char buf[16384];
+    if (::getpwuid_r(uid, &pw, buf, sizeof buf, &found) != 0 || !found)
+        return make_error("no passwd entry for uid " + std::to_string(uid));
+    return Identity{pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir ? pw.pw_dir : "/"};
+}
+
+Identity current_identity() {
+    auto me = lookup_identity(::getuid());
+    if (me) return *me;
+    return Identity{::getuid(), ::getgid(), std::to_string(::getuid()), "/"};
+}
+
+AsUser::AsUser(const Identity& who) {
+    if (!running_as_root() || who.uid == 0) return;
+    int n = ::getgroups(0, nullptr);
+    if (n > 0) {
+        saved_groups_.resize(static_cast<size_t>(n));
+        n = ::getgroups(n, saved_groups_.data());
+        saved_groups_.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    }
+    // Groups first, then gid, then uid: after seteuid we could no longer change them.
+    gid_t gid = who.gid;
+    if (::setgroups(1, &gid) != 0) { status_ = errno_error("setgroups"); return; }
+    if (::setegid(who.gid) != 0) {
+        status_ = errno_error("setegid " + std::to_string(who.gid));
+        (void)::setgroups(saved_groups_.size(), saved_groups_.data());
+        return;
+    }
+    if (::seteuid(who.uid) != 0) {
+        status_ = errno_error("seteuid " + std::to_string(who.uid));
+        (void)::setegid(0);
+        (void)::setgroups(saved_groups_.size(), saved_groups_.data());
+        return;
+    }
+    switched_ = true;
+}
+
+AsUser::~AsUser() {
+    if (!switched_) return;
+    // Failing to regain root would leave later deliveries running as the
+    // wrong user: stop the process instead (master restarts it).
+    if (::seteuid(0) != 0 || ::setegid(0) != 0 ||
+        ::setgroups(saved_groups_.size(), saved_groups_.data()) != 0)
+        log::fatal("cannot restore root privileges after a delivery: %s", std::strerror(errno));
+}
+
+}  // namespace tern::local

@@ -1,0 +1,119 @@
+// Mailbox writers: see mailbox.hpp.
+#include "local-delivery/mailbox.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <optional>
+
+#include "lib/maildir/maildir.hpp"
+#include "lib/maildir/quota.hpp"
+#include "lib/sys/files.hpp"
+#include "local-delivery/message.hpp"
+
+namespace tern::local {
+namespace {
+
+// Errors that a later attempt may not have: full disk, quota of the file
+// system, I/O trouble.  Anything else in a mailbox write is also retried —
+// a mailbox problem is the admin's to fix, not the sender's.
+DeliveryResult write_failure(const std::string& what, int err) {
+    if (err == ENOSPC || err == EDQUOT) return DeliveryResult::defer("4.3.0", what + ": mail system full");
+    return DeliveryResult::defer("4.2.0", what);
+}
+
+}  // namespace
+
+DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& message) {
+    AsUser as(target.owner);
+    if (!as.ok()) return DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name + ": " +
+                                                            as.status().message());
+    if (auto s = maildir::ensure_maildir(target.dir); !s)
+        return write_failure("cannot create maildir " + target.dir + ": " + s.message(), errno);
+
+    struct stat st {};
+    if (::fstat(message.body_fd, &st) != 0) return DeliveryResult::defer("4.3.0", "cannot stat queued message");
+    uint64_t expected = static_cast<uint64_t>(st.st_size) + message.prefix.size();
+    if (target.message_limit != 0 && expected > target.message_limit)
+        return DeliveryResult::bounce("5.2.2", "message is larger than the mailbox size limit");
+    if (target.quota != 0) {
+        auto fits = maildir::quota_allows(target.dir, target.quota, expected);
+        if (!fits) return write_failure("cannot read mailbox quota: " + fits.message(), errno);
+        if (!*fits) return DeliveryResult::bounce("5.2.2", "mailbox full (quota exceeded)");
+    }
+
+    auto writer = maildir::MaildirWriter::create(target.dir);
+    if (!writer) return write_failure("cannot create file in maildir: " + writer.message(), errno);
+    int saved_errno = 0;
+    auto copied = copy_message(message.body_fd, message.prefix, [&](std::string_view piece) {
+        auto s = writer->write(piece);
+        if (!s) saved_errno = errno;
+        return s;
+    });
+    if (!copied) return write_failure("cannot write maildir file: " + copied.message(), saved_errno ? saved_errno : errno);
+    auto done = writer->commit();
+    if (!done) return write_failure("cannot commit maildir file: " + done.message(), errno);
+    if (target.quota != 0) (void)maildir::quota_record(target.dir, target.quota, static_cast<int64_t>(done->size), 1);
+    return DeliveryResult::sent("delivered to maildir");
+}
+
+DeliveryResult deliver_mbox(const MboxTarget& target, const MessageRef& message) {
+    mbox::OpenOptions options;
+    options.lock = target.lock;
+    options.size_limit = target.size_limit;
+    if (target.spool) {
+        // The spool directory is root's (like /var/mail): the dot-lock and a
+        // new mailbox are made with our privileges, the file is given to the
+        // recipient and must stay theirs.
+        options.owner = target.owner.uid;
+        options.group = target.owner.gid;
+        if (auto s = sys::mkdir_p(sys::dir_name(target.path), 01777); !s)
+            return write_failure("cannot create mail spool directory: " + s.message(), errno);
+    } else {
+        options.lock.dotlock = false;  // a /file target's directory need not be writable
+    }
+    // Spool mailboxes: opened (safely) and locked with our privileges, then
+    // written as the recipient.  /file targets: everything as the user the
+    // resolver chose, so the kernel checks their permissions.
+    std::optional<AsUser> as;
+    if (!target.spool) as.emplace(target.owner);
+    if (as && !as->ok()) return DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name);
+
+    mbox::Failure failure = mbox::Failure::None;
+    auto box = mbox::MboxAppender::open(target.path, options, &failure);
+    if (!box) {
+        switch (failure) {
+            case mbox::Failure::LockBusy: return DeliveryResult::defer("4.2.0", "cannot lock mailbox " + target.path);
+            case mbox::Failure::NoSpace: return DeliveryResult::defer("4.3.0", box.message() + ": mail system full");
+            case mbox::Failure::TooBig: return DeliveryResult::bounce("5.2.2", "mailbox " + target.path + " is full");
+            default:
+                if (!target.spool && (errno == EACCES || errno == EPERM))
+                    return DeliveryResult::bounce("5.2.0", "cannot append to " + target.path + ": " + std::strerror(errno));
+                return DeliveryResult::defer("4.2.0", box.message());
+        }
+    }
+    // Declared after box, so root is back before box unlocks the dot-lock
+    // in the spool directory.
+    std::optional<AsUser> spool_as;
+    if (target.spool) spool_as.emplace(target.owner);
+    if (spool_as && !spool_as->ok()) return DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name);
+
+    auto fail = [&](const Status& s) {
+        box->rollback();
+        if (box->failure() == mbox::Failure::TooBig)
+            return DeliveryResult::bounce("5.2.2", "mailbox " + target.path + " is full (mailbox_size_limit)");
+        if (box->failure() == mbox::Failure::NoSpace)
+            return DeliveryResult::defer("4.3.0", s.message() + ": mail system full");
+        return DeliveryResult::defer("4.2.0", s.message());
+    };
+    if (auto s = box->begin(message.sender, std::time(nullptr)); !s) return fail(s);
+    auto copied = copy_message(message.body_fd, message.prefix, [&](std::string_view piece) { return box->write(piece); });
+    if (!copied) return fail(copied);
+    if (auto s = box->commit(); !s) return fail(s);
+    return DeliveryResult::sent(target.spool ? "delivered to mailbox" : "delivered to file: " + target.path);
+}
+
+}  // namespace tern::local

@@ -1,0 +1,45 @@
+// Writing a message into a mailbox: Maildir (home ~/Maildir/ or a virtual
+// mailbox), an mbox in the spool directory, or a /file alias target.
+//
+// Each writer streams the queued body (copy_message) and reports success
+// only after the data is on disk (Maildir: tmp → fsync → new → fsync dir;
+// mbox: fsync, or truncate back on failure).  Errors map to DSN codes as
+// Postfix's local does: quota or size limit → 5.2.2 (bounce), no space or
+// a busy lock → 4.x (retry), a mailbox that is not a safe regular file →
+// 4.2.0 (retry after the admin fixed it).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "local-delivery/identity.hpp"
+#include "local-delivery/result.hpp"
+#include "lib/mbox/mbox.hpp"
+
+namespace tern::local {
+
+struct MessageRef {
+    int body_fd = -1;
+    std::string sender;
+    std::string prefix;  // Return-Path: / Delivered-To: lines
+};
+
+struct MaildirTarget {
+    std::string dir;           // the Maildir (cur/new/tmp inside)
+    Identity owner;            // written as this user
+    uint64_t quota = 0;        // Maildir++ quota in bytes, 0 = none
+    uint64_t message_limit = 0;  // largest single message, 0 = none
+};
+DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& message);
+
+struct MboxTarget {
+    std::string path;
+    Identity owner;
+    bool spool = true;         // spool mailbox: dot-lock, owner check; false: a /file target
+    uint64_t size_limit = 0;
+    mbox::LockOptions lock;
+};
+DeliveryResult deliver_mbox(const MboxTarget& target, const MessageRef& message);
+
+}  // namespace tern::local

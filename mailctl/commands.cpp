@@ -1,0 +1,95 @@
+// The table of mailctl subcommands (see commands.hpp for how to add one).
+#include "mailctl/commands.hpp"
+
+namespace tern::mailctl {
+
+const std::vector<Command>& commands() {
+    static const std::vector<Command> table = {
+        {"start", "validate the configuration and start tern",
+         "usage: mailctl start [--foreground]\n"
+         "\n"
+         "Checks tern.conf and services.conf (errors are printed as file:line and\n"
+         "nothing starts), then starts master, which opens every listening socket\n"
+         "and runs the services.  Returns once master answers on its control socket\n"
+         "and prints \"tern started\".\n"
+         "  --foreground  run master in the foreground instead (for systemd\n"
+         "                Type=simple and debugging); SIGTERM or Ctrl-C stops it\n"
+         "Exit status: 0 started, 1 configuration error, already running or\n"
+         "start-up failure (the reason is printed), 2 usage error.\n",
+         cmd_start},
+        {"stop", "stop tern and wait until every process is gone",
+         "usage: mailctl stop\n"
+         "\n"
+         "Asks master to stop: workers get SIGTERM to finish what they are doing,\n"
+         "and SIGKILL after master_stop_timeout.  Waits until master has exited.\n"
+         "Exit status: 0 stopped or was not running, 1 master did not stop in\n"
+         "time, 2 usage error.\n",
+         cmd_stop},
+        {"reload", "re-read the configuration; restart only changed services",
+         "usage: mailctl reload\n"
+         "\n"
+         "Has master re-read tern.conf and services.conf (like SIGHUP): services\n"
+         "whose services.conf line changed are restarted, new ones started,\n"
+         "removed ones stopped, unchanged ones keep running.  A change to tern.conf\n"
+         "restarts every service.  A configuration with errors is refused and the\n"
+         "running one stays.\n"
+         "Exit status: 0 reloaded, 1 refused (the reason is printed), 2 usage\n"
+         "error, 3 tern is not running.\n",
+         cmd_reload},
+        {"status", "show services, processes, restarts and crashes",
+         "usage: mailctl status\n"
+         "\n"
+         "One line per service: its state (running, starting, throttled), worker\n"
+         "pids, uptime of the youngest worker, restarts since master started,\n"
+         "listen addresses, and the reason of the last crash (\"killed by signal 9\",\n"
+         "\"exit status 1\").  A service that crashed more than master_crash_limit\n"
+         "times within master_crash_window is throttled: master waits\n"
+         "master_restart_backoff_max before trying it again.\n"
+         "Exit status: 0 running, 1 error, 2 usage error, 3 tern is not running.\n",
+         cmd_status},
+        {"config", "print effective configuration values, or check the files",
+         "usage: mailctl config [-n] [KEY...]\n"
+         "       mailctl config check\n"
+         "\n"
+         "Without KEY, prints every tern.conf key as `key = value` with $references\n"
+         "expanded; with KEYs, only those.\n"
+         "  -n     only the keys set in tern.conf (non-defaults)\n"
+         "  check  report every problem in tern.conf and services.conf as\n"
+         "         file:line: message; warns about programs missing from\n"
+         "         daemon_directory\n"
+         "Exit status: 0 fine, 1 errors found or unknown KEY, 2 usage error.\n",
+         cmd_config},
+        {"queue", "list, show, flush, delete, hold or release queued mail",
+         "usage: mailctl queue list\n"
+         "       mailctl queue show ID\n"
+         "       mailctl queue flush\n"
+         "       mailctl queue delete ID...|ALL\n"
+         "       mailctl queue hold ID...\n"
+         "       mailctl queue release ID...\n"
+         "\n"
+         "  list     the queue like mailq(1): queue ID ('!' held, '*' due now), size,\n"
+         "           arrival time, sender, then each pending recipient after its\n"
+         "           last error in parentheses; \"Mail queue is empty\" when empty\n"
+         "  show     envelope, per-recipient state and the message's headers\n"
+         "  flush    make every deferred message due now and wake qmgr\n"
+         "  delete   remove messages (no bounce is sent); ALL empties the queue\n"
+         "  hold     keep messages in the queue without delivery attempts\n"
+         "  release  end the hold; delivery resumes at the next retry time\n"
+         "Works on the queue directly, so also while tern is stopped.\n"
+         "Exit status: 0 done, 1 an ID was not found or the queue is unreadable,\n"
+         "2 usage error.\n",
+         cmd_queue},
+        {"block", "list or lift smtpd's rate-limit blocks of clients and senders",
+         "usage: mailctl block list\n       mailctl block clear ADDR|IP\n\n  list   active blocks: kind (client/sender), address, expiry, reason\n  clear  lift the block of a client IP or sender address and reset its\n         message counter\nExit status: 0 done, 1 not blocked or database error, 2 usage error.\n",
+         cmd_block},
+    };
+    return table;
+}
+
+const Command* find_command(std::string_view name) {
+    for (const auto& c : commands())
+        if (c.name == name) return &c;
+    return nullptr;
+}
+
+}  // namespace tern::mailctl

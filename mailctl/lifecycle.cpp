@@ -1,0 +1,171 @@
+// mailctl start / stop / reload: validating the configuration, starting
+// master with its readiness handshake, and asking it to stop or reload.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <thread>
+
+#include "lib/sys/lock_file.hpp"
+#include "mailctl/commands.hpp"
+
+namespace tern::mailctl {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A pid that is gone, or a zombie nobody reaped yet, no longer runs.
+bool process_alive(pid_t pid) {
+    if (pid <= 0) return false;
+    if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (stat && std::getline(stat, line)) {
+        auto close = line.rfind(')');
+        if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z') return false;
+    }
+    return true;
+}
+
+void sleep_a_little() { std::this_thread::sleep_for(std::chrono::milliseconds(50)); }
+
+pid_t running_master_pid(const config::Config& config) {
+    auto reply = ask_master(config, ipc::Message("status"), 5000);
+    if (reply) {
+        auto pid = reply->get_int("master_pid");
+        if (pid) return static_cast<pid_t>(pid.value());
+    }
+    return sys::LockFile::holder(config.get("run_directory") + "/master.pid");
+}
+
+}  // namespace
+
+int cmd_start(Context& ctx, const std::vector<std::string>& args) {
+    bool foreground = false;
+    for (const auto& a : args) {
+        if (a == "--foreground" || a == "-f") foreground = true;
+        else return usage_error("start", "unknown argument '" + a + "'");
+    }
+    auto loaded = load_all(ctx);
+    if (!loaded) return kExitFailure;
+    const config::Config& config = loaded->first;
+
+    if (pid_t pid = running_master_pid(config); pid > 0) {
+        std::fprintf(stderr, "mailctl: tern is already running (pid %d)\n", static_cast<int>(pid));
+        return kExitFailure;
+    }
+    const std::string master = config.get("daemon_directory") + "/master";
+    if (access(master.c_str(), X_OK) != 0) {
+        print_error("cannot run " + master + ": " + std::strerror(errno) + " (check daemon_directory)");
+        return kExitFailure;
+    }
+    std::fflush(nullptr);
+    if (foreground) {
+        execl(master.c_str(), "master", "-c", ctx.config_dir.c_str(), static_cast<char*>(nullptr));
+        print_error("exec " + master + ": " + std::strerror(errno));
+        return kExitFailure;
+    }
+
+    // master -d returns once it is ready (exit 0) or has printed why it
+    // could not start (exit 1); see sys::daemonize().
+    pid_t child = fork();
+    if (child < 0) {
+        print_error(std::string("fork: ") + std::strerror(errno));
+        return kExitFailure;
+    }
+    if (child == 0) {
+        execl(master.c_str(), "master", "-c", ctx.config_dir.c_str(), "-d", static_cast<char*>(nullptr));
+        std::fprintf(stderr, "mailctl: error: exec %s: %s\n", master.c_str(), std::strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fputs("mailctl: tern did not start\n", stderr);
+        return kExitFailure;
+    }
+    // Ready means the control socket exists; prove it answers.
+    auto deadline = Clock::now() + std::chrono::seconds(15);
+    while (Clock::now() < deadline) {
+        auto reply = ask_master(config, ipc::Message("status"), 2000);
+        if (reply && reply->type() == "status") {
+            std::printf("tern started (pid %s)\n", reply->get_or("master_pid", "?").c_str());
+            return kExitOk;
+        }
+        sleep_a_little();
+    }
+    print_error("master reported ready but does not answer on " + control_socket_path(config));
+    return kExitFailure;
+}
+
+int cmd_stop(Context& ctx, const std::vector<std::string>& args) {
+    if (!args.empty()) return usage_error("stop", "unexpected argument '" + args[0] + "'");
+    // A tern.conf being edited must not keep anyone from stopping tern.
+    const config::Config config = load_config_lenient(ctx);
+    pid_t pid = running_master_pid(config);
+    auto reply = ask_master(config, ipc::Message("stop"));
+    if (!reply && is_not_running(reply.error()) && !process_alive(pid)) {
+        std::puts("tern is not running");
+        return kExitOk;
+    }
+    if (!reply && !is_not_running(reply.error())) {
+        // The reply may be lost when master exits quickly; only the pid counts.
+        if (!process_alive(pid)) {
+            std::puts("tern stopped");
+            return kExitOk;
+        }
+        print_error(reply.message());
+        return kExitFailure;
+    }
+    if (reply && reply->type() == "ok") {
+        if (auto p = reply->get_int("master_pid"); p) pid = static_cast<pid_t>(p.value());
+    }
+    // The lenient config may hold a bad value: fall back to the default.
+    auto configured = config::parse_duration(config.get("master_stop_timeout"));
+    auto limit = (configured ? configured.value() : std::chrono::seconds(10)) + std::chrono::seconds(15);
+    auto deadline = Clock::now() + limit;
+    while (process_alive(pid)) {
+        if (Clock::now() >= deadline) {
+            print_error("master (pid " + std::to_string(pid) + ") did not stop within " +
+                        std::to_string(limit.count()) + "s");
+            return kExitFailure;
+        }
+        sleep_a_little();
+    }
+    std::puts("tern stopped");
+    return kExitOk;
+}
+
+int cmd_reload(Context& ctx, const std::vector<std::string>& args) {
+    if (!args.empty()) return usage_error("reload", "unexpected argument '" + args[0] + "'");
+    // Check first, so the administrator sees file:line here, not in the log.
+    auto loaded = load_all(ctx);
+    if (!loaded) {
+        std::fputs("mailctl: configuration has errors; nothing reloaded\n", stderr);
+        return kExitFailure;
+    }
+    auto reply = ask_master(loaded->first, ipc::Message("reload"), 30000);
+    if (!reply) {
+        if (is_not_running(reply.error())) {
+            std::fputs("tern is not running\n", stderr);
+            return kExitNotRunning;
+        }
+        print_error(reply.message());
+        return kExitFailure;
+    }
+    if (reply->type() != "ok") {
+        std::fprintf(stderr, "mailctl: reload refused:\n%s\n", reply->get_or("message", "").c_str());
+        return kExitFailure;
+    }
+    std::puts("tern reloaded");
+    return kExitOk;
+}
+
+}  // namespace tern::mailctl

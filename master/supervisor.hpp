@@ -1,0 +1,114 @@
+// The supervisor: master's table of services and their worker processes.
+//
+// Each service (one services.conf line) owns its listening sockets and
+// `process_count` slots; each slot holds one running worker.  When a worker
+// exits without being asked to, it is a crash: the reason is logged
+// ("warning: process /usr/libexec/tern/smtpd pid 123 killed by signal 9"),
+// counted, and the slot is refilled after an exponential backoff (100 ms,
+// doubling, at most master_restart_backoff_max).  More than
+// master_crash_limit crashes within master_crash_window throttle the
+// service: nothing is restarted for master_restart_backoff_max, then it is
+// tried again ("warning: service smtp: throttling after 6 crashes").
+//
+// Workers asked to stop (reload, removed service, shutdown) are "retiring":
+// they get SIGTERM, then SIGKILL after master_stop_timeout, and their exits
+// are not crashes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/config/config.hpp"
+#include "lib/config/services.hpp"
+#include "lib/core/fd.hpp"
+#include "lib/event/loop.hpp"
+#include "lib/ipc/message.hpp"
+
+namespace tern::master {
+
+using Clock = std::chrono::steady_clock;
+
+struct Limits {
+    int crash_limit = 5;
+    std::chrono::milliseconds crash_window{60'000};
+    std::chrono::milliseconds backoff_max{60'000};
+    std::chrono::milliseconds stop_timeout{10'000};
+    static Limits from(const config::Config& config);
+};
+
+struct Service {
+    config::ServiceSpec spec;
+    std::vector<Fd> listeners;
+    std::vector<std::string> listener_names;
+    std::vector<pid_t> pids;              // one per slot; 0 = empty slot
+    std::vector<Clock::time_point> started;
+    int restarts = 0;
+    std::deque<Clock::time_point> crashes;  // within the crash window
+    bool throttled = false;
+    std::string last_crash;                 // "killed by signal 9"
+    event::Watch restart_timer;
+};
+
+class Supervisor {
+public:
+    Supervisor(event_base* base, std::string config_dir, std::string daemon_directory,
+               Limits limits, bool running_as_root);
+    ~Supervisor();
+
+    // Takes the service and starts its processes.
+    void add(config::ServiceSpec spec, std::vector<Fd> listeners, std::vector<std::string> names);
+    // Stops a service's processes (retiring them) and removes it; returns
+    // its listeners so a replacement with the same addresses can reuse them.
+    std::vector<Fd> remove(const std::string& name);
+
+    const Service* find(const std::string& name) const;
+    std::vector<std::string> names() const;  // in services.conf order
+    void set_order(std::vector<std::string> names) { order_ = std::move(names); }
+
+    // New settings for services added from now on (reload).
+    void set_settings(std::string daemon_directory, Limits limits);
+
+    // Reap exited children (call on SIGCHLD).
+    void reap();
+
+    // Shutdown: SIGTERM to every worker, SIGKILL after the stop timeout;
+    // calls done once every worker has exited.
+    void stop_all(std::function<void()> done);
+    bool stopping() const { return stopping_; }
+
+    // Fills a "status" reply (format: see control.hpp).
+    void describe(ipc::Message& reply) const;
+
+private:
+    void start_slot(Service& s, size_t slot);
+    void fill_empty_slots(const std::string& name);
+    void on_crash(Service& s, size_t slot, int wait_status);
+    void retire(pid_t pid);
+    void check_stopped();
+    std::string program_path(const config::ServiceSpec& spec) const;
+
+    event_base* base_;
+    std::string config_dir_;
+    std::string daemon_directory_;
+    Limits limits_;
+    bool root_;
+    std::vector<std::string> order_;
+    std::map<std::string, std::unique_ptr<Service>> services_;
+    struct Retiring {
+        Clock::time_point since;  // when SIGTERM was sent
+        bool killed = false;      // SIGKILL sent after the stop timeout
+    };
+    std::map<pid_t, Retiring> retiring_;
+    event::Watch kill_timer_;
+    bool stopping_ = false;
+    std::function<void()> stopped_;
+};
+
+}  // namespace tern::master

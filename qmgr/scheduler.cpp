@@ -1,0 +1,426 @@
+// qmgr's scheduling core (see scheduler.hpp).
+#include "qmgr/scheduler.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "lib/dsn/policy.hpp"
+#include "lib/log/log.hpp"
+#include "lib/sys/clock.hpp"
+
+namespace tern::qmgr {
+
+namespace {
+
+constexpr size_t kDueBatch = 1000;      // messages taken per run
+constexpr size_t kActiveLimit = 10000;  // messages in memory at once
+constexpr size_t kRecipientsPerRequest = 100;
+constexpr int64_t kOrphanAge = 3600;    // a body younger than this may still be received
+
+std::string delay_text(int64_t seconds) {
+    char buf[64];
+    if (seconds < 2 * 3600)
+        std::snprintf(buf, sizeof buf, "%lld minutes", static_cast<long long>(seconds / 60));
+    else if (seconds < 2 * 86400)
+        std::snprintf(buf, sizeof buf, "%lld hours", static_cast<long long>(seconds / 3600));
+    else
+        std::snprintf(buf, sizeof buf, "%lld days", static_cast<long long>(seconds / 86400));
+    return buf;
+}
+
+std::string orig_to(const queue::Recipient& r) {
+    if (r.orcpt.empty()) return "";
+    std::string_view v = r.orcpt;
+    size_t semi = v.find(';');
+    if (semi != std::string_view::npos) v.remove_prefix(semi + 1);
+    if (v == r.address) return "";
+    return ", orig_to=<" + std::string(v) + ">";
+}
+
+void log_recipient(const queue::Message& m, const queue::Recipient& r, const std::string& relay, int64_t now_us,
+                   const char* status) {
+    double delay = static_cast<double>(now_us - m.envelope.arrival_us) / 1e6;
+    if (delay < 0) delay = 0;
+    log::info("%s: to=<%s>%s, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", m.envelope.id.c_str(),
+              r.address.c_str(), orig_to(r).c_str(), relay.c_str(), delay, r.last_status.c_str(), status,
+              r.last_error.c_str());
+}
+
+dsn::RecipientReport report_for(const queue::Recipient& r, dsn::Action action) {
+    dsn::RecipientReport rep;
+    rep.address = r.address;
+    rep.orcpt = r.orcpt;
+    rep.action = action;
+    rep.status = r.last_status.empty() ? (action == dsn::Action::Failed ? "5.0.0" : "4.0.0") : r.last_status;
+    rep.diagnostic = r.last_error;
+    rep.last_attempt = r.last_try;
+    return rep;
+}
+
+}  // namespace
+
+SchedulerSettings SchedulerSettings::from(const config::Config& c) {
+    SchedulerSettings s;
+    s.minimal_backoff = c.get_duration("minimal_backoff_time").count();
+    s.maximal_backoff = c.get_duration("maximal_backoff_time").count();
+    s.maximal_lifetime = c.get_duration("maximal_queue_lifetime").count();
+    s.bounce_lifetime = c.get_duration("bounce_queue_lifetime").count();
+    s.delay_warning = c.get_duration("delay_warning_time").count();
+    s.scan_interval = std::max<int64_t>(1, c.get_duration("queue_run_delay").count());
+    s.local_concurrency = static_cast<size_t>(std::max<long long>(1, c.get_int("local_destination_concurrency_limit")));
+    s.agent_timeout = std::max<int64_t>(600, c.get_duration("command_time_limit").count() + 120);
+    s.notice.myhostname = c.get("myhostname");
+    s.notice.postmaster = "postmaster@" + s.notice.myhostname;
+    s.notice.original_size_limit = c.get_size("bounce_size_limit");
+    return s;
+}
+
+Scheduler::Scheduler(event_base* base, SchedulerSettings settings, queue::Store& store, Router router,
+                     Pickup& pickup)
+    : base_(base), settings_(std::move(settings)), store_(store), router_(std::move(router)), pickup_(pickup) {
+    run_soon_ = event::timer(base_, [this](short) { run(); });
+    due_timer_ = event::timer(base_, [this](short) { run(); });
+    scan_timer_ = event::timer(base_, [this](short) {
+        // The safety net: anything a lost wake-up or a failed step left behind.
+        pickup_wanted_ = true;
+        skipped_.clear();
+        router_.reload_domains();
+        remove_orphans(kOrphanAge);
+        std::set<std::string> retry;
+        retry.swap(unfinished_);
+        for (const auto& id : retry)
+            if (!active_.count(id))
+                if (auto m = store_.load(id)) complete(*m, sys::now_s());
+        run();
+        scan_timer_.add(std::chrono::seconds(settings_.scan_interval));
+    });
+}
+
+void Scheduler::start() {
+    remove_orphans(kOrphanAge);
+    finish_leftovers();
+    pickup_wanted_ = true;
+    run();
+    scan_timer_.add(std::chrono::seconds(settings_.scan_interval));
+}
+
+void Scheduler::wake() {
+    pickup_wanted_ = true;
+    run_soon_.activate();
+}
+
+void Scheduler::flush() {
+    if (auto st = store_.set_all_due(sys::now_s()); !st) log::warning("flush: %s", st.message().c_str());
+    wake();
+}
+
+void Scheduler::stop() {
+    stopping_ = true;
+    run_soon_.del();
+    due_timer_.del();
+    scan_timer_.del();
+}
+
+size_t Scheduler::requests_in_flight() const {
+    size_t n = 0;
+    for (const auto& [name, t] : transports_) n += t->in_flight();
+    return n;
+}
+
+Transport* Scheduler::transport(const std::string& name) {
+    auto it = transports_.find(name);
+    if (it != transports_.end()) return it->second.get();
+    const auto* spec = router_.local() && router_.local()->name == name ? &*router_.local()
+                       : router_.remote() && router_.remote()->name == name ? &*router_.remote()
+                                                                           : nullptr;
+    if (!spec) return nullptr;
+    auto t = std::make_unique<Transport>(
+        base_, spec->name, spec->socket_path, settings_.local_concurrency, std::chrono::seconds(settings_.agent_timeout),
+        [this](const std::string& id, const std::vector<delivery::RecipientResult>& results, bool agent_answered) {
+            on_results(id, results, agent_answered);
+        });
+    Transport* raw = t.get();
+    transports_.emplace(name, std::move(t));
+    return raw;
+}
+
+int64_t Scheduler::lifetime(const queue::Message& m) const {
+    return m.envelope.is_bounce || m.envelope.sender.empty() ? settings_.bounce_lifetime : settings_.maximal_lifetime;
+}
+
+void Scheduler::remove_orphans(int64_t min_age) {
+    for (const auto& id : store_.orphan_bodies(min_age)) {
+        if (active_.count(id)) continue;
+        std::string path = store_.body_path(id);
+        if (::unlink(path.c_str()) == 0) log::info("%s: removed orphan message file", id.c_str());
+    }
+}
+
+void Scheduler::finish_leftovers() {
+    int64_t now = sys::now_s();
+    for (const auto& m : store_.list_all()) {
+        bool pending = std::any_of(m.recipients.begin(), m.recipients.end(),
+                                   [](const queue::Recipient& r) { return r.state == queue::RecipientState::Pending; });
+        if (!pending) complete(m, now);
+    }
+}
+
+void Scheduler::run() {
+    if (stopping_) return;
+    if (pickup_wanted_) {
+        pickup_wanted_ = false;
+        pickup_.run();
+    }
+    int64_t now = sys::now_s();
+    if (active_.size() < kActiveLimit) {
+        for (const auto& id : store_.due(now, kDueBatch)) {
+            if (active_.size() >= kActiveLimit) break;
+            if (!active_.count(id) && !skipped_.count(id)) activate(id, now);
+        }
+    }
+    arm_due_timer();
+}
+
+void Scheduler::arm_due_timer() {
+    due_timer_.del();
+    if (stopping_) return;
+    auto next = store_.next_due_time();
+    if (!next) return;
+    int64_t now = sys::now_s();
+    // Due now but everything due is active: a finishing message runs the
+    // scheduler again, so no timer is needed until then.
+    if (*next <= now) return;
+    due_timer_.add(std::chrono::seconds(std::min<int64_t>(*next - now, settings_.scan_interval)));
+}
+
+void Scheduler::activate(const std::string& id, int64_t now) {
+    auto loaded = store_.load(id);
+    if (!loaded || loaded->held) return;
+    Active& a = active_[id];
+    a.message = std::move(*loaded);
+    queue::Message& m = a.message;
+    bool first = std::all_of(m.recipients.begin(), m.recipients.end(),
+                             [](const queue::Recipient& r) { return r.attempts == 0; });
+    if (first)
+        log::info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", id.c_str(), m.envelope.sender.c_str(),
+                  static_cast<unsigned long long>(m.envelope.size), m.recipients.size());
+
+    // Group the due recipients by transport and next hop.
+    std::vector<delivery::RecipientResult> immediate;  // decided without an agent
+    std::map<std::pair<std::string, std::string>, std::vector<const queue::Recipient*>> groups;
+    for (const auto& r : m.recipients) {
+        if (r.state != queue::RecipientState::Pending || r.next_try > now) continue;
+        if (r.attempts > 0 && dsn::lifetime_expired(m.envelope.arrival_us / 1000000, now, lifetime(m))) {
+            // Deferred past its lifetime while qmgr was not looking (down, held).
+            immediate.push_back({r.index, delivery::Outcome::Deferred, r.last_status, r.last_error});
+            continue;
+        }
+        Route route = router_.route(r.address);
+        if (route.transport.empty()) {
+            immediate.push_back({r.index, delivery::Outcome::Deferred, "4.4.1", route.unavailable});
+            continue;
+        }
+        groups[{route.transport, route.nexthop}].push_back(&r);
+    }
+
+    if (groups.empty() && immediate.empty()) {
+        // The due index and the recipients disagree (should not happen):
+        // leave the message to the next scan instead of spinning on it.
+        log::warning("%s: listed as due but no recipient is due; retrying at the next queue scan", id.c_str());
+        skipped_.insert(id);
+        active_.erase(id);
+        return;
+    }
+    for (auto& [key, rcpts] : groups) {
+        Transport* t = transport(key.first);
+        for (size_t start = 0; start < rcpts.size(); start += kRecipientsPerRequest) {
+            size_t end = std::min(rcpts.size(), start + kRecipientsPerRequest);
+            auto body = store_.open_body(id);
+            if (!t || !body) {
+                std::string why = !t ? "no transport " + key.first : "cannot open queue file: " + body.message();
+                log::warning("%s: %s", id.c_str(), why.c_str());
+                for (size_t i = start; i < end; ++i)
+                    immediate.push_back({rcpts[i]->index, delivery::Outcome::Deferred, "4.3.0", why});
+                continue;
+            }
+            delivery::Request req;
+            req.queue_id = id;
+            req.sender = m.envelope.sender;
+            req.arrival = m.envelope.arrival_us / 1000000;
+            req.size = m.envelope.size;
+            req.nexthop = key.second;
+            req.body = std::move(*body);
+            for (size_t i = start; i < end; ++i) {
+                req.recipients.push_back({rcpts[i]->index, rcpts[i]->address, rcpts[i]->orcpt});
+                a.in_flight.insert(rcpts[i]->index);
+            }
+            t->submit(std::move(req));
+        }
+    }
+    if (!immediate.empty()) {
+        if (!apply(a, immediate, now, true)) {
+            if (a.in_flight.empty()) active_.erase(id);
+            return;
+        }
+    }
+    if (a.in_flight.empty()) pass_done(id);
+}
+
+void Scheduler::on_results(const std::string& id, const std::vector<delivery::RecipientResult>& results,
+                           bool agent_answered) {
+    auto it = active_.find(id);
+    if (it == active_.end()) {
+        log::warning("%s: result for a message that is not active", id.c_str());
+        return;
+    }
+    Active& a = it->second;
+    for (const auto& r : results) a.in_flight.erase(r.index);
+    bool exists = apply(a, results, sys::now_s(), !agent_answered);
+    if (!a.in_flight.empty()) return;
+    if (!exists) {
+        active_.erase(it);
+        run_soon_.activate();
+        return;
+    }
+    pass_done(id);
+}
+
+bool Scheduler::apply(Active& a, const std::vector<delivery::RecipientResult>& results, int64_t now,
+                      bool log_each) {
+    queue::Message& m = a.message;
+    const std::string& id = m.envelope.id;
+    int64_t now_us = sys::now_us();
+    std::vector<queue::Recipient> changed;
+    std::vector<size_t> warn;  // positions in m.recipients wanting a delay warning
+    bool expired = false;
+    for (const auto& res : results) {
+        auto rit = std::find_if(m.recipients.begin(), m.recipients.end(),
+                                [&](const queue::Recipient& r) { return r.index == res.index; });
+        if (rit == m.recipients.end() || rit->state != queue::RecipientState::Pending) continue;
+        queue::Recipient& r = *rit;
+        Route route = router_.route(r.address);
+        std::string relay = route.transport.empty() ? "none" : route.transport;
+        r.last_try = now;
+        r.last_status = res.dsn;
+        r.last_error = res.text;
+        switch (res.outcome) {
+        case delivery::Outcome::Delivered:
+            r.state = queue::RecipientState::Delivered;
+            if (log_each) log_recipient(m, r, relay, now_us, "sent");
+            break;
+        case delivery::Outcome::Bounced:
+            r.state = queue::RecipientState::Bounced;
+            if (r.last_status.empty() || r.last_status[0] != '5') r.last_status = "5.0.0";
+            if (log_each) log_recipient(m, r, relay, now_us, "bounced");
+            break;
+        case delivery::Outcome::Deferred:
+            ++r.attempts;
+            if (r.last_status.empty() || r.last_status[0] != '4') r.last_status = "4.0.0";
+            if (dsn::lifetime_expired(m.envelope.arrival_us / 1000000, now, lifetime(m))) {
+                // RFC 3463 4.4.7: delivery time expired.
+                r.state = queue::RecipientState::Bounced;
+                r.last_status = "5.4.7";
+                r.last_error = "delivery time expired (" + res.text + ")";
+                if (log_each) log_recipient(m, r, relay, now_us, "deferred");
+                expired = true;
+            } else {
+                r.next_try = now + dsn::backoff_seconds(r.attempts, settings_.minimal_backoff, settings_.maximal_backoff);
+                if (log_each) log_recipient(m, r, relay, now_us, "deferred");
+                if (settings_.delay_warning > 0 && !r.delay_warned && !m.envelope.sender.empty() &&
+                    !m.envelope.is_bounce && now - m.envelope.arrival_us / 1000000 >= settings_.delay_warning &&
+                    dsn::wants_notice(r.notify, dsn::NoticeKind::Delay))
+                    warn.push_back(static_cast<size_t>(rit - m.recipients.begin()));
+            }
+            break;
+        }
+        changed.push_back(r);
+    }
+    if (expired)
+        log::info("%s: from=<%s>, status=expired, returned to sender", id.c_str(), m.envelope.sender.c_str());
+    if (!warn.empty()) {
+        std::vector<dsn::RecipientReport> reports;
+        for (size_t i : warn) reports.push_back(report_for(m.recipients[i], dsn::Action::Delayed));
+        auto notice = enqueue_notice(store_, settings_.notice, m, dsn::NoticeKind::Delay, reports, m.envelope.sender,
+                                     now, delay_text(now - m.envelope.arrival_us / 1000000));
+        if (notice) {
+            log::info("%s: sender delay notification: %s", id.c_str(), notice->c_str());
+            for (size_t i : warn) {
+                m.recipients[i].delay_warned = true;
+                for (auto& c : changed)
+                    if (c.index == m.recipients[i].index) c.delay_warned = true;
+            }
+            wake();
+        } else {
+            log::warning("%s: cannot queue delay notification: %s", id.c_str(), notice.message().c_str());
+        }
+    }
+    if (changed.empty()) return true;
+    if (auto st = store_.update_recipients(id, changed); !st) {
+        // Deleted meanwhile (mailctl queue delete) or a storage failure: the
+        // Store keeps the old state, so the recipients are tried again later.
+        log::warning("%s: cannot record delivery status: %s", id.c_str(), st.message().c_str());
+        return store_.load(id).has_value();
+    }
+    return true;
+}
+
+void Scheduler::pass_done(const std::string& id) {
+    auto it = active_.find(id);
+    if (it == active_.end()) return;
+    queue::Message m = std::move(it->second.message);
+    active_.erase(it);
+    bool pending = std::any_of(m.recipients.begin(), m.recipients.end(),
+                               [](const queue::Recipient& r) { return r.state == queue::RecipientState::Pending; });
+    if (!pending) complete(m, sys::now_s());
+    // Capacity freed, and the due index changed: look again.
+    run_soon_.activate();
+}
+
+bool Scheduler::complete(const queue::Message& m, int64_t now) {
+    const std::string& id = m.envelope.id;
+    std::vector<dsn::RecipientReport> failed, succeeded;
+    for (const auto& r : m.recipients) {
+        // A failed tern notice is reported whatever its NOTIFY said
+        // (to the postmaster, see notice.hpp).
+        if (r.state == queue::RecipientState::Bounced &&
+            (m.envelope.is_bounce || dsn::wants_notice(r.notify, dsn::NoticeKind::Failure)))
+            failed.push_back(report_for(r, dsn::Action::Failed));
+        if (r.state == queue::RecipientState::Delivered && dsn::wants_notice(r.notify, dsn::NoticeKind::Success))
+            succeeded.push_back(report_for(r, dsn::Action::Delivered));
+    }
+    for (auto [reports, kind, what] :
+         {std::tuple{&failed, dsn::NoticeKind::Failure, "non-delivery"},
+          std::tuple{&succeeded, dsn::NoticeKind::Success, "delivery status"}}) {
+        if (reports->empty()) continue;
+        std::string why;
+        auto to = notice_recipient(m, settings_.notice, &why);
+        if (!to) {
+            log::info("%s: %s", id.c_str(), why.c_str());
+            continue;
+        }
+        if (kind == dsn::NoticeKind::Success && m.envelope.is_bounce) continue;
+        auto notice = enqueue_notice(store_, settings_.notice, m, kind, *reports, *to, now);
+        if (!notice) {
+            // Keep the message: the notice is tried again on the next scan.
+            log::error("%s: cannot queue %s notification: %s", id.c_str(), what, notice.message().c_str());
+            unfinished_.insert(id);
+            return false;
+        }
+        log::info("%s: %s %s notification: %s", id.c_str(), to == settings_.notice.postmaster && m.envelope.sender.empty()
+                                                               ? "postmaster"
+                                                               : "sender",
+                  what, notice->c_str());
+        wake();
+    }
+    if (auto st = store_.remove(id); !st) {
+        log::warning("%s: cannot remove: %s", id.c_str(), st.message().c_str());
+        if (store_.load(id)) unfinished_.insert(id);
+        return false;
+    }
+    log::info("%s: removed", id.c_str());
+    return true;
+}
+
+}  // namespace tern::qmgr

@@ -1,0 +1,106 @@
+// Scheduler: qmgr's core.  Takes due messages from the Store, routes their
+// due recipients to transports, applies the agents' answers, retries with
+// backoff, expires, warns, bounces, and removes finished messages.
+//
+// Nothing survives in memory that the Store does not also hold: the active
+// set only remembers which recipients are in flight right now.  At start,
+// every message is rebuilt from LMDB; a message that has no pending
+// recipient left (a crash between the last status update and its removal)
+// is finished then.  Status updates are written after the agent answered:
+// a crash in between delivers again (a duplicate), never loses mail.
+//
+// Log lines (Postfix's, for pflogsumm and friends):
+//   ID: from=<a@b>, size=N, nrcpt=N (queue active)
+//   ID: to=<x@y>, relay=none, delay=5, dsn=4.4.1, status=deferred (text)
+//       (only for outcomes qmgr decides: no transport, agent unreachable,
+//       lost connection, timeout; an agent logs its own answers)
+//   ID: from=<a@b>, status=expired, returned to sender
+//   ID: sender non-delivery notification: NEWID
+//   ID: removed
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lib/config/config.hpp"
+#include "lib/delivery/request.hpp"
+#include "lib/event/loop.hpp"
+#include "lib/queue/queue.hpp"
+#include "qmgr/notice.hpp"
+#include "qmgr/pickup.hpp"
+#include "qmgr/route.hpp"
+#include "qmgr/transport.hpp"
+
+namespace tern::qmgr {
+
+struct SchedulerSettings {
+    int64_t minimal_backoff = 300;
+    int64_t maximal_backoff = 4000;
+    int64_t maximal_lifetime = 5 * 86400;
+    int64_t bounce_lifetime = 5 * 86400;
+    int64_t delay_warning = 0;  // 0 = never
+    int64_t scan_interval = 300;
+    size_t local_concurrency = 10;
+    int64_t agent_timeout = 1200;
+    NoticeSettings notice;
+    static SchedulerSettings from(const config::Config& config);
+};
+
+class Scheduler {
+public:
+    Scheduler(event_base* base, SchedulerSettings settings, queue::Store& store, Router router, Pickup& pickup);
+
+    // Orphan cleanup, pickup, finishing leftovers, first run, timers.
+    void start();
+    void wake();   // new mail may be in the queue or the maildrop (coalesced)
+    void flush();  // everything due now (`mailctl queue flush`, `sendmail -q`)
+    void stop();   // no new dispatches; in-flight requests finish
+    size_t active_count() const { return active_.size(); }
+    size_t requests_in_flight() const;
+
+private:
+    struct Active {
+        queue::Message message;
+        std::set<uint32_t> in_flight;
+    };
+
+    void run();
+    void activate(const std::string& id, int64_t now);
+    void on_results(const std::string& id, const std::vector<delivery::RecipientResult>& results,
+                    bool agent_answered);
+    // Applies results to the message, persists them; returns false when the
+    // message vanished from the queue (deleted by the admin).  The per-
+    // recipient status line is logged here only for outcomes qmgr decided
+    // (an agent logs its own, and a line twice would count twice in
+    // pflogsumm).
+    bool apply(Active& active, const std::vector<delivery::RecipientResult>& results, int64_t now,
+               bool log_each);
+    void pass_done(const std::string& id);
+    bool complete(const queue::Message& message, int64_t now);
+    void finish_leftovers();
+    void remove_orphans(int64_t min_age);
+    void arm_due_timer();
+    Transport* transport(const std::string& name);
+    int64_t lifetime(const queue::Message& message) const;
+
+    event_base* base_;
+    SchedulerSettings settings_;
+    queue::Store& store_;
+    Router router_;
+    Pickup& pickup_;
+    std::map<std::string, Active> active_;
+    std::map<std::string, std::unique_ptr<Transport>> transports_;
+    std::set<std::string> unfinished_;  // done messages whose notice or removal failed
+    std::set<std::string> skipped_;     // due by the index but nothing due inside: until the next scan
+    event::Watch run_soon_;
+    event::Watch due_timer_;
+    event::Watch scan_timer_;
+    bool stopping_ = false;
+    bool pickup_wanted_ = true;
+};
+
+}  // namespace tern::qmgr

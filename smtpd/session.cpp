@@ -1,0 +1,336 @@
+// Session I/O: bufferevent callbacks, command line framing, replies,
+// STARTTLS, timeouts and closing (see session.hpp).
+#include "smtpd/session.hpp"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "lib/log/log.hpp"
+#include "lib/net/address.hpp"
+#include "lib/smtp/reply.hpp"
+#include "lib/sys/clock.hpp"
+#include "lib/tls/context.hpp"
+#include "smtpd/server.hpp"
+
+namespace tern::smtpd {
+namespace {
+
+bool is_loopback(const sockaddr* sa) {
+    if (sa->sa_family == AF_INET) {
+        auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) return in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+constexpr int kClosePollMs = 20;
+constexpr int kClosePolls = 250;  // give a final reply up to 5 s to leave
+
+}  // namespace
+
+Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls)
+    : server_(server), implicit_tls_(implicit_tls) {
+    if (peer->sa_family == AF_UNIX) {
+        // The local submission socket: trusted like mynetworks.
+        addr_ = "127.0.0.1";
+        name_ = "localhost";
+        in_mynetworks_ = true;
+    } else {
+        addr_ = net::ip_string(peer);
+        // No reverse DNS: a blocking resolver would stall every session of
+        // this process.  Postfix's "unknown" keeps log filters working.
+        name_ = is_loopback(peer) ? "localhost" : "unknown";
+        in_mynetworks_ = server_.mynetworks().contains(peer);
+    }
+    peer_ = name_ + "[" + addr_ + "]";
+    event_base* base = server_.base();
+    if (implicit_tls_ && server_.tls()) bev_ = tls::accept_tls(base, fd, server_.tls());
+    else if (!implicit_tls_) bev_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev_) ::close(fd);
+    close_timer_ = event::timer(base, [this](short) {
+        if (!bev_) return;
+        evbuffer* out = bufferevent_get_output(bev_);
+        bufferevent* under = bufferevent_get_underlying(bev_);
+        bool empty = evbuffer_get_length(out) == 0 && (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+        if (empty || ++closing_polls_ >= kClosePolls) close_now(nullptr);
+        else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
+    });
+    pause_timer_ = event::timer(base, [this](short) {
+        paused_ = false;
+        if (bev_ && input_ == Input::Command) {
+            bufferevent_enable(bev_, EV_READ);
+            process();
+        }
+    });
+}
+
+Session::~Session() {
+    if (bev_) bufferevent_free(bev_);
+}
+
+void Session::install_callbacks() {
+    bufferevent_setcb(bev_, &Session::on_read, &Session::on_write, &Session::on_event, this);
+    set_timeout(server_.settings().timeout);
+    bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+void Session::set_timeout(std::chrono::seconds seconds) {
+    timeval tv{static_cast<time_t>(seconds.count()), 0};
+    bufferevent_set_timeouts(bev_, &tv, &tv);
+}
+
+void Session::start() {
+    if (!bev_) {
+        log::warning("cannot set up a connection from %s", peer_.c_str());
+        server_.finished(this);
+        return;
+    }
+    log::info("connect from %s", peer_.c_str());
+    install_callbacks();
+    if (implicit_tls_) input_ = Input::Handshake;
+    const Settings& settings = server_.settings();
+    int64_t now = sys::now_s();
+    if (auto* limits = server_.limits()) {
+        auto blocked = limits->blocked(policy::Kind::Client, addr_, now);
+        if (blocked && *blocked) {
+            reply_line("421 4.7.0 " + settings.myhostname + " Error: too many messages from " + addr_ +
+                       ", rate limit exceeded, try later");
+            close_after_reply();
+            return;
+        }
+        if (settings.limits.connection_limit > 0) {
+            auto count = limits->connect(addr_, getpid());
+            if (count) {
+                counted_connection_ = true;
+                if (*count > settings.limits.connection_limit) {
+                    log::warning("too many connections from %s: %lld", peer_.c_str(), *count);
+                    reply_line("421 4.7.0 " + settings.myhostname + " Error: too many connections from " + addr_);
+                    close_after_reply();
+                    return;
+                }
+            } else {
+                log::warning("connection count for %s: %s", peer_.c_str(), count.message().c_str());
+            }
+        }
+    }
+    reply(220, "", settings.banner);
+}
+
+// ---- I/O callbacks ----
+
+void Session::on_read(bufferevent*, void* arg) { static_cast<Session*>(arg)->process(); }
+
+void Session::on_write(bufferevent*, void* arg) {
+    auto* self = static_cast<Session*>(arg);
+    if (self->input_ == Input::Closing && !self->close_timer_.pending()) self->close_timer_.activate();
+}
+
+void Session::on_event(bufferevent*, short what, void* arg) {
+    auto* self = static_cast<Session*>(arg);
+    if (what & BEV_EVENT_CONNECTED) {
+        if (self->input_ == Input::Handshake) self->tls_established();
+        return;
+    }
+    if (self->input_ == Input::Closing) {
+        self->close_now(nullptr);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        log::info("timeout after %s from %s", self->input_ == Input::Data ? "DATA" : "command", self->peer_.c_str());
+        self->reply_line("421 4.4.2 " + self->server_.settings().myhostname + " Error: timeout exceeded");
+        self->close_after_reply();
+        return;
+    }
+    if (what & BEV_EVENT_ERROR) {
+        if (self->input_ == Input::Handshake) {
+            log::warning("TLS handshake failed with %s: %s", self->peer_.c_str(), tls::openssl_errors().c_str());
+        }
+        self->close_now("lost connection");
+        return;
+    }
+    self->close_now("lost connection");  // EOF
+}
+
+void Session::process() {
+    while (bev_ && !paused_) {
+        switch (input_) {
+        case Input::Command:
+            if (!read_command()) return;
+            break;
+        case Input::Data:
+            consume_data();
+            if (input_ == Input::Data) return;
+            break;
+        case Input::Bdat:
+            consume_bdat();
+            if (input_ == Input::Bdat) return;
+            break;
+        case Input::Waiting:
+        case Input::Handshake:
+        case Input::Closing:
+            return;
+        }
+    }
+}
+
+// One command line: CRLF terminated (a bare LF is tolerated in commands,
+// like Postfix; the smuggling defence concerns message content).
+bool Session::read_command() {
+    evbuffer* in = bufferevent_get_input(bev_);
+    size_t eol_len = 0;
+    evbuffer_ptr p = evbuffer_search_eol(in, nullptr, &eol_len, EVBUFFER_EOL_LF);
+    size_t limit = server_.settings().line_length_limit;
+    if (p.pos < 0) {
+        size_t len = evbuffer_get_length(in);
+        if (len > limit) {
+            if (!skipping_long_line_) {
+                skipping_long_line_ = true;
+                error_reply("500 5.5.0 Error: line too long");
+            }
+            evbuffer_drain(in, len);
+        }
+        return false;
+    }
+    size_t total = static_cast<size_t>(p.pos) + eol_len;
+    if (skipping_long_line_) {
+        skipping_long_line_ = false;
+        evbuffer_drain(in, total);
+        return true;
+    }
+    if (static_cast<size_t>(p.pos) > limit) {
+        evbuffer_drain(in, total);
+        error_reply("500 5.5.0 Error: line too long");
+        return true;
+    }
+    std::string line(static_cast<size_t>(p.pos), '\0');
+    evbuffer_remove(in, line.data(), line.size());
+    evbuffer_drain(in, eol_len);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    dispatch(line);
+    return true;
+}
+
+void Session::send(std::string_view text) {
+    if (bev_) bufferevent_write(bev_, text.data(), text.size());
+}
+
+void Session::reply(int code, std::string_view enhanced, std::string_view text) {
+    send(smtp::format_reply(code, enhanced, text));
+}
+
+void Session::reply_line(const std::string& full) {
+    std::string out;
+    out.reserve(full.size() + 2);
+    for (char c : full) {
+        auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 32 || u == 127 ? '?' : c);
+    }
+    out += "\r\n";
+    send(out);
+}
+
+void Session::error_reply(const std::string& full) {
+    ++errors_;
+    const Settings& settings = server_.settings();
+    if (settings.hard_error_limit > 0 && errors_ >= settings.hard_error_limit) {
+        reply_line(full);
+        log::warning("too many errors after %s from %s", full.substr(0, 3).c_str(), peer_.c_str());
+        reply_line("421 4.7.0 " + settings.myhostname + " Error: too many errors");
+        close_after_reply();
+        return;
+    }
+    reply_line(full);
+    if (settings.soft_error_limit > 0 && errors_ >= settings.soft_error_limit) pause_for_errors();
+}
+
+// Past the soft error limit every error costs the client a second, like
+// Postfix's smtpd_error_sleep_time: slows down address harvesting.
+void Session::pause_for_errors() {
+    if (!bev_ || paused_) return;
+    paused_ = true;
+    bufferevent_disable(bev_, EV_READ);
+    pause_timer_.add(std::chrono::milliseconds(1000));
+}
+
+void Session::close_after_reply() {
+    if (!bev_ || input_ == Input::Closing) return;
+    input_ = Input::Closing;
+    bufferevent_disable(bev_, EV_READ);
+    closing_polls_ = 0;
+    close_timer_.add(std::chrono::milliseconds(1));
+}
+
+void Session::close_now(const char* why) {
+    if (!bev_) return;
+    if (why && !quitting_) log::info("%s from %s", why, peer_.c_str());
+    abandon_body();
+    log_summary();
+    if (counted_connection_) {
+        if (auto* limits = server_.limits()) (void)limits->disconnect(addr_, getpid());
+        counted_connection_ = false;
+    }
+    close_timer_.del();
+    pause_timer_.del();
+    bufferevent_free(bev_);
+    bev_ = nullptr;
+    input_ = Input::Closing;
+    server_.finished(this);
+}
+
+// ---- STARTTLS (RFC 3207) ----
+
+void Session::start_tls() {
+    // RFC 3207 4.2 / CVE-2011-0411: anything pipelined after STARTTLS was
+    // sent in the clear and must not be executed inside the TLS session.
+    evbuffer* in = bufferevent_get_input(bev_);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent* tls = tls::start_server_tls(server_.base(), bev_, server_.tls());
+    if (!tls) {
+        log::warning("cannot start TLS with %s: %s", peer_.c_str(), tls::openssl_errors().c_str());
+        close_now(nullptr);
+        return;
+    }
+    bev_ = tls;
+    input_ = Input::Handshake;
+    install_callbacks();
+}
+
+void Session::tls_established() {
+    tls_ = true;
+    tls_description_ = tls::describe(tls::ssl_of(bev_));
+    log::info("Anonymous TLS connection established from %s: %s", peer_.c_str(), tls_description_.c_str());
+    // RFC 3207 4.2: forget everything learned before the handshake.
+    reset_transaction();
+    helo_.clear();
+    esmtp_ = false;
+    input_ = Input::Command;
+    process();
+}
+
+void Session::log_summary() {
+    // Postfix order, so that log parsers see the familiar line.
+    static constexpr smtp::Verb order[] = {smtp::Verb::Helo, smtp::Verb::Ehlo, smtp::Verb::Starttls, smtp::Verb::Auth,
+                                           smtp::Verb::Mail, smtp::Verb::Rcpt, smtp::Verb::Data, smtp::Verb::Bdat,
+                                           smtp::Verb::Rset, smtp::Verb::Noop, smtp::Verb::Vrfy, smtp::Verb::Expn,
+                                           smtp::Verb::Help, smtp::Verb::Quit, smtp::Verb::Unknown};
+    std::string line = "disconnect from " + peer_;
+    for (smtp::Verb v : order) {
+        auto [ok, total] = counts_[static_cast<size_t>(v)];
+        if (total == 0) continue;
+        line += " " + std::string(smtp::verb_key(v)) + "=" + std::to_string(ok);
+        if (ok != total) line += "/" + std::to_string(total);
+    }
+    line += " commands=" + std::to_string(command_ok_);
+    if (command_ok_ != commands_) line += "/" + std::to_string(commands_);
+    log::info("%s", line.c_str());
+}
+
+}  // namespace tern::smtpd

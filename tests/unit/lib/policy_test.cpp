@@ -1,0 +1,140 @@
+// Unit tests for lib/policy: shared rate limits, blocks, connection counts.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "lib/policy/limits.hpp"
+
+using namespace tern::policy;
+
+namespace {
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char tmpl[] = "/tmp/tern-policy-test-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+pid_t dead_pid() {
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    waitpid(p, nullptr, 0);
+    return p;
+}
+
+Limits limits() {
+    Limits l;
+    l.client_message_rate = 3;
+    l.sender_message_rate = 2;
+    l.unit_seconds = 60;
+    l.block_seconds = 3600;
+    return l;
+}
+
+}  // namespace
+
+TEST_CASE("policy: message rate blocks once, then expires", "[policy]") {
+    TempDir dir;
+    auto store = LimitsStore::open(dir.path);
+    REQUIRE(store);
+    auto& s = **store;
+    Limits l = limits();
+    int64_t now = 1000000;
+    for (int i = 0; i < 3; ++i) {
+        auto v = s.count_message(Kind::Client, "192.0.2.1", l.client_message_rate, l, now + i);
+        REQUIRE(v);
+        CHECK(v->allowed);
+    }
+    auto over = s.count_message(Kind::Client, "192.0.2.1", l.client_message_rate, l, now + 3);
+    REQUIRE(over);
+    CHECK_FALSE(over->allowed);
+    REQUIRE(over->new_block);
+    CHECK(over->new_block->reason == "message rate 4/60s exceeds limit 3");
+    CHECK(over->new_block->until == now + 3 + 3600);
+    // Blocked already: still refused, but no second block (logged once).
+    auto again = s.count_message(Kind::Client, "192.0.2.1", l.client_message_rate, l, now + 4);
+    REQUIRE(again);
+    CHECK_FALSE(again->allowed);
+    CHECK_FALSE(again->new_block);
+    auto b = s.blocked(Kind::Client, "192.0.2.1", now + 5);
+    REQUIRE(b);
+    REQUIRE(*b);
+    CHECK((*b)->key == "192.0.2.1");
+    // Another client and the sender namespace are unaffected.
+    CHECK_FALSE(*s.blocked(Kind::Client, "192.0.2.2", now + 5));
+    CHECK_FALSE(*s.blocked(Kind::Sender, "192.0.2.1", now + 5));
+    // Expiry.
+    CHECK_FALSE(*s.blocked(Kind::Client, "192.0.2.1", now + 3 + 3600));
+}
+
+TEST_CASE("policy: rate windows reset", "[policy]") {
+    TempDir dir;
+    auto store = LimitsStore::open(dir.path);
+    REQUIRE(store);
+    Limits l = limits();
+    int64_t now = 5000;
+    for (int round = 0; round < 3; ++round) {
+        for (int i = 0; i < 2; ++i) {
+            auto v = (*store)->count_message(Kind::Sender, "a@example.org", l.sender_message_rate, l, now);
+            REQUIRE(v);
+            CHECK(v->allowed);
+        }
+        now += 60;  // next window
+    }
+    // limit 0: nothing counted.
+    for (int i = 0; i < 10; ++i) CHECK((*store)->count_message(Kind::Sender, "b@example.org", 0, l, now)->allowed);
+}
+
+TEST_CASE("policy: list and clear blocks across opens", "[policy]") {
+    TempDir dir;
+    Limits l = limits();
+    int64_t now = time(nullptr);
+    {
+        auto store = LimitsStore::open(dir.path);
+        REQUIRE(store);
+        for (int i = 0; i < 3; ++i) (void)(*store)->count_message(Kind::Sender, "x@example.org", 2, l, now);
+        for (int i = 0; i < 4; ++i) (void)(*store)->count_message(Kind::Client, "198.51.100.7", 3, l, now);
+    }
+    auto none = LimitsStore::open_existing(dir.path + "/missing");
+    REQUIRE(none);
+    CHECK_FALSE(*none);
+    auto store = LimitsStore::open_existing(dir.path);
+    REQUIRE(store);
+    REQUIRE(*store);
+    auto list = (*store)->list_blocks(now);
+    REQUIRE(list);
+    REQUIRE(list->size() == 2);
+    auto cleared = (*store)->clear("198.51.100.7");
+    REQUIRE(cleared);
+    CHECK(*cleared == 1);
+    CHECK(*(*store)->clear("198.51.100.7") == 0);
+    CHECK((*store)->list_blocks(now)->size() == 1);
+    // The counter was reset too: the next message is allowed.
+    CHECK((*store)->count_message(Kind::Client, "198.51.100.7", 3, l, now)->allowed);
+}
+
+TEST_CASE("policy: connection counts ignore dead processes", "[policy]") {
+    TempDir dir;
+    auto store = LimitsStore::open(dir.path);
+    REQUIRE(store);
+    auto& s = **store;
+    pid_t me = getpid();
+    pid_t gone = dead_pid();
+    CHECK(*s.connect("192.0.2.9", gone) == 1);
+    CHECK(*s.connect("192.0.2.9", gone) == 2);
+    // gone is not alive: its two connections do not count against us.
+    CHECK(*s.connect("192.0.2.9", me) == 1);
+    CHECK(*s.connect("192.0.2.9", me) == 2);
+    CHECK(*s.connect("192.0.2.10", me) == 1);
+    REQUIRE(s.disconnect("192.0.2.9", me));
+    CHECK(*s.connect("192.0.2.9", me) == 2);
+    REQUIRE(s.forget_process(me));
+    CHECK(*s.connect("192.0.2.9", me) == 1);
+}
