@@ -2,7 +2,9 @@
 // postqueue in one place).  Reads and writes the queue's LMDB directly —
 // LMDB serialises writers across processes, so this is safe while qmgr
 // runs — and pokes qmgr afterwards so it notices at once.
+#include <algorithm>
 #include <cstdio>
+#include <iterator>
 #include <ctime>
 
 #include "lib/mailq/mailq.hpp"
@@ -115,6 +117,9 @@ int cmd_queue(Context& ctx, const std::vector<std::string>& args) {
     if (args.empty()) return usage_error("queue", "missing subcommand");
     const std::string& sub = args[0];
     std::vector<std::string> rest(args.begin() + 1, args.end());
+    static const char* const kSubcommands[] = {"list", "show", "flush", "delete", "hold", "release"};
+    if (std::find(std::begin(kSubcommands), std::end(kSubcommands), sub) == std::end(kSubcommands))
+        return usage_error("queue", "unknown subcommand '" + sub + "'");
     auto config = load_config(ctx);
     if (!config) return kExitFailure;
     if (sub == "list") {

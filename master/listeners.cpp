@@ -10,28 +10,38 @@
 
 namespace tern::master {
 
-Result<ServiceListeners> open_listeners(const config::ServiceSpec& spec, bool running_as_root) {
+std::string socket_key(config::ListenType type, const config::ListenAddress& address) {
+    return (type == config::ListenType::Inet ? "inet " : "unix ") + address.to_string();
+}
+
+Result<ServiceListeners> open_listeners(const config::ServiceSpec& spec, bool running_as_root,
+                                        const std::string& socket_owner, SocketPool* pool) {
     ServiceListeners out;
     for (const auto& address : spec.listen) {
         const std::string shown = address.to_string();
+        if (spec.type == config::ListenType::None) continue;
+        if (pool) {
+            auto it = pool->find(socket_key(spec.type, address));
+            if (it != pool->end()) {
+                out.fds.push_back(std::move(it->second));
+                pool->erase(it);
+                continue;
+            }
+        }
         if (spec.type == config::ListenType::Inet) {
             auto fd = net::listen_tcp(address.host, address.port);
             if (!fd) return make_error("service " + spec.name + ": listen " + shown + ": " + fd.message());
             out.fds.push_back(std::move(fd).value());
-        } else if (spec.type == config::ListenType::Unix) {
+        } else {
             auto fd = net::listen_unix(address.path, 0660);
             if (!fd) return make_error("service " + spec.name + ": listen " + shown + ": " + fd.message());
             if (running_as_root) {
-                // Who may connect: the service's own user (its clients run as
-                // the same internal user) and root.
-                auto ids = sys::lookup_user(spec.user);
+                auto ids = sys::lookup_user(socket_owner);
                 if (!ids) return make_error("service " + spec.name + ": " + ids.message());
                 if (chown(address.path.c_str(), ids->uid, ids->gid) != 0)
                     return errno_error("service " + spec.name + ": chown " + address.path);
             }
             out.fds.push_back(std::move(fd).value());
-        } else {
-            continue;
         }
     }
     out.names = listener_names(spec, out.fds.size());
@@ -48,13 +58,6 @@ void remove_socket_files(const config::ServiceSpec& spec) {
         struct stat st;
         if (lstat(address.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(address.path.c_str());
     }
-}
-
-bool same_listen(const config::ServiceSpec& a, const config::ServiceSpec& b) {
-    if (a.type != b.type || a.listen.size() != b.listen.size()) return false;
-    for (size_t i = 0; i < a.listen.size(); ++i)
-        if (a.listen[i].to_string() != b.listen[i].to_string()) return false;
-    return true;
 }
 
 }  // namespace tern::master

@@ -8,6 +8,7 @@
 // when master is ready (exit 0) or failed (message on stderr, exit 1).
 // Without -d master stays in the foreground (`mailctl start --foreground`,
 // systemd Type=simple).
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -67,6 +68,10 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
+
+    // Files and sockets master and its workers create must not inherit a
+    // caller's permissive (or too strict) umask.
+    umask(022);
 
     // Configuration errors are reported on the terminal before anything else.
     auto loaded = config::Config::load(config::config_dir_from(dir_flag));

@@ -3,19 +3,23 @@
 //
 // - A service whose line is unchanged keeps its processes and sockets.
 // - A changed service is restarted: its workers retire (SIGTERM, SIGKILL
-//   after master_stop_timeout) and new ones start at once.  When its listen
-//   addresses are the same, the open sockets are handed over, so not one
-//   connection is refused; otherwise the new sockets are opened first and a
-//   failure keeps the old service running.
+//   after master_stop_timeout) and new ones start at once.  Every address
+//   the new configuration still lists keeps its open socket (handed over,
+//   even to another service), so not one connection is refused; sockets for
+//   new addresses are opened first, and a failure keeps the old service.
 // - A new service starts; a removed one stops and its socket files go.
 // - When tern.conf's effective values changed, every service counts as
 //   changed, because workers read tern.conf only when they start.
 // A configuration with errors is refused as a whole and the running one stays.
+#include <fcntl.h>
+
 #include <algorithm>
+#include <set>
 
 #include "lib/log/log.hpp"
 #include "master/listeners.hpp"
 #include "master/runtime.hpp"
+#include "master/tables.hpp"
 
 namespace tern::master {
 namespace {
@@ -24,6 +28,16 @@ const config::ServiceSpec* find_spec(const std::vector<config::ServiceSpec>& spe
     for (const auto& s : specs)
         if (s.name == name) return &s;
     return nullptr;
+}
+
+// Dups of a service's sockets into the pool; fds[i] belongs to listen[i]
+// (open_listeners makes one socket per address, in order).
+void add_to_pool(SocketPool& pool, const config::ServiceSpec& spec, const std::vector<Fd>& fds) {
+    if (spec.type == config::ListenType::None) return;
+    for (size_t i = 0; i < fds.size() && i < spec.listen.size(); ++i) {
+        int dup = fcntl(fds[i].get(), F_DUPFD_CLOEXEC, 3);
+        if (dup >= 0) pool[socket_key(spec.type, spec.listen[i])] = Fd(dup);
+    }
 }
 
 }  // namespace
@@ -57,6 +71,7 @@ Status Runtime::reload() {
     if (!specs) return specs.error();
     std::vector<config::ServiceSpec> next_specs = std::move(specs).value();
 
+    compile_stale_tables(next);
     bool config_changed = next.effective(false) != config_.effective(false);
     ReloadDiff diff = diff_services(specs_, next_specs, config_changed);
     if (config_.get("log_target") != next.get("log_target")) log::init("master", next.get("log_target"));
@@ -70,10 +85,30 @@ Status Runtime::reload() {
     };
     std::vector<config::ServiceSpec> running;  // the specs in effect afterwards
 
+    // The open sockets of every service that stops or changes, by address
+    // (dup'd, so the old workers keep theirs until they are gone): a new
+    // line listing the same address takes the socket over instead of
+    // binding again, which would fail while old workers still hold it.
+    SocketPool pool;
+    std::set<std::string> still_listed;
+    for (const auto& spec : next_specs)
+        for (const auto& a : spec.listen) still_listed.insert(socket_key(spec.type, a));
+    for (const auto& old : specs_) {
+        bool kept = std::find(diff.unchanged.begin(), diff.unchanged.end(), old.name) != diff.unchanged.end();
+        if (const Service* svc = supervisor_->find(old.name); svc && !kept) add_to_pool(pool, old, svc->listeners);
+    }
+    // Socket files of the old line that no new line lists.
+    auto remove_unlisted = [&](const config::ServiceSpec& old) {
+        config::ServiceSpec gone = old;
+        gone.listen.clear();
+        for (const auto& a : old.listen)
+            if (!still_listed.count(socket_key(old.type, a))) gone.listen.push_back(a);
+        remove_socket_files(gone);
+    };
+
     for (const auto& name : diff.removed) {
-        const auto* old = find_spec(specs_, name);
         supervisor_->remove(name);
-        remove_socket_files(*old);
+        remove_unlisted(*find_spec(specs_, name));
         log::info("service %s: removed", name.c_str());
     }
     for (const auto& spec : next_specs) {
@@ -83,15 +118,7 @@ Status Runtime::reload() {
             running.push_back(spec);
             continue;
         }
-        if (old && same_listen(*old, spec)) {
-            auto fds = supervisor_->remove(spec.name);
-            auto names = listener_names(spec, fds.size());
-            supervisor_->add(spec, std::move(fds), std::move(names));
-            log::info("service %s: restarted with its new settings", spec.name.c_str());
-            running.push_back(spec);
-            continue;
-        }
-        auto opened = open_listeners(spec, root_);
+        auto opened = open_listeners(spec, root_, next.get("default_user"), &pool);
         if (!opened) {
             fail(opened.message() + (old ? " (the old service keeps running)" : ""));
             if (old) running.push_back(*old);
@@ -99,15 +126,7 @@ Status Runtime::reload() {
         }
         if (old) {
             supervisor_->remove(spec.name);
-            // Socket files the new line no longer lists.
-            config::ServiceSpec gone = *old;
-            gone.listen.clear();
-            for (const auto& a : old->listen) {
-                bool kept = std::any_of(spec.listen.begin(), spec.listen.end(),
-                                        [&](const auto& b) { return b.to_string() == a.to_string(); });
-                if (!kept) gone.listen.push_back(a);
-            }
-            remove_socket_files(gone);
+            remove_unlisted(*old);
         }
         supervisor_->add(spec, std::move(opened->fds), std::move(opened->names));
         log::info("service %s: %s", spec.name.c_str(), old ? "restarted with its new settings" : "added");

@@ -13,6 +13,7 @@
 #include "lib/sys/files.hpp"
 #include "lib/sys/privileges.hpp"
 #include "master/listeners.hpp"
+#include "master/tables.hpp"
 
 namespace tern::master {
 
@@ -100,7 +101,7 @@ Status Runtime::start() {
     // as a whole instead of leaving half a mail system running.
     std::vector<ServiceListeners> opened;
     for (const auto& spec : specs_) {
-        auto l = open_listeners(spec, root_);
+        auto l = open_listeners(spec, root_, config_.get("default_user"));
         if (!l) {
             for (const auto& s : specs_) remove_socket_files(s);
             return l.error();
@@ -112,6 +113,7 @@ Status Runtime::start() {
                                                Limits::from(config_), root_);
     install_signals();
     log::info("daemon started -- version %s, configuration %s", kVersion, config_.dir().c_str());
+    compile_stale_tables(config_);
     for (size_t i = 0; i < specs_.size(); ++i)
         supervisor_->add(specs_[i], std::move(opened[i].fds), std::move(opened[i].names));
     return {};

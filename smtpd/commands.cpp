@@ -18,6 +18,8 @@ void Session::dispatch(std::string_view line) {
     auto& count = counts_[static_cast<size_t>(cmd.verb)];
     ++commands_;
     ++count.second;
+    last_command_ = cmd.verb == smtp::Verb::Unknown ? "UNKNOWN" : std::string(cmd.name.substr(0, 16));
+    for (auto& ch : last_command_) ch = static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
     bool ok = false;
     switch (cmd.verb) {
     case smtp::Verb::Helo: ok = cmd_helo(cmd, false); break;

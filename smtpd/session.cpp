@@ -144,19 +144,16 @@ void Session::on_event(bufferevent*, short what, void* arg) {
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
-        log::info("timeout after %s from %s", self->input_ == Input::Data ? "DATA" : "command", self->peer_.c_str());
+        log::info("timeout after %s from %s", self->last_command_.c_str(), self->peer_.c_str());
         self->reply_line("421 4.4.2 " + self->server_.settings().myhostname + " Error: timeout exceeded");
         self->close_after_reply();
         return;
     }
-    if (what & BEV_EVENT_ERROR) {
-        if (self->input_ == Input::Handshake) {
-            log::warning("TLS handshake failed with %s: %s", self->peer_.c_str(), tls::openssl_errors().c_str());
-        }
-        self->close_now("lost connection");
-        return;
+    if ((what & BEV_EVENT_ERROR) && self->input_ == Input::Handshake) {
+        std::string errors = tls::bufferevent_errors(self->bev_);
+        if (!errors.empty()) log::warning("SSL_accept error from %s: %s", self->peer_.c_str(), errors.c_str());
     }
-    self->close_now("lost connection");  // EOF
+    self->close_now("lost connection");  // EOF or error
 }
 
 void Session::process() {
@@ -270,7 +267,7 @@ void Session::close_after_reply() {
 
 void Session::close_now(const char* why) {
     if (!bev_) return;
-    if (why && !quitting_) log::info("%s from %s", why, peer_.c_str());
+    if (why && !quitting_) log::info("%s after %s from %s", why, last_command_.c_str(), peer_.c_str());
     abandon_body();
     log_summary();
     if (counted_connection_) {

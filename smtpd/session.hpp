@@ -97,6 +97,7 @@ private:
     std::string tls_description_;
     bool skipping_long_line_ = false;
     bool quitting_ = false;
+    std::string last_command_ = "CONNECT";  // for "lost connection after EHLO"
     int closing_polls_ = 0;
     event::Watch close_timer_;
     event::Watch pause_timer_;

@@ -124,7 +124,7 @@ void Session::consume_data() {
     }
     auto elapsed = std::chrono::milliseconds(sys::monotonic_ms() - data_started_ms_);
     if (input_ == Input::Data && elapsed > server_.settings().data_timeout) {
-        log::info("timeout after DATA from %s", peer_.c_str());
+        log::info("timeout after %s from %s", last_command_.c_str(), peer_.c_str());
         reply_line("421 4.4.2 " + server_.settings().myhostname + " Error: timeout exceeded");
         close_after_reply();
     }
@@ -185,6 +185,7 @@ void Session::consume_bdat() {
 
 void Session::end_of_message(smtp::DataError error) {
     input_ = Input::Command;
+    last_command_ = "END-OF-MESSAGE";
     set_timeout(server_.settings().timeout);
     const std::string id = queue_id_;
     if (error != smtp::DataError::None) {

@@ -23,9 +23,15 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "lib/config/text.hpp"
 #include "lib/core/errno_text.hpp"
 
 namespace tern::config {
+
+using text::is_name_char;
+using text::is_space;
+using text::quote;
+using text::trim;
 
 namespace {
 
@@ -34,24 +40,6 @@ namespace {
 constexpr int kMaxExpansionDepth = 32;
 constexpr int kExpansionBudget = 1000;
 constexpr size_t kMaxExpandedSize = 256 * 1024;
-
-bool is_name_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
-}
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
 
 // One piece of a value: literal text, or a reference to a key, optionally
 // conditional (${name?text} / ${name:text}).
@@ -170,159 +158,11 @@ const char* kind_name(Kind k) {
     return "value";
 }
 
-std::string quote(std::string_view s) {
-    std::string out = "'";
-    for (char c : s.substr(0, 200)) {
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[(c >> 4) & 0xf];
-            out += hex[c & 0xf];
-        } else {
-            out += c;
-        }
-    }
-    if (s.size() > 200) out += "...";
-    return out + "'";
-}
-
 }  // namespace
 
 std::string Diagnostic::to_string() const {
     if (line > 0) return file + ":" + std::to_string(line) + ": " + message;
     return file + ": " + message;
-}
-
-// ---- value parsers ----
-
-Result<bool> parse_bool(std::string_view text) {
-    std::string t = lower(trim(text));
-    if (t == "yes" || t == "true" || t == "on" || t == "1") return true;
-    if (t == "no" || t == "false" || t == "off" || t == "0") return false;
-    return make_error("expected yes or no, got " + quote(text));
-}
-
-namespace {
-
-// Digits followed by an optional unit letter; the number must fit.
-Result<std::pair<uint64_t, char>> number_and_unit(std::string_view text, const char* what) {
-    std::string_view t = trim(text);
-    size_t digits = 0;
-    while (digits < t.size() && std::isdigit(static_cast<unsigned char>(t[digits]))) ++digits;
-    if (digits == 0) return make_error("expected a " + std::string(what) + ", got " + quote(text));
-    uint64_t n = 0;
-    auto [ptr, ec] = std::from_chars(t.data(), t.data() + digits, n);
-    if (ec != std::errc() || ptr != t.data() + digits) return make_error(std::string(what) + " too large: " + quote(text));
-    std::string_view rest = t.substr(digits);
-    if (rest.size() > 1) return make_error("bad " + std::string(what) + " unit in " + quote(text));
-    return std::pair<uint64_t, char>{n, rest.empty() ? '\0' : rest[0]};
-}
-
-Result<uint64_t> scaled(uint64_t n, uint64_t factor, std::string_view text, const char* what) {
-    if (factor != 0 && n > std::numeric_limits<uint64_t>::max() / factor)
-        return make_error(std::string(what) + " too large: " + quote(text));
-    return n * factor;
-}
-
-}  // namespace
-
-Result<std::chrono::seconds> parse_duration(std::string_view text) {
-    auto nu = number_and_unit(text, "duration");
-    if (!nu) return nu.error();
-    uint64_t factor = 0;
-    switch (nu->second) {
-    case '\0': case 's': factor = 1; break;
-    case 'm': factor = 60; break;
-    case 'h': factor = 3600; break;
-    case 'd': factor = 86400; break;
-    case 'w': factor = 7 * 86400; break;
-    default: return make_error("bad duration unit in " + quote(text) + " (use s, m, h, d or w)");
-    }
-    auto secs = scaled(nu->first, factor, text, "duration");
-    if (!secs) return secs.error();
-    // Keep durations small enough that adding them to a time_point never overflows.
-    if (*secs > 100ull * 365 * 86400) return make_error("duration too large: " + quote(text));
-    return std::chrono::seconds(static_cast<long long>(*secs));
-}
-
-Result<uint64_t> parse_size(std::string_view text) {
-    auto nu = number_and_unit(text, "size");
-    if (!nu) return nu.error();
-    uint64_t factor = 0;
-    switch (nu->second) {
-    case '\0': factor = 1; break;
-    case 'k': case 'K': factor = 1024; break;
-    case 'm': case 'M': factor = 1024 * 1024; break;
-    case 'g': case 'G': factor = 1024ull * 1024 * 1024; break;
-    default: return make_error("bad size unit in " + quote(text) + " (use k, M or G)");
-    }
-    auto bytes = scaled(nu->first, factor, text, "size");
-    if (!bytes) return bytes.error();
-    if (*bytes > static_cast<uint64_t>(std::numeric_limits<long long>::max()))
-        return make_error("size too large: " + quote(text));
-    return *bytes;
-}
-
-namespace {
-
-Result<long long> parse_int(std::string_view text) {
-    std::string_view t = trim(text);
-    long long n = 0;
-    auto [ptr, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
-    if (t.empty() || ec == std::errc::invalid_argument || ptr != t.data() + t.size())
-        return make_error("expected an integer, got " + quote(text));
-    if (ec == std::errc::result_out_of_range) return make_error("integer out of range: " + quote(text));
-    return n;
-}
-
-std::vector<std::string> split_list(std::string_view v) {
-    std::vector<std::string> out;
-    size_t i = 0;
-    while (i < v.size()) {
-        while (i < v.size() && (is_space(v[i]) || v[i] == ',' || v[i] == '\n')) ++i;
-        size_t j = i;
-        while (j < v.size() && !(is_space(v[j]) || v[j] == ',' || v[j] == '\n')) ++j;
-        if (j > i) out.emplace_back(v.substr(i, j - i));
-        i = j;
-    }
-    return out;
-}
-
-}  // namespace
-
-Status check_value(Kind kind, std::string_view value) {
-    if (value.find('\0') != std::string_view::npos) return make_error("value contains a NUL byte");
-    switch (kind) {
-    case Kind::String:
-    case Kind::List:
-        return {};
-    case Kind::Int: {
-        auto r = parse_int(value);
-        if (!r) return r.error();
-        return {};
-    }
-    case Kind::Bool: {
-        auto r = parse_bool(value);
-        if (!r) return r.error();
-        return {};
-    }
-    case Kind::Duration: {
-        auto r = parse_duration(value);
-        if (!r) return r.error();
-        return {};
-    }
-    case Kind::Size: {
-        auto r = parse_size(value);
-        if (!r) return r.error();
-        return {};
-    }
-    case Kind::Path:
-        // Empty means "none" (e.g. no TLS certificate).
-        if (!value.empty() && value.front() != '/')
-            return make_error("must be an absolute path, got " + quote(value));
-        return {};
-    }
-    return {};
 }
 
 std::vector<std::string> referenced_keys(std::string_view value) {
@@ -363,7 +203,7 @@ void sort_by_line(std::vector<Diagnostic>& diags) {
 
 Result<Config> Config::load(const std::string& dir) {
     Config c;
-    c.dir_ = config_dir_from(dir.empty() ? std::string(".") : dir);
+    c.dir_ = config_dir_from(dir);  // "" means $TERN_CONFIG_DIR or /etc/tern
     c.filename_ = c.dir_ + "/tern.conf";
     std::ifstream in(c.filename_, std::ios::binary);
     if (in) {

@@ -43,6 +43,7 @@ struct Diagnostic {
 class Config {
 public:
     // Reads DIR/tern.conf (a missing file means all defaults) and checks it.
+    // DIR is made absolute; "" means config_dir_from("").
     // Fails with every diagnostic, one per line, when there is any.
     static Result<Config> load(const std::string& dir);
     // Parses text; diagnostics are collected, never thrown.
@@ -94,6 +95,8 @@ private:
 Result<std::chrono::seconds> parse_duration(std::string_view text);
 Result<uint64_t> parse_size(std::string_view text);
 Result<bool> parse_bool(std::string_view text);  // yes/no, true/false, on/off, 1/0
+Result<long long> parse_int(std::string_view text);             // decimal, optionally negative
+std::vector<std::string> split_list(std::string_view text);      // commas and/or white space
 
 // The key names a value references with $name / ${name...}, in order.
 std::vector<std::string> referenced_keys(std::string_view value);

@@ -20,15 +20,17 @@
 #include <set>
 #include <sstream>
 
+#include "lib/config/text.hpp"
 #include "lib/core/errno_text.hpp"
 
 namespace tern::config {
 
+using text::is_space;
+using text::quote;
+
 namespace {
 
 constexpr int kMaxProcessCount = 1024;
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
 std::vector<std::string_view> split_fields(std::string_view s) {
     std::vector<std::string_view> out;
@@ -52,18 +54,11 @@ bool is_plain_name(std::string_view s) {
     });
 }
 
-std::string shown(std::string_view s) {
-    std::string out = "'";
-    for (char c : s.substr(0, 120)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-    if (s.size() > 120) out += "...";
-    return out + "'";
-}
-
 Result<int> parse_port(std::string_view text) {
     int port = 0;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
     if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || port < 1 || port > 65535)
-        return make_error("bad port " + shown(text) + " (expected 1-65535)");
+        return make_error("bad port " + quote(text) + " (expected 1-65535)");
     return port;
 }
 
@@ -74,28 +69,28 @@ Result<ListenAddress> parse_inet(std::string_view text) {
     if (!text.empty() && text.front() == '[') {
         size_t close = text.find(']');
         if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return make_error("bad address " + shown(text) + " (IPv6 is written [addr]:port)");
+            return make_error("bad address " + quote(text) + " (IPv6 is written [addr]:port)");
         host = text.substr(1, close - 1);
         port = text.substr(close + 2);
         in6_addr v6;
         if (std::string h(host); inet_pton(AF_INET6, h.c_str(), &v6) != 1)
-            return make_error("bad IPv6 address " + shown(host) + " in " + shown(text));
+            return make_error("bad IPv6 address " + quote(host) + " in " + quote(text));
     } else {
         size_t colon = text.rfind(':');
         if (colon == std::string_view::npos)
-            return make_error("bad address " + shown(text) + " (expected host:port)");
+            return make_error("bad address " + quote(text) + " (expected host:port)");
         host = text.substr(0, colon);
         port = text.substr(colon + 1);
         if (host == "*") host = "";
         if (host.find(':') != std::string_view::npos)
-            return make_error("bad address " + shown(text) + " (IPv6 is written [addr]:port)");
+            return make_error("bad address " + quote(text) + " (IPv6 is written [addr]:port)");
         in_addr v4;
         if (std::string h(host); !host.empty() && inet_pton(AF_INET, h.c_str(), &v4) != 1)
-            return make_error("bad IPv4 address " + shown(host) + " in " + shown(text) +
+            return make_error("bad IPv4 address " + quote(host) + " in " + quote(text) +
                               " (use a literal address, not a name)");
     }
     auto p = parse_port(port);
-    if (!p) return make_error(p.message() + " in " + shown(text));
+    if (!p) return make_error(p.message() + " in " + quote(text));
     a.host = std::string(host);
     a.port = *p;
     return a;
@@ -103,10 +98,10 @@ Result<ListenAddress> parse_inet(std::string_view text) {
 
 Result<ListenAddress> parse_unix(std::string_view text) {
     if (text.empty() || text.front() != '/')
-        return make_error("UNIX socket path must be absolute: " + shown(text));
+        return make_error("UNIX socket path must be absolute: " + quote(text));
     if (text.size() >= sizeof(sockaddr_un::sun_path))
         return make_error("UNIX socket path too long (" + std::to_string(text.size()) + " bytes, at most " +
-                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "): " + shown(text));
+                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "): " + quote(text));
     ListenAddress a;
     a.path = std::string(text);
     return a;
@@ -185,7 +180,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
         bool ok = true;
 
         if (!is_plain_name(s.name)) {
-            fail("bad service name " + shown(s.name));
+            fail("bad service name " + quote(s.name));
             ok = false;
         } else if (auto [it, fresh] = names.emplace(s.name, ll.line); !fresh) {
             fail("duplicate service name '" + s.name + "' (first defined at line " + std::to_string(it->second) + ")");
@@ -197,7 +192,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
         else if (type == "unix") s.type = ListenType::Unix;
         else if (type == "none") s.type = ListenType::None;
         else {
-            fail("bad service type " + shown(type) + " (expected inet, unix or none)");
+            fail("bad service type " + quote(type) + " (expected inet, unix or none)");
             ok = false;
         }
 
@@ -206,7 +201,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
                 if (!find_key(ref)) { fail("unknown parameter $" + ref + " in listen field"); ok = false; }
             std::string listen = config.expand_value(fields[2]);
             if (s.type == ListenType::None) {
-                if (listen != "-") { fail("type none takes '-' as listen address, got " + shown(listen)); ok = false; }
+                if (listen != "-") { fail("type none takes '-' as listen address, got " + quote(listen)); ok = false; }
             } else if (listen == "-" || listen.empty()) {
                 fail("type " + std::string(type) + " needs a listen address");
                 ok = false;
@@ -233,7 +228,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
         std::string_view user = fields[3];
         if (user == "-") s.user = config.get("default_user");
         else if (is_plain_name(user)) s.user = std::string(user);
-        else { fail("bad user name " + shown(user)); ok = false; }
+        else { fail("bad user name " + quote(user)); ok = false; }
 
         std::string_view procs = fields[4];
         if (procs == "-") {
@@ -242,7 +237,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
             int n = 0;
             auto [ptr, ec] = std::from_chars(procs.data(), procs.data() + procs.size(), n);
             if (ec != std::errc() || ptr != procs.data() + procs.size() || n < 1 || n > kMaxProcessCount) {
-                fail("bad process count " + shown(procs) + " (expected 1-" + std::to_string(kMaxProcessCount) +
+                fail("bad process count " + quote(procs) + " (expected 1-" + std::to_string(kMaxProcessCount) +
                      " or -)");
                 ok = false;
             }
@@ -251,7 +246,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
 
         s.command = std::string(fields[5]);
         if (!is_plain_name(s.command)) {
-            fail("bad command " + shown(s.command) + " (a program name in daemon_directory, not a path)");
+            fail("bad command " + quote(s.command) + " (a program name in daemon_directory, not a path)");
             ok = false;
         }
 

@@ -114,6 +114,7 @@ Result<Verdict> LimitsStore::count_message(Kind kind, std::string_view key, long
                                            int64_t now) {
     Verdict verdict;
     if (limit <= 0) return verdict;
+    if (++counted_ % 4096 == 0) (void)prune(now, limits.unit_seconds);
     std::string k = full_key(kind, key);
     Status s = env_->write([&](lmdb::Txn& txn) -> Status {
         verdict = Verdict{};
@@ -227,6 +228,44 @@ Status LimitsStore::forget_process(pid_t pid) {
             if (auto r = txn.del(dbs_->conn, k); !r) return r.error();
         return {};
     });
+}
+
+Result<size_t> LimitsStore::prune(int64_t now, int64_t unit_seconds) {
+    size_t removed = 0;
+    Status s = env_->write([&](lmdb::Txn& txn) -> Status {
+        removed = 0;
+        std::vector<std::string> stale_rates, stale_blocks;
+        {
+            auto cur = txn.cursor(dbs_->rate);
+            if (!cur) return cur.error();
+            for (auto e = cur->first();; e = cur->next()) {
+                if (!e) return e.error();
+                if (!*e) break;
+                RateValue rv{0, 0};
+                if ((*e)->value.size() == sizeof rv) std::memcpy(&rv, (*e)->value.data(), sizeof rv);
+                if (now - rv.window_start >= unit_seconds) stale_rates.emplace_back((*e)->key);
+            }
+        }
+        {
+            auto cur = txn.cursor(dbs_->block);
+            if (!cur) return cur.error();
+            for (auto e = cur->first();; e = cur->next()) {
+                if (!e) return e.error();
+                if (!*e) break;
+                int64_t until = 0;
+                std::string reason;
+                if (!decode_block((*e)->value, until, reason) || until <= now) stale_blocks.emplace_back((*e)->key);
+            }
+        }
+        for (const auto& k : stale_rates)
+            if (auto r = txn.del(dbs_->rate, k); !r) return r.error();
+        for (const auto& k : stale_blocks)
+            if (auto r = txn.del(dbs_->block, k); !r) return r.error();
+        removed = stale_rates.size() + stale_blocks.size();
+        return {};
+    });
+    if (!s) return s.error();
+    return removed;
 }
 
 Result<std::vector<Block>> LimitsStore::list_blocks(int64_t now) const {

@@ -84,6 +84,11 @@ public:
     // with our pid died without cleaning up).
     Status forget_process(pid_t pid);
 
+    // Removes rate windows that ended and blocks that expired, so that the
+    // database does not grow with every address ever seen.  count_message()
+    // calls it now and then; returns the number of entries removed.
+    Result<size_t> prune(int64_t now, int64_t unit_seconds);
+
     // For mailctl.
     Result<std::vector<Block>> list_blocks(int64_t now) const;
     // Removes blocks and rate counters of `key` (client address or sender);
@@ -96,6 +101,7 @@ private:
     struct Dbs;
     std::unique_ptr<lmdb::Env> env_;
     std::unique_ptr<Dbs> dbs_;
+    unsigned counted_ = 0;
 };
 
 // True when a process with this pid exists (kill(pid, 0)).

@@ -101,6 +101,18 @@ bufferevent* accept_tls(event_base* base, int fd, SSL_CTX* ctx) {
     return bev;
 }
 
+std::string bufferevent_errors(bufferevent* bev) {
+    std::string out;
+    char buf[256];
+    while (unsigned long e = bufferevent_get_openssl_error(bev)) {
+        if (ERR_GET_LIB(e) == 0) continue;  // libevent's own bookkeeping entries, not OpenSSL reasons
+        ERR_error_string_n(e, buf, sizeof buf);
+        if (!out.empty()) out += "; ";
+        out += buf;
+    }
+    return out;
+}
+
 SSL* ssl_of(bufferevent* bev) { return bev ? bufferevent_openssl_get_ssl(bev) : nullptr; }
 
 }  // namespace tern::tls

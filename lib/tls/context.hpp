@@ -44,6 +44,10 @@ bufferevent* start_server_tls(event_base* base, bufferevent* plain, SSL_CTX* ctx
 // A TLS server bufferevent on a just-accepted socket (implicit TLS); the
 // socket is closed with the bufferevent.  nullptr on failure (fd untouched).
 bufferevent* accept_tls(event_base* base, int fd, SSL_CTX* ctx);
+// OpenSSL errors a TLS bufferevent collected (libevent keeps them per
+// bufferevent, the thread's error queue is empty by the time callbacks run);
+// "" when there are none (e.g. the peer just closed the connection).
+std::string bufferevent_errors(bufferevent* bev);
 // The SSL of a TLS bufferevent, or nullptr for a plain one.
 SSL* ssl_of(bufferevent* bev);
 

@@ -103,6 +103,45 @@ class FoundationTest(unittest.TestCase):
             self.assertEqual(st[changed]["restarts"], 0)  # a reload is not a crash
             self.assertIn("reload: 0 added, 1 changed, 0 removed", s.log_text())
 
+    def test_reload_adds_and_removes_services(self):
+        with Stack(programs={"idle": IDLE},
+                   services=["keep none - - 1 idle", "gone unix $run_directory/gone.sock - 1 idle"]) as s:
+            keep = s.pids("keep")
+            gone = s.pids("gone")
+            s.services = ["keep none - - 1 idle", "fresh inet 127.0.0.1:{port} - 2 idle"]
+            s.services[1] = s._fill_ports(s.services[1])
+            s.write_services()
+            self.assertEqual(s.mailctl("reload").returncode, 0)
+            s.wait_ready(["keep", "fresh"])
+            st = s.status()
+            self.assertEqual(list(st), ["keep", "fresh"])
+            self.assertEqual(st["keep"]["pids"], keep)
+            s.wait_for(lambda: not [p for p in gone if alive(p)], 10, "removed service stopped")
+            self.assertFalse(os.path.exists(os.path.join(s.run_dir, "gone.sock")))
+            self.assertIn("reload: 1 added, 0 changed, 1 removed, 1 unchanged", s.log_text())
+
+    def test_reload_hands_sockets_over(self):
+        with Stack(programs={"idle": IDLE},
+                   services=["a inet 127.0.0.1:{port} - 1 idle", "b unix $run_directory/b.sock - 1 idle"]) as s:
+            p = s.port("a")
+            old_a = s.pids("a")
+            # a gains a second address while its first stays bound by the old
+            # worker; c takes over b's socket as b goes away.
+            s.services = [s._fill_ports(f"a inet 127.0.0.1:{p},127.0.0.1:{{port}} - 1 idle"),
+                          "c unix $run_directory/b.sock - 1 idle"]
+            s.write_services()
+            out = s.mailctl("reload")
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            s.wait_ready(["a", "c"])
+            st = s.status()
+            self.assertNotEqual(st["a"]["pids"], old_a)
+            q = int(st["a"]["listen"].split(",")[1].rsplit(":", 1)[1])
+            for port in (p, q):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            with socket.socket(socket.AF_UNIX) as u:
+                u.connect(os.path.join(s.run_dir, "b.sock"))
+            self.assertNotIn("error", s.log_text())
+
     def test_tern_conf_change_restarts_every_service(self):
         with Stack() as s:
             before = {n: set(s.pids(n)) for n in s.service_names()}
@@ -231,6 +270,18 @@ class FoundationTest(unittest.TestCase):
             for name in s.service_names():
                 if " unix " in next(l for l in s.services if l.split()[0] == name):
                     self.assertFalse(os.path.exists(s.socket_path(name)), name)
+
+    def test_killed_master_takes_its_workers_and_restarts_cleanly(self):
+        with Stack() as s:
+            workers = [p for n in s.service_names() for p in s.pids(n)]
+            old_master = s.master_pid
+            os.kill(old_master, signal.SIGKILL)
+            # PR_SET_PDEATHSIG: the workers stop with their master.
+            s.wait_for(lambda: not [p for p in workers if alive(p)], 10, "orphaned workers gone")
+            down = s.mailctl("status")  # a stale master.sock is no master
+            self.assertEqual(down.returncode, 3, down.stdout + down.stderr)
+            s.start()  # stale pid file and sockets do not block a new start
+            self.assertNotEqual(s.master_pid, old_master)
 
     def test_help_texts(self):
         top = subprocess.run([MAILCTL, "--help"], capture_output=True, text=True)

@@ -152,6 +152,7 @@ class Box:
         ]))
         self.socket_path = self.path("run/local.sock")
         self.proc = None
+        self.output = ""
         self.start()
 
     def path(self, *parts):
@@ -181,6 +182,7 @@ class Box:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         if self.proc and self.proc.stdout:
+            self.output = self.proc.stdout.read().decode("utf-8", "replace")
             self.proc.stdout.close()
 
     def close(self):
@@ -260,6 +262,10 @@ class LocalDeliveryTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.box.close()
+        # A sanitizer build reports memory errors on the daemon's output.
+        for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer"):
+            if marker in cls.box.output:
+                raise AssertionError("local-delivery reported:\n" + cls.box.output[-4000:])
 
     def maildir(self, user):
         return self.box.path("vmail", "virt.test", user, "Maildir")
@@ -457,6 +463,55 @@ class LocalDeliveryTest(unittest.TestCase):
         res = self.box.deliver(["alice@virt.test"], message("still alive"))
         self.assertEqual(res[0][:2], ("d", "2.0.0"), res)
 
+
+
+def _stack_available():
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import harness  # noqa: F401
+    except ImportError:
+        return False
+    return all(os.access(os.path.join(BUILD, p), os.X_OK)
+               for p in ("master", "mailctl", "smtpd", "qmgr", "local-delivery"))
+
+
+@unittest.skipUnless(_stack_available(), "harness or smtpd/qmgr/master not built")
+class LocalDeliveryStackTest(unittest.TestCase):
+    """SMTP in, qmgr, local-delivery, Maildir out: the whole path."""
+
+    def test_smtp_to_virtual_maildir_and_alias(self):
+        import smtplib
+        from harness import Stack
+        with Stack(autostart=False) as s:
+            with open(os.path.join(s.conf_dir, "aliases"), "a") as f:
+                f.write("helpdesk: demo+help@tern.test\n")
+            s.start()
+            with smtplib.SMTP("127.0.0.1", s.port("smtp"), timeout=30) as c:
+                c.ehlo("client.example")
+                c.mail("sender@example.org")
+                code, _ = c.rcpt("nobody-here@tern.test")
+                self.assertEqual(code, 550)
+                self.assertEqual(c.rcpt("demo@tern.test")[0], 250)
+                self.assertEqual(c.rcpt("helpdesk@mail.tern.test")[0], 250)
+                code, _ = c.data(b"From: sender@example.org\r\nSubject: stack test\r\n\r\n"
+                                 b"From here on\r\n.leading dot\r\n")
+                self.assertEqual(code, 250)
+            s.wait_for(lambda: len(s.maildir_new("tern.test", "demo")) >= 2, 30, "two copies for demo")
+            texts = [read(p) for p in s.maildir_new("tern.test", "demo")]
+            self.assertTrue(all("Subject: stack test" in t for t in texts))
+            self.assertTrue(all(t.startswith("Return-Path: <sender@example.org>\n") for t in texts))
+            self.assertIn("Delivered-To: demo@tern.test\n", texts[0] + texts[1])
+            self.assertIn("Delivered-To: helpdesk@mail.tern.test\n", texts[0] + texts[1])
+            self.assertTrue(all("\n.leading dot\n" in t and "\r" not in t for t in texts))
+            for path in s.maildir_new("tern.test", "demo"):
+                size = os.path.getsize(path)
+                self.assertIn(",S=%d," % size, os.path.basename(path))
+            s.wait_for(lambda: "tern/local-delivery[" in s.log_text() and
+                       "to=<helpdesk@mail.tern.test>, relay=local" in s.log_text(), 10, "log line")
+            line = [l for l in s.log_text().splitlines()
+                    if "tern/local-delivery[" in l and "to=<demo@tern.test>" in l][0]
+            self.assertRegex(line, r": [0-9A-Z]+: to=<demo@tern.test>, relay=local, delay=[0-9.]+, "
+                                   r"delays=[0-9.]+/[0-9.]+/0/[0-9.]+, dsn=2.0.0, status=sent \(delivered to maildir\)")
 
 if __name__ == "__main__":
     unittest.main()

@@ -7,6 +7,7 @@ system user `nobody`, which every Debian system has.
 """
 import os
 import pwd
+import smtplib
 import socket
 import unittest
 
@@ -40,9 +41,9 @@ class PrivilegesTest(unittest.TestCase):
             self.skipTest("no user 'nobody' on this system")
 
     def test_workers_run_as_their_service_user(self):
-        with Stack(programs={"idle": IDLE},
+        with Stack(programs={"idle": IDLE}, config={"default_user": "nobody"},
                    services=["unprivileged none - nobody 2 idle",
-                             "rooted none - root 1 idle"]) as s:
+                             "rooted unix $run_directory/rooted.sock root 1 idle"]) as s:
             self.assertEqual(proc_ids(s.master_pid)[0], [0, 0, 0, 0])
             for pid in s.pids("unprivileged"):
                 uids, gids, groups = proc_ids(pid)
@@ -53,6 +54,10 @@ class PrivilegesTest(unittest.TestCase):
             # A root service keeps root: the drop follows services.conf.
             self.assertEqual(proc_ids(s.pids("rooted")[0])[0], [0, 0, 0, 0])
             self.assertNotIn("not running as root", s.log_text())
+            # Service sockets belong to default_user, whom internal clients run as.
+            st = os.stat(s.socket_path("rooted"))
+            self.assertEqual((st.st_uid, st.st_mode & 0o777), (self.nobody.pw_uid, 0o660))
+            self.assertEqual(os.stat(s.queue_dir).st_uid, self.nobody.pw_uid)
 
     def test_unknown_user_never_runs(self):
         with Stack(programs={"idle": IDLE},
@@ -76,6 +81,18 @@ class PrivilegesTest(unittest.TestCase):
             with socket.create_connection(("127.0.0.1", s.port("smtp")), timeout=5) as c:
                 c.settimeout(5)
                 self.assertTrue(c.recv(512).startswith(b"220 "))
+
+    @unittest.skipUnless(all(program_exists(p) for p in ("smtpd", "qmgr", "local-delivery")),
+                         "needs build/smtpd, qmgr and local-delivery")
+    def test_mail_flows_with_privileges_dropped(self):
+        with Stack(config={"default_user": "nobody", "vmail_user": "nobody"}) as s:
+            for name in ("smtp", "qmgr"):
+                self.assertEqual(proc_ids(s.pids(name)[0])[0], [self.nobody.pw_uid] * 4, name)
+            with smtplib.SMTP("127.0.0.1", s.port("smtp"), timeout=10) as c:
+                c.sendmail("someone@example.org", ["demo@tern.test"],
+                           "Subject: privileges\r\n\r\nhello\r\n")
+            files = s.wait_for(lambda: s.maildir_new("tern.test", "demo"), 15, "delivery to demo")
+            self.assertEqual(os.stat(files[0]).st_uid, self.nobody.pw_uid)  # written as vmail_user
 
 
 if __name__ == "__main__":

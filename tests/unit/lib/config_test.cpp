@@ -379,6 +379,15 @@ TEST_CASE("config_dir_from", "[config]") {
     CHECK(config_dir_from("") == "/srv/tern");
     CHECK(config_dir_from("/x") == "/x");
     CHECK(config_dir_from("rel/dir") == (std::filesystem::current_path() / "rel/dir").string());
+    {
+        TempDir dir;
+        dir.write("tern.conf", "debug = yes\n");
+        setenv("TERN_CONFIG_DIR", dir.path.c_str(), 1);
+        auto c = Config::load("");
+        REQUIRE(c);
+        CHECK(c->dir() == dir.path.string());
+        CHECK(c->get_bool("debug"));
+    }
     if (saved) setenv("TERN_CONFIG_DIR", saved_value.c_str(), 1);
     else unsetenv("TERN_CONFIG_DIR");
 }

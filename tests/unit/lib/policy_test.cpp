@@ -138,3 +138,26 @@ TEST_CASE("policy: connection counts ignore dead processes", "[policy]") {
     REQUIRE(s.forget_process(me));
     CHECK(*s.connect("192.0.2.9", me) == 1);
 }
+
+TEST_CASE("policy: prune drops ended windows and expired blocks", "[policy]") {
+    TempDir dir;
+    auto store = LimitsStore::open(dir.path);
+    REQUIRE(store);
+    auto& s = **store;
+    Limits l = limits();
+    int64_t now = 10000;
+    for (int i = 0; i < 4; ++i) (void)s.count_message(Kind::Client, "192.0.2.1", 3, l, now);  // blocked
+    (void)s.count_message(Kind::Client, "192.0.2.2", 3, l, now);
+    auto none = s.prune(now + 10, l.unit_seconds);
+    REQUIRE(none);
+    CHECK(*none == 0);
+    // Windows ended, block still active: only the two rate entries go.
+    auto some = s.prune(now + 60, l.unit_seconds);
+    REQUIRE(some);
+    CHECK(*some == 2);
+    CHECK(*s.blocked(Kind::Client, "192.0.2.1", now + 60));
+    auto rest = s.prune(now + 3600, l.unit_seconds);
+    REQUIRE(rest);
+    CHECK(*rest == 1);
+    CHECK(s.list_blocks(now)->empty());
+}
