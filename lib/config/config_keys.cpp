@@ -52,7 +52,7 @@ const std::vector<KeyInfo> kKeys = {
     {"log_target", Kind::String, "syslog",
      "where logs go: syslog, stderr, or an absolute file path"},
     {"mail_directory", Kind::Path, "/var/vmail",
-     "root of the virtual mailboxes (owned by vmail_user): <domain>/<user>/Maildir"},
+     "root of the virtual mailboxes (owned by vmail_user): <domain>/<user>/ (cur, new, tmp)"},
     {"mail_spool_directory", Kind::Path, "/var/mail",
      "where mbox files of local users live when home_mailbox is empty"},
     {"mailbox_size_limit", Kind::Size, "51200000",

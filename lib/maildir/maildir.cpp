@@ -171,7 +171,7 @@ Result<std::string> virtual_maildir(const std::string& mail_directory, std::stri
         if (home.front() != '/') return make_error("home of " + std::string(address) + " is not absolute");
         return home + "/Maildir";
     }
-    return mail_directory + "/" + domain + "/" + user + "/Maildir";
+    return mail_directory + "/" + domain + "/" + user;
 }
 
 }  // namespace tern::maildir

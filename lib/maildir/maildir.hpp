@@ -65,7 +65,8 @@ private:
 };
 
 // The Maildir of a virtual user: HOME/Maildir when the users table gives a
-// home, else MAIL_DIRECTORY/<domain>/<user>/Maildir.  Fails for an address
+// home, else MAIL_DIRECTORY/<domain>/<user>/ (the Maildir itself,
+// as Dovecot's mail_location = maildir:/var/vmail/%d/%n).  Fails for an address
 // whose parts cannot be a path component (empty, ".", "..", '/', control).
 // imapd and pop3d use the same function to find the mailbox.
 Result<std::string> virtual_maildir(const std::string& mail_directory, std::string_view address,

@@ -34,6 +34,7 @@ directory on its command line; when the block raised, the tail of the log
 is printed to help the reader.  No fixed sleeps: everything polls a
 condition with a deadline.
 """
+import atexit
 import os
 import pwd
 import re
@@ -55,6 +56,26 @@ DEMO_USERS = ("demo@tern.test:{SHA512-CRYPT}$6$3brT4zVUneoOKHFN$xQfKfRFfBKSh1Su/
 DEMO_ALIASES = "postmaster: demo@tern.test\nroot: demo@tern.test\n"
 
 _cert_cache = None
+_live_stacks = set()
+
+
+def _cleanup_at_exit():
+    for stack in list(_live_stacks):
+        stack.kill_leftovers()
+
+
+def _terminate(signo, frame):
+    # `timeout` or a CI runner stopping the tests: unwind through every
+    # with-block (their __exit__ stops the stacks), then the atexit sweep.
+    raise SystemExit(128 + signo)
+
+
+atexit.register(_cleanup_at_exit)
+try:
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+except ValueError:  # not the main thread
+    pass
 
 
 def free_port():
@@ -118,6 +139,7 @@ class Stack:
         self.daemon_dir = BUILD
         self.seen_pids = set()
         self.master_pid = None
+        _live_stacks.add(self)
         os.makedirs(os.path.join(self.conf_dir, "tls"))
         os.makedirs(self.log_dir)
         os.chmod(self.log_dir, 0o777)  # workers that dropped to another user still log
@@ -404,6 +426,7 @@ class Stack:
         except Exception as e:  # cleanup must go on
             sys.stderr.write(f"harness: stop failed: {e}\n")
         self.kill_leftovers()
+        _live_stacks.discard(self)
         if not self.keep:
             shutil.rmtree(self.base, ignore_errors=True)
         return False

@@ -92,7 +92,7 @@ def recv_message(sock):
 class Box:
     """A temporary tern.conf world plus a running local-delivery."""
 
-    def __init__(self):
+    def __init__(self, extra_conf=()):
         self.tmp = tempfile.mkdtemp(prefix="tern-ld-")
         os.chmod(self.tmp, 0o755)  # the delivery user must be able to reach its home
         self.created_user = None
@@ -148,8 +148,7 @@ class Box:
             "default_privs = " + self.user,
             "deliver_lock_attempts = 2",
             "deliver_lock_delay = 1s",
-            "",
-        ]))
+        ] + list(extra_conf) + [""]))
         self.socket_path = self.path("run/local.sock")
         self.proc = None
         self.output = ""
@@ -268,7 +267,7 @@ class LocalDeliveryTest(unittest.TestCase):
                 raise AssertionError("local-delivery reported:\n" + cls.box.output[-4000:])
 
     def maildir(self, user):
-        return self.box.path("vmail", "virt.test", user, "Maildir")
+        return self.box.path("vmail", "virt.test", user)
 
     def test_virtual_maildir(self):
         body = message("virtual")
@@ -463,6 +462,26 @@ class LocalDeliveryTest(unittest.TestCase):
         res = self.box.deliver(["alice@virt.test"], message("still alive"))
         self.assertEqual(res[0][:2], ("d", "2.0.0"), res)
 
+
+
+@unittest.skipUnless(os.path.exists(BINARY), "build/local-delivery is not built")
+class HomeMaildirTest(unittest.TestCase):
+    def test_home_maildir_owned_by_the_user(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to create a test user: a normal user's real ~/Maildir is not touched")
+        box = Box(extra_conf=["home_mailbox = Maildir/"])
+        try:
+            res = box.deliver([box.user + "+tag@localhost"], message("home maildir"))
+            self.assertEqual(res[0][:2], ("d", "2.0.0"), res)
+            md = os.path.join(box.home, "Maildir")
+            names = files_in(md + "/new")
+            self.assertEqual(len(names), 1)
+            self.assertIn("Delivered-To: %s+tag@localhost\n" % box.user, read(md + "/new/" + names[0]))
+            for p in (md, md + "/new", md + "/new/" + names[0]):
+                self.assertEqual(os.stat(p).st_uid, box.uid, p)
+            self.assertFalse(os.path.exists(box.path("spool", box.user)))
+        finally:
+            box.close()
 
 
 def _stack_available():

@@ -39,7 +39,7 @@ def send(stack, sender, recipients, body):
 
 
 def maildir_path(stack, user):
-    return os.path.join(stack.mail_dir, "tern.test", user, "Maildir")
+    return os.path.join(stack.mail_dir, "tern.test", user)
 
 
 def block_mailbox(stack, user):

@@ -145,7 +145,7 @@ TEST_CASE("maildir++ quota: scan, maildirsize, recalculation", "[maildir]") {
 }
 
 TEST_CASE("maildir: virtual mailbox location", "[maildir]") {
-    CHECK(*virtual_maildir("/var/vmail", "Alice@Example.org") == "/var/vmail/example.org/alice/Maildir");
+    CHECK(*virtual_maildir("/var/vmail", "Alice@Example.org") == "/var/vmail/example.org/alice");
     CHECK(*virtual_maildir("/var/vmail", "a@b", "/home/a") == "/home/a/Maildir");
     CHECK(!virtual_maildir("/var/vmail", "nodomain"));
     CHECK(!virtual_maildir("/var/vmail", "..@example.org"));

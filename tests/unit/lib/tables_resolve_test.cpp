@@ -105,7 +105,7 @@ TEST_CASE("resolve: aliases, :include:, virtual users, forwarding", "[tables][re
     REQUIRE(r.destinations.size() == 3);  // alice twice collapses to one
     CHECK(r.destinations[0].kind == DestKind::Mailbox);
     CHECK(r.destinations[1].kind == DestKind::VirtualMailbox);
-    CHECK(r.destinations[1].path == f.settings.mail_directory + "/virt.test/alice/Maildir");
+    CHECK(r.destinations[1].path == f.settings.mail_directory + "/virt.test/alice");
     CHECK(r.destinations[1].quota == 1024);  // from the users table, not virtual_mailbox_limit
     CHECK(r.destinations[2].kind == DestKind::Forward);
     CHECK(r.destinations[2].path == "friend@remote.example");
