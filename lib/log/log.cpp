@@ -214,7 +214,10 @@ void warning(const char* fmt, ...) { TERN_LOG_BODY(Level::Warning); }
 void error(const char* fmt, ...) { TERN_LOG_BODY(Level::Error); }
 void fatal(const char* fmt, ...) {
     TERN_LOG_BODY(Level::Fatal);
-    std::exit(1);
+    // _Exit, not exit: a fatal error may strike with objects in any state, so
+    // no static destructors run (the log line itself is already written).
+    std::fflush(nullptr);
+    std::_Exit(1);
 }
 
 #undef TERN_LOG_BODY

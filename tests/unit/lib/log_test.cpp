@@ -2,6 +2,9 @@
 // messages, debug gating, concurrent writers, and fatal's exit status.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <iostream>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,6 +126,10 @@ TEST_CASE("log: concurrent processes never interleave lines", "[log]") {
 TEST_CASE("log: fatal logs then exits 1", "[log]") {
     TempLog tmp;
     log::init("master", tmp.path);
+    // The child exits through exit(), which flushes stdio: flush first so the
+    // test reporter's buffered output is not written twice.
+    std::cout.flush();
+    std::fflush(nullptr);
     pid_t pid = fork();
     REQUIRE(pid >= 0);
     if (pid == 0) log::fatal("bad config: %s", "tern.conf:3");
