@@ -8,6 +8,7 @@
 //   fdatasync   create 1 KiB file, write, fdatasync (no dir fsync)
 //   parallel-K  the same fdatasync test from K threads at once (jbd2 merges
 //               concurrent commits, so this shows the disk's batched rate)
+//   parallel-8+dir  8 threads, fdatasync and then fsync of the (shared) directory
 //   syncfs      create 1 KiB file, write, syncfs() (the whole file system)
 //   lmdb        one small put + synced commit per transaction
 //
@@ -135,6 +136,7 @@ int main(int argc, char** argv) {
         std::string name = "parallel-" + std::to_string(k);
         files(name.c_str(), ops, k, 0).print(name.c_str(), ops);
     }
+    files("parallel-8+dir", ops, 8, 1).print("parallel-8+dir", ops);
     files("syncfs", ops / 4, 1, 2).print("syncfs", ops / 4);
     lmdb_commits(ops).print("lmdb-commit", ops);
     std::filesystem::remove_all(g_dir);

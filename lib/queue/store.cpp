@@ -40,6 +40,38 @@ Status make_dir(const std::string& path) {
     return {};
 }
 
+// Creates every msg/<h> directory (32 x 32 of them) up front, with one fsync
+// of msg/ for all, so that create_body() never creates a directory and never
+// waits for an fsync on the receiving process's event loop.  Skipped when the
+// last one exists (they are made in order; a crash half-way leaves it
+// missing, and the next open completes the set).  They belong to msg/'s
+// owner: root tools (mailctl, sendmail) that open the queue first must not
+// leave directories the queue owner cannot write.
+Status make_hash_dirs(const std::string& msg) {
+    constexpr std::string_view kAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";  // as in queue ids
+    Fd dir(::open(msg.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    struct stat owner {}, last {};
+    if (!dir || ::fstat(dir.get(), &owner) != 0) return errno_error("open " + msg);
+    const char last_name[] = {kAlphabet.back(), kAlphabet.back(), 0};
+    if (::fstatat(dir.get(), last_name, &last, 0) == 0) return {};
+    const bool give_away = ::geteuid() == 0 && owner.st_uid != 0;
+    bool created = false;
+    for (char a : kAlphabet) {
+        for (char b : kAlphabet) {
+            const char name[] = {a, b, 0};
+            if (::mkdirat(dir.get(), name, 0700) != 0) {
+                if (errno == EEXIST) continue;
+                return errno_error("mkdir " + msg + "/" + name);
+            }
+            created = true;
+            if (give_away && ::fchownat(dir.get(), name, owner.st_uid, owner.st_gid, 0) != 0)
+                return errno_error("chown " + msg + "/" + name);
+        }
+    }
+    if (created && ::fsync(dir.get()) != 0) return errno_error("fsync " + msg);
+    return {};
+}
+
 std::optional<int64_t> earliest_pending(const std::vector<Recipient>& recipients) {
     std::optional<int64_t> t;
     for (const auto& r : recipients)
@@ -139,6 +171,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
     impl->dir = queue_directory;
     for (const auto& d : {queue_directory, queue_directory + "/db", queue_directory + "/msg"})
         if (auto st = make_dir(d); !st) return st.error();
+    if (auto st = make_hash_dirs(queue_directory + "/msg"); !st) return st.error();
 
     lmdb::Env::Options options;
     options.max_dbs = 8;
@@ -172,11 +205,15 @@ std::string Store::body_path(std::string_view id) const {
 Result<Fd> Store::create_body(std::string_view id) {
     if (!valid_queue_id(id)) return Error{"create_body: invalid queue id '" + std::string(id) + "'"};
     std::string path = body_path(id);
-    // A new hash directory's own entry in msg/ is synced by make_dir (at
-    // most once per hash directory), or the body's fsync'd directory could
-    // vanish in a crash.
-    if (auto st = make_dir(path.substr(0, path.rfind('/'))); !st) return st.error();
     Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd && errno == ENOENT) {
+        // The hash directory is missing (open() creates them all, so only
+        // when someone removed it).  A new hash directory's own entry in
+        // msg/ is synced by make_dir, or the body's fsync'd directory could
+        // vanish in a crash.
+        if (auto st = make_dir(path.substr(0, path.rfind('/'))); !st) return st.error();
+        fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    }
     if (!fd) return errno_error("create " + path);
     return fd;
 }

@@ -145,6 +145,7 @@ TEST_CASE("sys: daemonize waits for the daemon's ready or error", "[sys]") {
         int err_pipe[2];
         REQUIRE(::pipe(err_pipe) == 0);
         std::string marker = dir.path + (succeed ? "/ready" : "/failed");
+        pid_t test_session = getsid(0);
         pid_t pid = fork();
         REQUIRE(pid >= 0);
         if (pid == 0) {
@@ -153,7 +154,7 @@ TEST_CASE("sys: daemonize waits for the daemon's ready or error", "[sys]") {
             if (!notifier.ok()) _exit(2);
             // The daemon: in a new session but not its leader (so it can
             // never get a controlling terminal), cwd "/".
-            bool session = getsid(0) != getpid() && getsid(0) != getsid(getppid());
+            bool session = getsid(0) != getpid() && getsid(0) != test_session;
             char cwd[8] = {};
             bool root_cwd = getcwd(cwd, sizeof cwd) && std::string(cwd) == "/";
             (void)sys::write_file_atomic(marker, session && root_cwd ? "ok" : "bad");
