@@ -407,9 +407,14 @@ namespace {
 }  // namespace
 
 std::string Config::get(std::string_view key) const {
-    if (!find_key(key)) unknown_key(key);
+    const KeyInfo* info = find_key(key);
+    if (!info) unknown_key(key);
     int budget = kExpansionBudget;
-    return expand_key(key, 0, budget);
+    std::string value = expand_key(key, 0, budget);
+    // "$config_directory/../spool" reads as /x/run/spool in logs and status.
+    if (info->kind == Kind::Path && !value.empty())
+        value = std::filesystem::path(value).lexically_normal().string();
+    return value;
 }
 
 long long Config::get_int(std::string_view key) const {

@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -103,7 +105,7 @@ Result<ListenAddress> parse_unix(std::string_view text) {
         return make_error("UNIX socket path too long (" + std::to_string(text.size()) + " bytes, at most " +
                           std::to_string(sizeof(sockaddr_un::sun_path) - 1) + "): " + quote(text));
     ListenAddress a;
-    a.path = std::string(text);
+    a.path = std::filesystem::path(std::string(text)).lexically_normal().string();
     return a;
 }
 
