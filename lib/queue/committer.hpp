@@ -1,13 +1,12 @@
 // Committer: group commit of newly received messages, off the event loop.
 //
 // smtpd sessions that finished DATA hand their message (envelope, recipients,
-// open body fd) to submit(); a worker thread takes everything submitted so far
-// as one batch, makes the bodies and their directory entries durable (one
-// syncfs() of the spool file system, or fdatasync per body when the batch is
-// small), inserts all of the batch's records in one synced LMDB transaction,
-// and then calls every message's completion on the event loop thread.  Only
-// then does the session send 250.  While a batch is being written, new
-// submissions collect for the next batch.
+// open body fd) to submit(); a small pool of threads makes the bodies and
+// their directory entries durable in parallel (fdatasync + directory fsync),
+// a commit thread inserts the records of every durable body in one synced
+// LMDB transaction per batch, and then every message's completion runs on
+// the event loop thread.  Only then does the session send 250.  While a
+// batch is being committed, the next bodies are already being synced.
 #pragma once
 
 #include <functional>
