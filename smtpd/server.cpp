@@ -95,6 +95,7 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     server->wake_.init(base, config.get("run_directory") + "/qmgr.sock");
     Server* raw = server.get();
     server->reaper_ = event::timer(base, [raw](short) { raw->reap(); });
+    server->resume_accept_ = event::timer(base, [raw](short) { raw->resume_accepting(); });
     return server;
 }
 
@@ -128,10 +129,23 @@ Status Server::listen(std::vector<Fd> listeners) {
     return {};
 }
 
-void Server::stop_accepting() { listeners_.clear(); }
+void Server::stop_accepting() {
+    listeners_.clear();
+    resume_accept_.del();
+}
+
+void Server::resume_accepting() {
+    for (auto& l : listeners_) evconnlistener_enable(l.get());
+}
 
 void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
     auto* self = static_cast<Server*>(arg);
+    // One connection per wake-up: libevent would otherwise accept every
+    // pending connection, and one smtpd process of several sharing the
+    // socket would take them all.  Pausing for a millisecond lets
+    // the other processes (all woken by the kernel) win the rest.
+    for (auto& l : self->listeners_) evconnlistener_disable(l.get());
+    if (!self->resume_accept_.pending()) self->resume_accept_.add(std::chrono::milliseconds(1));
     if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -82,6 +82,7 @@ private:
     static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
     static void on_accept_error(evconnlistener*, void* arg);
     void reap();
+    void resume_accepting();
 
     event_base* base_;
     Settings settings_;
@@ -97,6 +98,7 @@ private:
     std::map<Session*, std::shared_ptr<Session>> sessions_;
     std::vector<std::shared_ptr<Session>> dead_;
     event::Watch reaper_;
+    event::Watch resume_accept_;  // re-enables the listeners 1 ms after an accept
 };
 
 }  // namespace tern::smtpd
