@@ -45,5 +45,6 @@ int main(int argc, char** argv) {
         drain.activate();
     };
     handlers.on_reload = [&] { agent.refresh_tables(); };
+    daemon::notify_ready();
     return daemon::run_loop(base.get(), handlers);
 }

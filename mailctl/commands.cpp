@@ -39,12 +39,13 @@ const std::vector<Command>& commands() {
         {"status", "show services, processes, restarts and crashes",
          "usage: mailctl status\n"
          "\n"
-         "One line per service: its state (running, starting, throttled), worker\n"
-         "pids, uptime of the youngest worker, restarts since master started,\n"
-         "listen addresses, and the reason of the last crash (\"killed by signal 9\",\n"
-         "\"exit status 1\").  A service that crashed more than master_crash_limit\n"
-         "times within master_crash_window is throttled: master waits\n"
-         "master_restart_backoff_max before trying it again.\n"
+         "One line per service: its state (running: every worker is up and has\n"
+         "said it is ready; starting; throttled), worker pids (a '*' marks one\n"
+         "still starting: not ready yet), uptime of the youngest worker, restarts\n"
+         "since master started, listen addresses, and the reason of the last crash\n"
+         "(\"killed by signal 9\", \"exit status 1\").  A service that crashed more\n"
+         "than master_crash_limit times within master_crash_window is throttled:\n"
+         "master waits master_restart_backoff_max before trying it again.\n"
          "Exit status: 0 running, 1 error, 2 usage error, 3 tern is not running.\n",
          cmd_status},
         {"config", "print effective configuration values, or check the files",

@@ -31,8 +31,11 @@ std::vector<Row> rows_of(const ipc::Message& reply) {
         else if (key == "last_crash") r.last_crash = value;
         else if (key == "restarts") r.restarts = value;
         else if (key == "process") {
+            // "<pid> <uptime> ready|starting"; a pid still starting is
+            // marked with '*' (older masters send no third field: ready).
             auto space = value.find(' ');
-            r.pids.push_back(value.substr(0, space));
+            bool starting = value.size() >= 9 && value.compare(value.size() - 9, 9, " starting") == 0;
+            r.pids.push_back(value.substr(0, space) + (starting ? "*" : ""));
             long long up = space == std::string::npos ? 0 : std::atoll(value.c_str() + space + 1);
             if (r.youngest < 0 || up < r.youngest) r.youngest = up;
         }

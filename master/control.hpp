@@ -6,10 +6,11 @@
 //
 //   status  → "status": master_pid, version, config, uptime (seconds), then
 //             per service, in services.conf order, a group of attributes
-//             starting with "service" (name): state (running | starting |
-//             throttled), listen_type, listen (comma-separated, "-" for none), user,
-//             command, procs (configured count), one "process" per running
-//             worker ("<pid> <uptime-seconds>"), restarts, throttled (0/1),
+//             starting with "service" (name): state (running: every slot
+//             holds a ready worker | starting | throttled), listen_type,
+//             listen (comma-separated, "-" for none), user, command, procs
+//             (configured count), one "process" per running worker
+//             ("<pid> <uptime-seconds> ready|starting"), restarts, throttled (0/1),
 //             last_crash ("killed by signal 9", "exit status 1", or empty).
 //   reload  → "ok", or "error" with "message" (the config diagnostics).
 //   stop    → "ok" with master_pid; master then shuts down.

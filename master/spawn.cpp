@@ -50,7 +50,7 @@ void close_from(unsigned first, unsigned keep) {
 }
 
 // Runs in the child; never returns.
-[[noreturn]] void exec_child(const SpawnPlan& plan, int errw, pid_t master_pid,
+[[noreturn]] void exec_child(const SpawnPlan& plan, int errw, int readyw, pid_t master_pid,
                              const std::vector<char*>& argv) {
     sigset_t none;
     sigemptyset(&none);
@@ -59,20 +59,25 @@ void close_from(unsigned first, unsigned keep) {
         signal(sig, SIG_DFL);
 
     const int n = static_cast<int>(plan.listeners.size());
-    const int above = 3 + n;
+    const int ready_fd = 3 + n;  // right after the listeners
+    const int above = ready_fd + 1;
     int errfd = fcntl(errw, F_DUPFD_CLOEXEC, above);
     if (errfd < 0) _exit(127);
-    // Move every listener above the target range first, so that dup2 onto
-    // 3.. can never clobber a listener that still has to be moved.
+    // Move every listener (and the readiness pipe) above the target range
+    // first, so that dup2 onto 3.. can never clobber one still to be moved.
     std::vector<int> moved;
     for (int fd : plan.listeners) {
         int m = fcntl(fd, F_DUPFD_CLOEXEC, above);
         if (m < 0) child_fail(errfd, errno_error("dup listening socket").message);
         moved.push_back(m);
     }
+    int ready_moved = fcntl(readyw, F_DUPFD_CLOEXEC, above);
+    if (ready_moved < 0) child_fail(errfd, errno_error("dup readiness pipe").message);
     for (int k = 0; k < n; ++k) {
         if (dup2(moved[k], 3 + k) < 0) child_fail(errfd, errno_error("dup2 listening socket").message);
     }
+    // dup2 clears close-on-exec: the worker inherits exactly these fds.
+    if (dup2(ready_moved, ready_fd) < 0) child_fail(errfd, errno_error("dup2 readiness pipe").message);
     close_from(static_cast<unsigned>(above), static_cast<unsigned>(errfd));
 
     if (plan.drop) {
@@ -98,6 +103,7 @@ void close_from(unsigned first, unsigned keep) {
         unsetenv("LISTEN_PID");
         unsetenv("LISTEN_FDNAMES");
     }
+    setenv("TERN_READY_FD", std::to_string(ready_fd).c_str(), 1);
     execv(plan.program.c_str(), argv.data());
     child_fail(errfd, errno_error("exec " + plan.program).message);
 }
@@ -118,10 +124,16 @@ SpawnPlan plan_for(const config::ServiceSpec& spec, const std::string& daemon_di
     return plan;
 }
 
-Result<pid_t> spawn_worker(const SpawnPlan& plan) {
+Result<Spawned> spawn_worker(const SpawnPlan& plan) {
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) return errno_error("pipe");
     Fd errr(pipefd[0]), errw(pipefd[1]);
+    if (pipe2(pipefd, O_CLOEXEC) != 0) return errno_error("readiness pipe");
+    Fd readyr(pipefd[0]), readyw(pipefd[1]);
+    // Master's event loop reads it; a worker that exits closes it (EOF).
+    int fl = fcntl(readyr.get(), F_GETFL);
+    if (fl < 0 || fcntl(readyr.get(), F_SETFL, fl | O_NONBLOCK) < 0)
+        return errno_error("readiness pipe: O_NONBLOCK");
 
     std::vector<char*> argv;
     for (const auto& a : plan.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -130,9 +142,11 @@ Result<pid_t> spawn_worker(const SpawnPlan& plan) {
 
     pid_t pid = fork();
     if (pid < 0) return errno_error("fork");
-    if (pid == 0) exec_child(plan, errw.get(), master_pid, argv);
+    if (pid == 0) exec_child(plan, errw.get(), readyw.get(), master_pid, argv);
 
     errw.reset();
+    // Only the worker may hold the write end, or EOF would never come.
+    readyw.reset();
     // EOF means exec succeeded (the pipe is close-on-exec); bytes are the
     // child's reason for giving up.  Bounded: exec is quick or has failed.
     std::string reason;
@@ -153,7 +167,10 @@ Result<pid_t> spawn_worker(const SpawnPlan& plan) {
         }
         return make_error(reason);
     }
-    return pid;
+    Spawned out;
+    out.pid = pid;
+    out.ready = std::move(readyr);
+    return out;
 }
 
 std::string describe_exit(int wait_status) {

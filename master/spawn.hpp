@@ -1,6 +1,10 @@
 // Starting one worker process: fork, pass the listening sockets by the
 // systemd convention, tie the child's life to master, drop privileges, exec.
 //
+// The child also gets the write end of a readiness pipe as fd 3+N (N
+// listeners), its number in TERN_READY_FD; the worker writes "ready" there
+// once it has loaded its config and taken its listeners (lib/daemon).
+//
 // The child reports any failure before exec (privilege drop, exec itself)
 // through a close-on-exec pipe, so spawn_worker() returns a real error
 // instead of a pid that dies a moment later for a reason nobody sees.
@@ -32,8 +36,13 @@ SpawnPlan plan_for(const config::ServiceSpec& spec, const std::string& daemon_di
                    const std::string& config_dir, const std::vector<Fd>& listeners,
                    const std::vector<std::string>& listener_names, bool running_as_root);
 
-// Forks and execs; returns the child's pid once exec succeeded.
-Result<pid_t> spawn_worker(const SpawnPlan& plan);
+struct Spawned {
+    pid_t pid = 0;
+    Fd ready;  // read end of the readiness pipe, non-blocking, close-on-exec
+};
+
+// Forks and execs; returns the child once exec succeeded.
+Result<Spawned> spawn_worker(const SpawnPlan& plan);
 
 // "exit status 1", "killed by signal 9" (Postfix's wording), from waitpid's status.
 std::string describe_exit(int wait_status);

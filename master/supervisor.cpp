@@ -4,9 +4,11 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <string_view>
 
 #include "lib/log/log.hpp"
 #include "master/spawn.hpp"
@@ -83,21 +85,20 @@ void Supervisor::add(config::ServiceSpec spec, std::vector<Fd> listeners,
     s->spec = std::move(spec);
     s->listeners = std::move(listeners);
     s->listener_names = std::move(names);
-    s->pids.assign(static_cast<size_t>(count), 0);
-    s->started.assign(static_cast<size_t>(count), Clock::time_point{});
+    s->procs.resize(static_cast<size_t>(count));
     s->restart_timer = event::timer(base_, [this, name](short) { fill_empty_slots(name); });
     Service& ref = *s;
     services_[name] = std::move(s);
     if (std::find(order_.begin(), order_.end(), name) == order_.end()) order_.push_back(name);
-    for (size_t i = 0; i < ref.pids.size(); ++i) start_slot(ref, i);
+    for (size_t i = 0; i < ref.procs.size(); ++i) start_slot(ref, i);
 }
 
 std::vector<Fd> Supervisor::remove(const std::string& name) {
     auto it = services_.find(name);
     if (it == services_.end()) return {};
     std::vector<Fd> listeners = std::move(it->second->listeners);
-    for (pid_t pid : it->second->pids)
-        if (pid > 0) retire(pid);
+    for (const Process& p : it->second->procs)
+        if (p.pid > 0) retire(p.pid);
     services_.erase(it);
     order_.erase(std::remove(order_.begin(), order_.end(), name), order_.end());
     return listeners;
@@ -119,16 +120,50 @@ void Supervisor::start_slot(Service& s, size_t slot) {
         // missing program or user ends up throttled, not in a fork loop.
         log::warning("service %s: cannot start %s: %s", s.spec.name.c_str(), plan.program.c_str(),
                      pid.message().c_str());
-        s.pids[slot] = 0;
+        s.procs[slot] = Process{};
         s.last_crash = pid.message();
         s.crashes.push_back(Clock::now());
         on_crash(s, slot, -1);
         return;
     }
-    s.pids[slot] = pid.value();
-    s.started[slot] = Clock::now();
+    Process& p = s.procs[slot];
+    p = Process{};
+    p.pid = pid->pid;
+    p.started = Clock::now();
+    p.ready_pipe = std::move(pid->ready);
+    p.ready_watch = event::Watch(base_, p.ready_pipe.get(), EV_READ | EV_PERSIST,
+                                 [this, name = s.spec.name, slot, child = p.pid](short) {
+                                     on_ready_pipe(name, slot, child);
+                                 });
+    p.ready_watch.add();
     log::debug("service %s: started %s pid %d", s.spec.name.c_str(), plan.program.c_str(),
-               static_cast<int>(pid.value()));
+               static_cast<int>(p.pid));
+}
+
+// The worker wrote on (or closed) its readiness pipe.  The watch is only
+// deleted here, never destroyed: this runs inside its callback.
+void Supervisor::on_ready_pipe(const std::string& name, size_t slot, pid_t pid) {
+    auto it = services_.find(name);
+    if (it == services_.end() || slot >= it->second->procs.size()) return;
+    Process& p = it->second->procs[slot];
+    if (p.pid != pid || !p.ready_pipe) return;
+    char buf[64];
+    ssize_t n = ::read(p.ready_pipe.get(), buf, sizeof buf);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n > 0 && std::string_view(buf, static_cast<size_t>(n)).find("ready") != std::string_view::npos) {
+        p.ready = true;
+        log::debug("service %s: pid %d ready", name.c_str(), static_cast<int>(pid));
+    } else if (n > 0) {
+        return;  // not our word; wait for more or EOF
+    } else {
+        // EOF (or an error) before "ready": the worker exited, which the
+        // SIGCHLD reaping reports as a crash, or closed the pipe without a
+        // word, which leaves it "starting" for everyone to see.
+        log::debug("service %s: pid %d closed its readiness pipe before it was ready", name.c_str(),
+                   static_cast<int>(pid));
+    }
+    p.ready_watch.del();
+    p.ready_pipe.reset();
 }
 
 void Supervisor::fill_empty_slots(const std::string& name) {
@@ -140,8 +175,8 @@ void Supervisor::fill_empty_slots(const std::string& name) {
         s.throttled = false;
         s.crashes.clear();
     }
-    for (size_t i = 0; i < s.pids.size(); ++i) {
-        if (s.pids[i] == 0) {
+    for (size_t i = 0; i < s.procs.size(); ++i) {
+        if (s.procs[i].pid == 0) {
             ++s.restarts;
             start_slot(s, i);
             // start_slot may have throttled the service or scheduled a retry.
@@ -188,15 +223,19 @@ void Supervisor::reap() {
         bool found = false;
         for (auto& [name, sp] : services_) {
             Service& s = *sp;
-            for (size_t i = 0; i < s.pids.size(); ++i) {
-                if (s.pids[i] != pid) continue;
+            for (size_t i = 0; i < s.procs.size(); ++i) {
+                if (s.procs[i].pid != pid) continue;
                 found = true;
-                s.pids[i] = 0;
+                bool was_ready = s.procs[i].ready;
+                // Not inside this slot's watch callback (SIGCHLD's), so the
+                // watch may be destroyed here.
+                s.procs[i] = Process{};
                 std::string reason = describe_exit(status);
                 if (stopping_) break;
                 // Postfix: "warning: process /usr/libexec/postfix/smtpd pid 123 exit status 1"
-                log::warning("process %s pid %d %s", program_path(s.spec).c_str(),
-                             static_cast<int>(pid), reason.c_str());
+                log::warning("process %s pid %d %s%s", program_path(s.spec).c_str(),
+                             static_cast<int>(pid), reason.c_str(),
+                             was_ready ? "" : " before it was ready");
                 s.last_crash = reason;
                 s.crashes.push_back(Clock::now());
                 on_crash(s, i, status);
@@ -219,9 +258,9 @@ void Supervisor::stop_all(std::function<void()> done) {
     stopped_ = std::move(done);
     for (auto& [name, sp] : services_) {
         sp->restart_timer.del();
-        for (pid_t& pid : sp->pids) {
-            if (pid > 0) retire(pid);
-            pid = 0;
+        for (Process& p : sp->procs) {
+            if (p.pid > 0) retire(p.pid);
+            p = Process{};
         }
     }
     check_stopped();
@@ -238,12 +277,10 @@ void Supervisor::check_stopped() {
 void Supervisor::describe(ipc::Message& reply) const {
     for (const auto& name : order_) {
         const Service& s = *services_.at(name);
-        int running = 0;
-        for (pid_t pid : s.pids)
-            if (pid > 0) ++running;
-        std::string state = s.throttled ? "throttled"
-                            : running == static_cast<int>(s.pids.size()) ? "running"
-                            : "starting";
+        size_t ready = 0;
+        for (const Process& p : s.procs)
+            if (p.pid > 0 && p.ready) ++ready;
+        std::string state = s.throttled ? "throttled" : ready == s.procs.size() ? "running" : "starting";
         reply.add("service", name);
         reply.add("state", state);
         reply.add("listen_type", s.spec.type == config::ListenType::Inet   ? "inet"
@@ -252,10 +289,11 @@ void Supervisor::describe(ipc::Message& reply) const {
         reply.add("listen", join_listen(s.spec));
         reply.add("user", s.spec.user);
         reply.add("command", program_path(s.spec));
-        reply.add_int("procs", static_cast<int64_t>(s.pids.size()));
-        for (size_t i = 0; i < s.pids.size(); ++i) {
-            if (s.pids[i] <= 0) continue;
-            reply.add("process", std::to_string(s.pids[i]) + " " + std::to_string(seconds_since(s.started[i])));
+        reply.add_int("procs", static_cast<int64_t>(s.procs.size()));
+        for (const Process& p : s.procs) {
+            if (p.pid <= 0) continue;
+            reply.add("process", std::to_string(p.pid) + " " + std::to_string(seconds_since(p.started)) +
+                                     (p.ready ? " ready" : " starting"));
         }
         reply.add_int("restarts", s.restarts);
         reply.add_int("throttled", s.throttled ? 1 : 0);

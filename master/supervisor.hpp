@@ -10,6 +10,12 @@
 // service: nothing is restarted for master_restart_backoff_max, then it is
 // tried again ("warning: service smtp: throttling after 6 crashes").
 //
+// A worker is "starting" until it writes "ready" on its readiness pipe
+// (lib/daemon's notify_ready, once its config is loaded and its listeners
+// taken); master watches each pipe on its event loop.  A service is
+// "running" only when every slot holds a ready worker.  A worker that exits
+// before it is ready is a crash like any other.
+//
 // Workers asked to stop (reload, removed service, shutdown) are "retiring":
 // they get SIGTERM, then SIGKILL after master_stop_timeout, and their exits
 // are not crashes.
@@ -43,12 +49,20 @@ struct Limits {
     static Limits from(const config::Config& config);
 };
 
+// One slot of a service: the worker running in it, if any.
+struct Process {
+    pid_t pid = 0;  // 0 = empty slot
+    Clock::time_point started;
+    bool ready = false;  // said "ready" on its readiness pipe
+    Fd ready_pipe;       // read end, until "ready" or EOF
+    event::Watch ready_watch;
+};
+
 struct Service {
     config::ServiceSpec spec;
     std::vector<Fd> listeners;
     std::vector<std::string> listener_names;
-    std::vector<pid_t> pids;              // one per slot; 0 = empty slot
-    std::vector<Clock::time_point> started;
+    std::vector<Process> procs;  // one per slot
     int restarts = 0;
     std::deque<Clock::time_point> crashes;  // within the crash window
     bool throttled = false;
@@ -88,6 +102,7 @@ public:
 
 private:
     void start_slot(Service& s, size_t slot);
+    void on_ready_pipe(const std::string& name, size_t slot, pid_t pid);
     void fill_empty_slots(const std::string& name);
     void on_crash(Service& s, size_t slot, int wait_status);
     void retire(pid_t pid);

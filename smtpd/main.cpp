@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
         srv->stop_accepting();
         drain.add(std::chrono::milliseconds(1));
     };
+    daemon::notify_ready();
     int rc = daemon::run_loop(base.get(), std::move(handlers));
     server->reset();
     return rc;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,10 @@ namespace {
 
 constexpr int kFirstListenFd = 3;  // SD_LISTEN_FDS_START
 constexpr int kMaxListenFds = 1024;
+
+// The readiness pipe between start_worker() and notify_ready(): one per
+// process, so a file-level owner is the honest shape.
+Fd g_ready_pipe;
 
 Result<int> parse_count(const char* text, const char* what) {
     if (!text || !*text) return make_error(std::string(what) + " is empty");
@@ -138,6 +143,35 @@ Status take_listen_fds(std::vector<Fd>& fds, std::vector<std::string>& names) {
     return result;
 }
 
+Result<Fd> take_ready_fd() {
+    const char* text = std::getenv("TERN_READY_FD");
+    if (!text) return Fd();
+    std::string copy = text;
+    // Children of the worker must not see (or write to) master's pipe.
+    unsetenv("TERN_READY_FD");
+    auto fd = parse_count(copy.c_str(), "TERN_READY_FD");
+    if (!fd) return fd.error();
+    if (fd.value() < kFirstListenFd)
+        return make_error("TERN_READY_FD must be 3 or more, not " + copy);
+    if (fcntl(fd.value(), F_GETFD) < 0)
+        return make_error("TERN_READY_FD says fd " + copy + " is passed, but it is not open");
+    fcntl(fd.value(), F_SETFD, FD_CLOEXEC);
+    return Fd(fd.value());
+}
+
+void notify_ready() {
+    if (!g_ready_pipe) return;
+    // A master that died closed the read end: EPIPE, not a fatal SIGPIPE.
+    signal(SIGPIPE, SIG_IGN);
+    static const char kReady[] = "ready\n";
+    ssize_t n;
+    do {
+        n = ::write(g_ready_pipe.get(), kReady, sizeof kReady - 1);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) log::warning("cannot tell master this process is ready: %s", std::strerror(errno));
+    g_ready_pipe.reset();
+}
+
 WorkerContext start_worker(int argc, char** argv, std::string_view program,
                            std::string_view extra_usage) {
     auto parsed = parse_worker_args(argc, argv, program);
@@ -156,11 +190,15 @@ WorkerContext start_worker(int argc, char** argv, std::string_view program,
     log::init(program, ctx.config.get("log_target"));
     auto st = take_listen_fds(ctx.listeners, ctx.listener_names);
     if (!st) log::fatal("service %s: %s", ctx.service.c_str(), st.message().c_str());
+    auto ready = take_ready_fd();
+    if (!ready) log::fatal("service %s: %s", ctx.service.c_str(), ready.message().c_str());
+    g_ready_pipe = std::move(ready).value();
     return ctx;
 }
 
 int run_loop(event_base* base, LoopHandlers handlers) {
     signal(SIGPIPE, SIG_IGN);
+    notify_ready();
     event::Watch term, intr, hup;
     bool stopping = false;
     auto on_term = [&](short) {

@@ -17,6 +17,15 @@
 // calls the reload callback (ignored when there is none), SIGPIPE is
 // ignored.  Parent death: master sets PR_SET_PDEATHSIG(SIGTERM) in the child
 // before exec, so a worker whose master died gets the same graceful stop.
+//
+// Readiness, like sd_notify(READY=1): master also passes the write end of a
+// pipe, its number in TERN_READY_FD (not counted in LISTEN_FDS).
+// start_worker() takes it (close-on-exec, variable unset); notify_ready()
+// writes "ready" and closes it.  A worker calls notify_ready() once its
+// config is loaded and its listeners are taken over, right before its event
+// loop; until then master shows the process as "starting", and an exit
+// before it is a crash.  run_loop() notifies too, for a worker that forgot.
+// Without TERN_READY_FD (run by hand, under systemd) it does nothing.
 #pragma once
 
 #include <functional>
@@ -52,11 +61,19 @@ Result<WorkerContext> parse_worker_args(int argc, char** argv, std::string_view 
 // No LISTEN_FDS at all means no sockets (not an error).
 Status take_listen_fds(std::vector<Fd>& fds, std::vector<std::string>& names);
 
+// The readiness pipe named by TERN_READY_FD: validated, close-on-exec set,
+// the variable unset; nullopt-like invalid Fd when the variable is absent.
+Result<Fd> take_ready_fd();
+
 // The whole start-up: parse, load config, log::init(program, log_target),
-// take the listening sockets.  Prints usage and exits 0 on --help; prints
+// take the listening sockets and the readiness pipe.  Prints usage and exits 0 on --help; prints
 // the error to stderr, logs it, and exits 1 on any failure.
 WorkerContext start_worker(int argc, char** argv, std::string_view program,
                            std::string_view extra_usage = "");
+
+// Tells master this worker is ready (see above).  Idempotent; a no-op when
+// no readiness pipe was passed or it was already used.
+void notify_ready();
 
 struct LoopHandlers {
     // SIGTERM/SIGINT.  Called once; should stop accepting work and let the
@@ -67,7 +84,7 @@ struct LoopHandlers {
 };
 
 // Runs base's loop with the standard signal handling until it has no more
-// events or is told to exit.  A second SIGTERM during a graceful stop exits
+// events or is told to exit; calls notify_ready() first.  A second SIGTERM during a graceful stop exits
 // the loop at once.  Returns 0, or 1 when the loop failed.
 int run_loop(event_base* base, LoopHandlers handlers);
 

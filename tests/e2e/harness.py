@@ -22,12 +22,20 @@ What a Stack is:
   fresh free port); `extra_services=[lines]` appends lines;
 - `programs={"name": "#!/bin/sh ..."}` adds test programs: daemon_directory
   then becomes a private folder of symlinks to every build program plus
-  these scripts (for supervision tests: a worker that crashes at once);
+  these scripts (for supervision tests: a worker that crashes at once).  A
+  test worker that should count as up must say so like a real one:
+  `echo ready >&$TERN_READY_FD` (IDLE_WORKER does);
+- when master is root and some service runs as another user (privilege
+  tests), daemon_directory is a private folder of hard links (or copies) of
+  the build programs inside the stack's 0755 temp dir, so a dropped worker
+  can exec its program wherever the checkout lives (e.g. under a 0700 /root);
 - users file (demo@tern.test, password "demo") and aliases file.
 
 start() runs `mailctl start` and waits (polling, bounded) until `mailctl
-status` shows every service running with all its pids and every TCP port
-accepts connections; `wait=` names the services to wait for (default: all).
+status` shows every service "running": all its processes up and each one
+has told master it is ready (config loaded, listeners taken: lib/daemon's
+notify_ready).  A listening port proves nothing -- master opens it before
+any worker runs.  `wait=` names the services to wait for (default: all).
 stop() runs `mailctl stop`.  Leaving the with-block always stops the stack
 and kills every process still running with this stack's configuration
 directory on its command line; when the block raised, the tail of the log
@@ -55,6 +63,9 @@ DEMO_USERS = ("demo@tern.test:{SHA512-CRYPT}$6$3brT4zVUneoOKHFN$xQfKfRFfBKSh1Su/
               "bbEbTnLDVplTAH/1JVA6LedpszczOVI9IrK2yPOWxNk.CfzbCgU2m0Jdj0\n")
 DEMO_ALIASES = "postmaster: demo@tern.test\nroot: demo@tern.test\n"
 
+# A test worker that stays up after telling master it is ready.
+IDLE_WORKER = "#!/bin/sh\n# a worker that just stays up\necho ready >&$TERN_READY_FD\nexec sleep 600\n"
+
 _cert_cache = None
 _live_stacks = set()
 
@@ -78,11 +89,21 @@ except ValueError:  # not the main thread
     pass
 
 
+_given_ports = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on right now and that
+    this test run has not handed out before (the kernel may offer the same
+    ephemeral port twice in a row, e.g. to two services of one stack)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _given_ports:
+            _given_ports.add(port)
+            return port
+    raise StackError("no fresh free port after 100 tries")
 
 
 def program_exists(name):
@@ -137,14 +158,13 @@ class Stack:
         self.log_dir = os.path.join(self.base, "log")
         self.log_path = os.path.join(self.log_dir, "tern.log")
         self.daemon_dir = BUILD
+        self.programs = programs or {}
         self.seen_pids = set()
         self.master_pid = None
         _live_stacks.add(self)
         os.makedirs(os.path.join(self.conf_dir, "tls"))
         os.makedirs(self.log_dir)
         os.chmod(self.log_dir, 0o777)  # workers that dropped to another user still log
-        if programs:
-            self._make_daemon_dir(programs)
         user = current_user()
         self.config = {
             "myhostname": "mail.tern.test",
@@ -168,6 +188,10 @@ class Stack:
         else:
             self.services = self._default_services(procs or {})
         self.services += [self._fill_ports(l) for l in (extra_services or [])]
+        if self.programs or self.drops_privileges():
+            self._make_daemon_dir(self.programs, copy=self.drops_privileges())
+            if "daemon_directory" not in (config or {}):
+                self.config["daemon_directory"] = self.daemon_dir
         self.write_config()
         self.write_services()
         with open(os.path.join(self.conf_dir, "users"), "w") as f:
@@ -182,13 +206,40 @@ class Stack:
 
     # --- configuration ---------------------------------------------------
 
-    def _make_daemon_dir(self, programs):
+    def drops_privileges(self):
+        """True when master (root) will run some worker as another user."""
+        if os.geteuid() != 0:
+            return False
+        me = current_user()
+        for line in self.services:
+            f = line.split()
+            if len(f) < 4:
+                continue
+            user = self.config.get("default_user", me) if f[3] == "-" else f[3]
+            if user != me:
+                return True
+        return False
+
+    def _make_daemon_dir(self, programs, copy=False):
+        """A private daemon_directory: the build programs (symlinks, or with
+        copy= hard links falling back to copies, so that a worker dropped to
+        another user can exec them through this 0755 path) plus programs."""
         self.daemon_dir = os.path.join(self.base, "libexec")
         os.makedirs(self.daemon_dir)
+        os.chmod(self.daemon_dir, 0o755)
         for name in os.listdir(BUILD):
             path = os.path.join(BUILD, name)
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                os.symlink(path, os.path.join(self.daemon_dir, name))
+            if name == "unit-tests" or not (os.path.isfile(path) and os.access(path, os.X_OK)):
+                continue
+            dest = os.path.join(self.daemon_dir, name)
+            if not copy:
+                os.symlink(path, dest)
+                continue
+            try:
+                os.link(path, dest)
+            except OSError:  # another file system, or links not allowed
+                shutil.copy2(path, dest)
+            os.chmod(dest, 0o755)
         for name, text in programs.items():
             path = os.path.join(self.daemon_dir, name)
             if os.path.lexists(path):
@@ -287,21 +338,15 @@ class Stack:
             st = self.status()
             if st is None:
                 return False
+            # "running" = every process said it is ready (master's readiness
+            # pipe); the ports are master's and accept before any worker runs.
             for name in names:
                 svc = st.get(name)
-                if not svc or svc["state"] != "running" or len(svc["pids"]) != self.procs_of(name):
-                    return False
-            for name in names:
-                try:
-                    port = self.port(name)
-                except KeyError:
-                    continue
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=2).close()
-                except OSError:
+                if (not svc or svc["state"] != "running" or svc["starting"]
+                        or len(svc["pids"]) != self.procs_of(name)):
                     return False
             return True
-        self.wait_for(ready, timeout, "services running: " + ", ".join(names))
+        self.wait_for(ready, timeout, "services running and ready: " + ", ".join(names))
 
     def procs_of(self, name):
         for l in self.services:
@@ -311,8 +356,9 @@ class Stack:
         raise KeyError(name)
 
     def status(self):
-        """Parsed `mailctl status`: {name: {state, pids, uptime, restarts, listen, last_crash}},
-        or None when tern is not running."""
+        """Parsed `mailctl status`: {name: {state, pids, starting, uptime, restarts, listen,
+        last_crash}} (starting: the pids not ready yet, shown with '*'), or None when tern
+        is not running."""
         proc = self.mailctl("status")
         if proc.returncode == 3:
             return None
@@ -328,9 +374,12 @@ class Stack:
             f = line.split(None, 6)
             if len(f) < 7:
                 continue
-            pids = [] if f[2] == "-" else [int(p) for p in f[2].split(",")]
+            marked = [] if f[2] == "-" else f[2].split(",")
+            pids = [int(p.rstrip("*")) for p in marked]
+            starting = [int(p.rstrip("*")) for p in marked if p.endswith("*")]
             self.seen_pids.update(pids)
-            out[f[0]] = {"state": f[1], "pids": pids, "uptime": f[3], "restarts": int(f[4]),
+            out[f[0]] = {"state": f[1], "pids": pids, "starting": starting, "uptime": f[3],
+                         "restarts": int(f[4]),
                          "listen": f[5], "last_crash": "" if f[6] == "-" else f[6]}
         return out
 

@@ -9,10 +9,14 @@ import stat
 import subprocess
 import unittest
 
-from harness import BUILD, MAILCTL, Stack, program_exists
+from harness import BUILD, IDLE_WORKER as IDLE, MAILCTL, Stack, program_exists
 
 CRASHER = "#!/bin/sh\n# a worker that dies at once, to provoke throttling\nexit 1\n"
-IDLE = "#!/bin/sh\n# a worker that just stays up\nexec sleep 600\n"
+# Ready only once the test creates <config dir>/go ($2: master runs it as
+# "slow -c CONFIG_DIR -s NAME"); gives up waiting after 30 s.
+SLOW = ("#!/bin/sh\n# a worker slow to load its configuration\ni=0\n"
+        "while [ ! -e \"$2/go\" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n"
+        "echo ready >&$TERN_READY_FD\nexec sleep 600\n")
 
 
 def refused(port):
@@ -80,6 +84,27 @@ class FoundationTest(unittest.TestCase):
             self.assertEqual(svc["state"], "running")
             self.assertIn(before[1], svc["pids"])  # the other worker was left alone
             self.assertRegex(s.log_text(), rf"warning: process \S+ pid {victim} killed by signal 9")
+
+    def test_worker_is_starting_until_it_says_ready(self):
+        with Stack(programs={"slow": SLOW, "idle": IDLE},
+                   services=["steady none - - 1 idle", "slow inet 127.0.0.1:{port} - 1 slow"],
+                   wait=["steady"]) as s:
+            svc = s.status()["slow"]
+            self.assertEqual(svc["state"], "starting")
+            self.assertEqual(len(svc["pids"]), 1)
+            self.assertEqual(svc["starting"], svc["pids"])
+            pid = svc["pids"][0]
+            self.assertRegex(s.mailctl("status").stdout, rf"\nslow\s+starting\s+{pid}\*\s")
+            # The port accepts already: master owns it, so it proves nothing.
+            socket.create_connection(("127.0.0.1", s.port("slow")), timeout=2).close()
+            self.assertEqual(s.status()["slow"]["state"], "starting")
+
+            open(os.path.join(s.conf_dir, "go"), "w").close()
+            s.wait_ready(["slow"], 10)
+            svc = s.status()["slow"]
+            self.assertEqual((svc["state"], svc["pids"], svc["starting"], svc["restarts"]),
+                             ("running", [pid], [], 0))
+            self.assertRegex(s.mailctl("status").stdout, rf"\nslow\s+running\s+{pid}\s")
 
     def test_sighup_reload_restarts_only_the_changed_service(self):
         with Stack(procs={"smtp": 2}) as s:
@@ -258,6 +283,8 @@ class FoundationTest(unittest.TestCase):
             self.assertEqual(svc["last_crash"], "exit status 1")
             self.assertEqual(svc["pids"], [])
             self.assertIn("warning: service crashy: throttling after 3 crashes", s.log_text())
+            # It never said it was ready, and the log says so.
+            self.assertRegex(s.log_text(), r"warning: process \S+/crasher pid \d+ exit status 1 before it was ready")
             self.assertEqual(s.status()["steady"]["state"], "running")
             self.assertRegex(s.mailctl("status").stdout, r"crashy\s+throttled\s+-\s+-\s+2\s+-\s+exit status 1")
 

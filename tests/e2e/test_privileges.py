@@ -3,7 +3,10 @@ worker runs with exactly its service user's uid, gid and groups, and a
 worker whose user cannot be taken on never runs at all.
 
 Only meaningful as root (CI runs as root); skipped otherwise.  Uses the
-system user `nobody`, which every Debian system has.
+system user `nobody`, which every Debian system has.  The harness gives
+each such stack its own daemon_directory (links or copies of the build
+programs in the 0755 temp dir), so the drop is proven even when the
+checkout lives where `nobody` cannot go (a clone under a 0700 /root).
 """
 import os
 import pwd
@@ -11,9 +14,7 @@ import smtplib
 import socket
 import unittest
 
-from harness import Stack, program_exists
-
-IDLE = "#!/bin/sh\n# a worker that just stays up\nexec sleep 600\n"
+from harness import BUILD, IDLE_WORKER as IDLE, Stack, program_exists
 
 
 def proc_ids(pid):
@@ -76,6 +77,9 @@ class PrivilegesTest(unittest.TestCase):
                    services=["smtp inet 127.0.0.1:{port} - 1 smtpd"]) as s:
             pid = s.pids("smtp")[0]
             self.assertEqual(proc_ids(pid)[0], [self.nobody.pw_uid] * 4)
+            # It runs from the stack's own daemon_directory, not the checkout.
+            self.assertNotEqual(s.daemon_dir, BUILD)
+            self.assertEqual(os.readlink(f"/proc/{pid}/exe"), os.path.join(s.daemon_dir, "smtpd"))
             # master made the queue for the user that writes it.
             self.assertEqual(os.stat(s.queue_dir).st_uid, self.nobody.pw_uid)
             with socket.create_connection(("127.0.0.1", s.port("smtp")), timeout=5) as c:
