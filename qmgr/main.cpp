@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     auto router = qmgr::Router::create(config, *services);
     if (!router) log::fatal("%s", router.message().c_str());
 
+    event::enable_threads();  // the Bookkeeper's worker wakes the loop
     event::Base base = event::make_base();
     qmgr::Pickup pickup(config, **store);
     qmgr::Scheduler scheduler(base.get(), qmgr::SchedulerSettings::from(config), **store, std::move(*router), pickup);
@@ -38,10 +39,11 @@ int main(int argc, char** argv) {
 
     // Graceful stop: no new dispatches; requests in flight get up to 10 s
     // to answer so their results are recorded (otherwise they are simply
-    // delivered again after the restart — a duplicate, never a loss).
+    // delivered again after the restart — a duplicate, never a loss), and
+    // their status writes get committed.
     int drain_ticks = 0;
     event::Watch drain = event::timer(base.get(), [&](short) {
-        if (scheduler.requests_in_flight() == 0 || ++drain_ticks > 100) {
+        if ((scheduler.requests_in_flight() == 0 && scheduler.writes_in_flight() == 0) || ++drain_ticks > 100) {
             event_base_loopexit(base.get(), nullptr);
             return;
         }
@@ -53,5 +55,6 @@ int main(int argc, char** argv) {
         scheduler.stop();
         drain.activate();
     };
+    daemon::notify_ready();
     return daemon::run_loop(base.get(), handlers);
 }

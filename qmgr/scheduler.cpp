@@ -48,6 +48,11 @@ void log_recipient(const queue::Message& m, const queue::Recipient& r, const std
               r.last_error.c_str());
 }
 
+bool has_pending(const queue::Message& m) {
+    return std::any_of(m.recipients.begin(), m.recipients.end(),
+                       [](const queue::Recipient& r) { return r.state == queue::RecipientState::Pending; });
+}
+
 dsn::RecipientReport report_for(const queue::Recipient& r, dsn::Action action) {
     dsn::RecipientReport rep;
     rep.address = r.address;
@@ -57,6 +62,20 @@ dsn::RecipientReport report_for(const queue::Recipient& r, dsn::Action action) {
     rep.diagnostic = r.last_error;
     rep.last_attempt = r.last_try;
     return rep;
+}
+
+// The DSNs a finished message owes: failures, and successes asked for.
+void notice_reports(const queue::Message& m, std::vector<dsn::RecipientReport>& failed,
+                    std::vector<dsn::RecipientReport>& succeeded) {
+    for (const auto& r : m.recipients) {
+        // A failed tern notice is reported whatever its NOTIFY said
+        // (to the postmaster, see notice.hpp).
+        if (r.state == queue::RecipientState::Bounced &&
+            (m.envelope.is_bounce || dsn::wants_notice(r.notify, dsn::NoticeKind::Failure)))
+            failed.push_back(report_for(r, dsn::Action::Failed));
+        if (r.state == queue::RecipientState::Delivered && dsn::wants_notice(r.notify, dsn::NoticeKind::Success))
+            succeeded.push_back(report_for(r, dsn::Action::Delivered));
+    }
 }
 
 }  // namespace
@@ -79,7 +98,12 @@ SchedulerSettings SchedulerSettings::from(const config::Config& c) {
 
 Scheduler::Scheduler(event_base* base, SchedulerSettings settings, queue::Store& store, Router router,
                      Pickup& pickup)
-    : base_(base), settings_(std::move(settings)), store_(store), router_(std::move(router)), pickup_(pickup) {
+    : base_(base),
+      settings_(std::move(settings)),
+      store_(store),
+      router_(std::move(router)),
+      pickup_(pickup),
+      bookkeeper_(base, store) {
     run_soon_ = event::timer(base_, [this](short) { run(); });
     due_timer_ = event::timer(base_, [this](short) { run(); });
     scan_timer_ = event::timer(base_, [this](short) {
@@ -160,11 +184,8 @@ void Scheduler::remove_orphans(int64_t min_age) {
 
 void Scheduler::finish_leftovers() {
     int64_t now = sys::now_s();
-    for (const auto& m : store_.list_all()) {
-        bool pending = std::any_of(m.recipients.begin(), m.recipients.end(),
-                                   [](const queue::Recipient& r) { return r.state == queue::RecipientState::Pending; });
-        if (!pending) complete(m, now);
-    }
+    for (const auto& m : store_.list_all())
+        if (!has_pending(m)) complete(m, now);
 }
 
 void Scheduler::run() {
@@ -259,13 +280,10 @@ void Scheduler::activate(const std::string& id, int64_t now) {
             t->submit(std::move(req));
         }
     }
-    if (!immediate.empty()) {
-        if (!apply(a, immediate, now, true)) {
-            if (a.in_flight.empty()) active_.erase(id);
-            return;
-        }
-    }
-    if (a.in_flight.empty()) pass_done(id);
+    if (!immediate.empty())
+        record(a, apply(a, immediate, now, true));
+    else if (a.in_flight.empty())
+        pass_done(id);
 }
 
 void Scheduler::on_results(const std::string& id, const std::vector<delivery::RecipientResult>& results,
@@ -277,9 +295,49 @@ void Scheduler::on_results(const std::string& id, const std::vector<delivery::Re
     }
     Active& a = it->second;
     for (const auto& r : results) a.in_flight.erase(r.index);
-    bool exists = apply(a, results, sys::now_s(), !agent_answered);
-    if (!a.in_flight.empty()) return;
-    if (!exists) {
+    record(a, apply(a, results, sys::now_s(), !agent_answered));
+}
+
+void Scheduler::record(Active& a, std::vector<queue::Recipient> changed) {
+    const std::string id = a.message.envelope.id;
+    bool removal = false;
+    if (a.in_flight.empty() && !has_pending(a.message)) {
+        std::vector<dsn::RecipientReport> failed, succeeded;
+        notice_reports(a.message, failed, succeeded);
+        // No DSN owed: the records go in one change, no status update first
+        // (a crash before the commit delivers again, a duplicate).
+        removal = failed.empty() && succeeded.empty();
+    }
+    if (changed.empty() && !removal) {
+        if (a.in_flight.empty() && a.unsynced == 0) pass_done(id);
+        return;
+    }
+    ++a.unsynced;
+    bookkeeper_.submit(queue::Change{id, std::move(changed), removal},
+                       [this, id, removal](const Status& st) { on_recorded(id, removal, st); });
+}
+
+void Scheduler::on_recorded(const std::string& id, bool removal, const Status& st) {
+    auto it = active_.find(id);
+    if (it == active_.end()) return;  // cannot happen: kept active until now
+    Active& a = it->second;
+    --a.unsynced;
+    if (removal) {
+        a.ended = true;
+        if (st) {
+            log::info("%s: removed", id.c_str());
+        } else {
+            log::warning("%s: cannot remove: %s", id.c_str(), st.message().c_str());
+            if (store_.load(id)) unfinished_.insert(id);
+        }
+    } else if (!st) {
+        // Deleted meanwhile (mailctl queue delete) or a storage failure: the
+        // Store keeps the old state, so the recipients are tried again later.
+        log::warning("%s: cannot record delivery status: %s", id.c_str(), st.message().c_str());
+        if (!store_.load(id)) a.gone = true;
+    }
+    if (!a.in_flight.empty() || a.unsynced > 0) return;
+    if (a.gone || a.ended) {
         active_.erase(it);
         run_soon_.activate();
         return;
@@ -287,8 +345,8 @@ void Scheduler::on_results(const std::string& id, const std::vector<delivery::Re
     pass_done(id);
 }
 
-bool Scheduler::apply(Active& a, const std::vector<delivery::RecipientResult>& results, int64_t now,
-                      bool log_each) {
+std::vector<queue::Recipient> Scheduler::apply(Active& a, const std::vector<delivery::RecipientResult>& results,
+                                               int64_t now, bool log_each) {
     queue::Message& m = a.message;
     const std::string& id = m.envelope.id;
     int64_t now_us = sys::now_us();
@@ -356,14 +414,7 @@ bool Scheduler::apply(Active& a, const std::vector<delivery::RecipientResult>& r
             log::warning("%s: cannot queue delay notification: %s", id.c_str(), notice.message().c_str());
         }
     }
-    if (changed.empty()) return true;
-    if (auto st = store_.update_recipients(id, changed); !st) {
-        // Deleted meanwhile (mailctl queue delete) or a storage failure: the
-        // Store keeps the old state, so the recipients are tried again later.
-        log::warning("%s: cannot record delivery status: %s", id.c_str(), st.message().c_str());
-        return store_.load(id).has_value();
-    }
-    return true;
+    return changed;
 }
 
 void Scheduler::pass_done(const std::string& id) {
@@ -371,9 +422,7 @@ void Scheduler::pass_done(const std::string& id) {
     if (it == active_.end()) return;
     queue::Message m = std::move(it->second.message);
     active_.erase(it);
-    bool pending = std::any_of(m.recipients.begin(), m.recipients.end(),
-                               [](const queue::Recipient& r) { return r.state == queue::RecipientState::Pending; });
-    if (!pending) complete(m, sys::now_s());
+    if (!has_pending(m)) complete(m, sys::now_s());
     // Capacity freed, and the due index changed: look again.
     run_soon_.activate();
 }
@@ -381,15 +430,7 @@ void Scheduler::pass_done(const std::string& id) {
 bool Scheduler::complete(const queue::Message& m, int64_t now) {
     const std::string& id = m.envelope.id;
     std::vector<dsn::RecipientReport> failed, succeeded;
-    for (const auto& r : m.recipients) {
-        // A failed tern notice is reported whatever its NOTIFY said
-        // (to the postmaster, see notice.hpp).
-        if (r.state == queue::RecipientState::Bounced &&
-            (m.envelope.is_bounce || dsn::wants_notice(r.notify, dsn::NoticeKind::Failure)))
-            failed.push_back(report_for(r, dsn::Action::Failed));
-        if (r.state == queue::RecipientState::Delivered && dsn::wants_notice(r.notify, dsn::NoticeKind::Success))
-            succeeded.push_back(report_for(r, dsn::Action::Delivered));
-    }
+    notice_reports(m, failed, succeeded);
     for (auto [reports, kind, what] :
          {std::tuple{&failed, dsn::NoticeKind::Failure, "non-delivery"},
           std::tuple{&succeeded, dsn::NoticeKind::Success, "delivery status"}}) {
@@ -414,12 +455,15 @@ bool Scheduler::complete(const queue::Message& m, int64_t now) {
                   what, notice->c_str());
         wake();
     }
-    if (auto st = store_.remove(id); !st) {
+    // Batched like the status writes; "removed" is logged after the commit.
+    bookkeeper_.submit(queue::Change{id, {}, true}, [this, id](const Status& st) {
+        if (st) {
+            log::info("%s: removed", id.c_str());
+            return;
+        }
         log::warning("%s: cannot remove: %s", id.c_str(), st.message().c_str());
         if (store_.load(id)) unfinished_.insert(id);
-        return false;
-    }
-    log::info("%s: removed", id.c_str());
+    });
     return true;
 }
 

@@ -9,6 +9,14 @@
 // is finished then.  Status updates are written after the agent answered:
 // a crash in between delivers again (a duplicate), never loses mail.
 //
+// The writes go through the Bookkeeper (bookkeeper.hpp): batched, one synced
+// transaction for all answers of a loop iteration, on a worker thread, so
+// dispatching never waits for a sync.  A message stays in the active set
+// until its writes are committed (it is never taken again from stale
+// records), and a finished message that needs no DSN is removed in a single
+// change, without a status update first.  "removed" is logged after the
+// commit.
+//
 // Log lines (Postfix's, for pflogsumm and friends):
 //   ID: from=<a@b>, size=N, nrcpt=N (queue active)
 //   ID: to=<x@y>, relay=none, delay=5, dsn=4.4.1, status=deferred (text)
@@ -30,6 +38,7 @@
 #include "lib/delivery/request.hpp"
 #include "lib/event/loop.hpp"
 #include "lib/queue/queue.hpp"
+#include "qmgr/bookkeeper.hpp"
 #include "qmgr/notice.hpp"
 #include "qmgr/pickup.hpp"
 #include "qmgr/route.hpp"
@@ -61,24 +70,31 @@ public:
     void stop();   // no new dispatches; in-flight requests finish
     size_t active_count() const { return active_.size(); }
     size_t requests_in_flight() const;
+    size_t writes_in_flight() const { return bookkeeper_.in_flight(); }
 
 private:
     struct Active {
         queue::Message message;
         std::set<uint32_t> in_flight;
+        size_t unsynced = 0;   // changes submitted to the Bookkeeper, not committed yet
+        bool gone = false;     // deleted meanwhile (mailctl queue delete)
+        bool ended = false;    // the removal was tried (see unfinished_ on failure)
     };
 
     void run();
     void activate(const std::string& id, int64_t now);
     void on_results(const std::string& id, const std::vector<delivery::RecipientResult>& results,
                     bool agent_answered);
-    // Applies results to the message, persists them; returns false when the
-    // message vanished from the queue (deleted by the admin).  The per-
-    // recipient status line is logged here only for outcomes qmgr decided
-    // (an agent logs its own, and a line twice would count twice in
-    // pflogsumm).
-    bool apply(Active& active, const std::vector<delivery::RecipientResult>& results, int64_t now,
-               bool log_each);
+    // Applies results to the message in memory; returns the recipients that
+    // changed, for record().  The per-recipient status line is logged here
+    // only for outcomes qmgr decided (an agent logs its own, and a line twice
+    // would count twice in pflogsumm).
+    std::vector<queue::Recipient> apply(Active& active, const std::vector<delivery::RecipientResult>& results,
+                                        int64_t now, bool log_each);
+    // Hands the changed recipients to the Bookkeeper; when the pass is over
+    // and the message is finished without a DSN, as one removal instead.
+    void record(Active& active, std::vector<queue::Recipient> changed);
+    void on_recorded(const std::string& id, bool removal, const Status& status);
     void pass_done(const std::string& id);
     bool complete(const queue::Message& message, int64_t now);
     void finish_leftovers();
@@ -101,6 +117,7 @@ private:
     event::Watch scan_timer_;
     bool stopping_ = false;
     bool pickup_wanted_ = true;
+    Bookkeeper bookkeeper_;  // last: destroyed first, its callbacks still find everything above
 };
 
 }  // namespace tern::qmgr

@@ -76,6 +76,13 @@ struct Message {
     bool held = false;
 };
 
+// One message's bookkeeping change, for Store::apply().
+struct Change {
+    std::string id;
+    std::vector<Recipient> recipients;  // new state, as for update_recipients()
+    bool remove = false;                // delete the message (recipients ignored)
+};
+
 class Store {
 public:
     // Opens (creating if needed) <queue_directory>/db and msg/.
@@ -113,6 +120,15 @@ public:
     // between leaves an orphan body file, cleaned at qmgr start, never a
     // record without a body).
     Status remove(std::string_view id);
+    // Applies many changes (updates and removals, in order) in ONE synced
+    // transaction, then unlinks the bodies of the removed messages (after
+    // the commit, as remove() does).  qmgr's batched bookkeeping: a finished
+    // message costs one transaction shared with others, not an update plus
+    // a removal.  A change whose message is gone (deleted by the admin) or
+    // names an unknown recipient gets its own error and changes nothing; the
+    // others still commit.  A storage failure fails every change.  Returns
+    // one Status per change, in order.
+    std::vector<Status> apply(const std::vector<Change>& changes);
     Status set_hold(std::string_view id, bool held);
     Status set_all_due(int64_t when);  // `mailctl queue flush`: everything due now
 

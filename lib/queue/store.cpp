@@ -144,6 +144,57 @@ struct Store::Impl {
         return {};
     }
 
+    // The parts of update_recipients(), remove() and apply().  The outer
+    // Result is a storage failure (abort the transaction); the inner Status
+    // is this message's own refusal (gone, unknown recipient), made before
+    // anything was written.
+    Result<Status> update(lmdb::Txn& txn, std::string_view id, const std::vector<Recipient>& recipients) {
+        auto exists = txn.get(env_db, id);
+        if (!exists) return exists.error();
+        if (!*exists) return Status{Error{std::string(id) + ": no such message in the queue"}};
+        auto stored = this->recipients(txn, id);
+        if (!stored) return stored.error();
+        auto is_held = held(txn, id);
+        if (!is_held) return is_held.error();
+        std::optional<int64_t> old_due = *is_held ? std::nullopt : earliest_pending(*stored);
+
+        std::map<uint32_t, Recipient> merged;
+        for (auto& r : *stored) merged[r.index] = std::move(r);
+        for (const auto& r : recipients)
+            if (!merged.count(r.index))
+                return Status{Error{std::string(id) + ": no recipient #" + std::to_string(r.index)}};
+        for (const auto& r : recipients) {
+            merged[r.index] = r;
+            if (auto s = txn.put(rcpt_db, records::rcpt_key(id, r.index), records::encode_recipient(r)); !s)
+                return s.error();
+        }
+        std::vector<Recipient> all;
+        for (auto& [i, r] : merged) all.push_back(std::move(r));
+        std::optional<int64_t> new_due = *is_held ? std::nullopt : earliest_pending(all);
+        if (auto s = reindex(txn, id, old_due, new_due); !s) return s.error();
+        return Status{};
+    }
+
+    Result<Status> erase(lmdb::Txn& txn, std::string_view id) {
+        auto stored = this->recipients(txn, id);
+        if (!stored) return stored.error();
+        auto gone = txn.del(env_db, id);
+        if (!gone) return gone.error();
+        if (!*gone) return Status{Error{std::string(id) + ": no such message in the queue"}};
+        if (auto d = txn.del(due_db, records::due_key(earliest_pending(*stored).value_or(0), id)); !d)
+            return d.error();
+        if (auto d = txn.del(hold_db, id); !d) return d.error();
+        if (auto d = delete_recipients(txn, id); !d) return d.error();
+        return Status{};
+    }
+
+    Status unlink_body(std::string_view id) const {
+        if (!valid_queue_id(id)) return {};
+        std::string path = dir + "/msg/" + std::string(id.substr(id.size() - 2)) + "/" + std::string(id);
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink " + path);
+        return {};
+    }
+
     Status delete_recipients(lmdb::Txn& txn, std::string_view id) {
         std::vector<std::string> keys;
         {
@@ -326,52 +377,43 @@ std::optional<int64_t> Store::next_due_time() const {
 Status Store::update_recipients(std::string_view id, const std::vector<Recipient>& recipients) {
     Impl* p = impl_.get();
     return p->env->write([&](lmdb::Txn& txn) -> Status {
-        auto exists = txn.get(p->env_db, id);
-        if (!exists) return exists.error();
-        if (!*exists) return Error{std::string(id) + ": no such message in the queue"};
-        auto stored = p->recipients(txn, id);
-        if (!stored) return stored.error();
-        auto held = p->held(txn, id);
-        if (!held) return held.error();
-        std::optional<int64_t> old_due = *held ? std::nullopt : earliest_pending(*stored);
-
-        std::map<uint32_t, Recipient> merged;
-        for (auto& r : *stored) merged[r.index] = std::move(r);
-        for (const auto& r : recipients) {
-            if (!merged.count(r.index))
-                return Error{std::string(id) + ": no recipient #" + std::to_string(r.index)};
-            merged[r.index] = r;
-            if (auto s = txn.put(p->rcpt_db, records::rcpt_key(id, r.index), records::encode_recipient(r)); !s)
-                return s;
-        }
-        std::vector<Recipient> all;
-        for (auto& [i, r] : merged) all.push_back(std::move(r));
-        std::optional<int64_t> new_due = *held ? std::nullopt : earliest_pending(all);
-        return p->reindex(txn, id, old_due, new_due);
+        auto found = p->update(txn, id, recipients);
+        if (!found) return found.error();
+        return *found;
     });
 }
 
 Status Store::remove(std::string_view id) {
     Impl* p = impl_.get();
     Status st = p->env->write([&](lmdb::Txn& txn) -> Status {
-        auto stored = p->recipients(txn, id);
-        if (!stored) return stored.error();
-        auto gone = txn.del(p->env_db, id);
-        if (!gone) return gone.error();
-        if (!*gone) return Error{std::string(id) + ": no such message in the queue"};
-        if (auto d = txn.del(p->due_db, records::due_key(earliest_pending(*stored).value_or(0), id)); !d)
-            return d.error();
-        if (auto d = txn.del(p->hold_db, id); !d) return d.error();
-        return p->delete_recipients(txn, id);
+        auto found = p->erase(txn, id);
+        if (!found) return found.error();
+        return *found;
     });
     if (!st) return st;
     // Only now: a crash before this line leaves an orphan body (cleaned up
     // later), never a record whose body is gone.
-    if (valid_queue_id(id)) {
-        std::string path = body_path(id);
-        if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink " + path);
-    }
-    return {};
+    return p->unlink_body(id);
+}
+
+std::vector<Status> Store::apply(const std::vector<Change>& changes) {
+    Impl* p = impl_.get();
+    std::vector<Status> out;
+    Status st = p->env->write([&](lmdb::Txn& txn) -> Status {
+        out.clear();  // write() runs this again after growing the map
+        for (const auto& c : changes) {
+            auto found = c.remove ? p->erase(txn, c.id) : p->update(txn, c.id, c.recipients);
+            if (!found) return found.error();  // storage failure: the whole batch
+            out.push_back(*found);
+        }
+        return {};
+    });
+    if (!st) return std::vector<Status>(changes.size(), st);
+    // After the commit, as in remove().
+    for (size_t i = 0; i < changes.size(); ++i)
+        if (changes[i].remove && out[i])
+            if (auto u = p->unlink_body(changes[i].id); !u) out[i] = u;
+    return out;
 }
 
 Status Store::set_hold(std::string_view id, bool held) {
