@@ -10,6 +10,7 @@
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/log/log.hpp"
+#include "lib/sys/files.hpp"
 #include "lib/tables/address.hpp"
 
 namespace tern::tables {
@@ -121,26 +122,9 @@ void parse_logical(std::string_view text, int line, std::string_view filename, A
     out.entries.push_back(std::move(entry));
 }
 
-Result<std::string> read_file(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return errno_error("open " + path);
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno_error("read " + path);
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-        if (text.size() > kMaxTableFile) return make_error(path + ": file too large for a table");
-    }
-    return text;
-}
 
 Result<TableEntries> build_aliases(const std::string& path) {
-    auto text = read_file(path);
+    auto text = sys::read_file(path, kMaxTableFile);
     if (!text) return text.error();
     AliasParse parsed = parse_aliases(*text, path);
     for (const auto& d : parsed.diagnostics) log::warning("%s", d.c_str());

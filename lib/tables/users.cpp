@@ -11,6 +11,7 @@
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/log/log.hpp"
+#include "lib/sys/files.hpp"
 #include "lib/tables/address.hpp"
 
 namespace tern::tables {
@@ -89,20 +90,9 @@ std::string encode_user(const VirtualUser& u) {
 }
 
 Result<TableEntries> build_users(const std::string& path) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) return errno_error("open " + path);
-    std::string text;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno_error("read " + path);
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-    }
-    UsersParse parsed = parse_users(text, path);
+    auto text = sys::read_file(path);
+    if (!text) return text.error();
+    UsersParse parsed = parse_users(*text, path);
     for (const auto& d : parsed.diagnostics) log::warning("%s", d.c_str());
     TableEntries entries;
     for (const auto& u : parsed.users) entries.emplace_back(u.address, encode_user(u));
