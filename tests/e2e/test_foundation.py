@@ -81,7 +81,9 @@ class FoundationTest(unittest.TestCase):
                         and victim not in svc["pids"] and svc)
             svc = s.wait_for(restarted, 2, f"{name} restarted after kill -9")
             self.assertEqual(svc["last_crash"], "killed by signal 9")
-            self.assertEqual(svc["state"], "running")
+            # The new worker may still be loading its config: wait until it says ready.
+            svc = s.wait_for(lambda: (st := s.status()[name])["state"] == "running" and st, 5,
+                             f"{name} running again")
             self.assertIn(before[1], svc["pids"])  # the other worker was left alone
             self.assertRegex(s.log_text(), rf"warning: process \S+ pid {victim} killed by signal 9")
 
