@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "lib/sys/lock_file.hpp"
 #include "mailctl/commands.hpp"
@@ -45,6 +47,17 @@ pid_t running_master_pid(const config::Config& config) {
 }
 
 }  // namespace
+
+// Services whose workers have not all said they are ready.
+static std::vector<std::string> starting_services(const ipc::Message& status) {
+    std::vector<std::string> starting;
+    std::string service;
+    for (const auto& [key, value] : status.attributes()) {
+        if (key == "service") service = value;
+        else if (key == "state" && value == "starting" && !service.empty()) starting.push_back(service);
+    }
+    return starting;
+}
 
 int cmd_start(Context& ctx, const std::vector<std::string>& args) {
     bool foreground = false;
@@ -91,16 +104,27 @@ int cmd_start(Context& ctx, const std::vector<std::string>& args) {
         std::fputs("mailctl: tern did not start\n", stderr);
         return kExitFailure;
     }
-    // Ready means the control socket exists; prove it answers.
+    // Ready means the control socket exists; prove it answers, then give the
+    // workers a moment to say they are ready so that `status` right after
+    // `start` shows them running.
     auto deadline = Clock::now() + std::chrono::seconds(15);
+    auto workers_deadline = Clock::now() + std::chrono::seconds(10);
+    std::optional<ipc::Message> answered;
     while (Clock::now() < deadline) {
         auto reply = ask_master(config, ipc::Message("status"), 2000);
         if (reply && reply->type() == "status") {
-            std::printf("tern started (pid %s)\n", reply->get_or("master_pid", "?").c_str());
-            return kExitOk;
+            answered = std::move(*reply);
+            std::vector<std::string> starting = starting_services(*answered);
+            if (starting.empty() || Clock::now() >= workers_deadline) {
+                std::printf("tern started (pid %s)\n", answered->get_or("master_pid", "?").c_str());
+                for (const auto& name : starting)
+                    std::printf("mailctl: service %s is still starting; see `mailctl status`\n", name.c_str());
+                return kExitOk;
+            }
         }
         sleep_a_little();
     }
+    if (answered) return kExitOk;
     print_error("master reported ready but does not answer on " + control_socket_path(config));
     return kExitFailure;
 }
