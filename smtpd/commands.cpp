@@ -307,7 +307,7 @@ bool Session::cmd_starttls(const smtp::Command& cmd) {
         return false;
     }
     if (!server_.tls() || server_.settings().tls_level == TlsLevel::None) {
-        error_reply("502 5.5.1 Error: command not implemented");
+        error_reply("502 5.5.1 Error: STARTTLS is not offered on this service");
         return false;
     }
     reply(220, "2.0.0", "Ready to start TLS");
