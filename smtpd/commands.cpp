@@ -44,7 +44,9 @@ void Session::dispatch(std::string_view line) {
     case smtp::Verb::Expn: error_reply("502 5.5.1 Error: EXPN is not offered"); break;
     case smtp::Verb::Starttls: ok = cmd_starttls(cmd); break;
     case smtp::Verb::Auth: error_reply("503 5.5.1 Error: authentication not enabled"); break;
-    case smtp::Verb::Unknown: error_reply("502 5.5.2 Error: command not recognized"); break;
+    // RFC 5321 4.2.4: 500 for a command not recognised (502 is for one
+    // recognised but not implemented, like EXPN).
+    case smtp::Verb::Unknown: error_reply("500 5.5.2 Error: command not recognized"); break;
     }
     if (ok) {
         ++count.first;
@@ -110,7 +112,7 @@ bool Session::cmd_mail(const smtp::Command& cmd) {
         error_reply("552 5.3.4 Message size exceeds fixed limit");
         return false;
     }
-    if (auto* limits = server_.limits()) {
+    if (auto* limits = server_.limits(); limits && !settings.limits.exceptions.contains(addr_)) {
         int64_t now = sys::now_s();
         const std::string& sender = mail->sender.address;
         if (!sender.empty()) {

@@ -48,6 +48,9 @@ Result<Settings> Settings::from(const config::Config& config) {
     if (s.limits.unit_seconds <= 0) s.limits.unit_seconds = 1;
     s.limits.block_seconds = config.get_duration("smtpd_block_time").count();
     s.limits.connection_limit = config.get_int("smtpd_client_connection_limit");
+    auto exceptions = net::NetworkList::parse(config.get_list("smtpd_rate_limit_exceptions"));
+    if (!exceptions) return Error{"smtpd_rate_limit_exceptions: " + exceptions.message()};
+    s.limits.exceptions = std::move(*exceptions);
     return s;
 }
 

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "lib/core/result.hpp"
+#include "lib/net/address.hpp"
 
 namespace tern::lmdb {
 class Env;
@@ -40,6 +41,10 @@ struct Limits {
     int64_t unit_seconds = 60;
     int64_t block_seconds = 3600;
     long long connection_limit = 0;     // per client address, all processes; 0 = none
+    // Clients whose messages are not counted (smtpd_rate_limit_exceptions,
+    // $mynetworks by default): the site's own hosts are trusted to relay,
+    // so a burst from them is the site's own business.
+    net::NetworkList exceptions;
 };
 
 enum class Kind { Client, Sender };

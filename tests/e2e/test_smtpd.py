@@ -347,7 +347,8 @@ class SmtpdTest(unittest.TestCase):
         self.assertTrue(c.cmd("MAIL FROM:<a@example.org> FOO=BAR").startswith("555 5.5.4"))
         self.assertTrue(c.cmd("MAIL FROM:<a b@example.org>").startswith("501 5.1.7"))
         self.assertTrue(c.cmd("DATA").startswith("503"))
-        self.assertTrue(c.cmd("XYZZY").startswith("502 5.5.2"))
+        # RFC 5321 4.2.4: an unrecognised command is a 500, not a 502.
+        self.assertEqual(c.cmd("XYZZY"), "500 5.5.2 Error: command not recognized")
         self.assertTrue(c.cmd("A" * 3000).startswith("500 5.5.0"))
         self.assertTrue(c.cmd("NOOP").startswith("250"))
         c.close()
@@ -356,8 +357,9 @@ class SmtpdTest(unittest.TestCase):
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs " + ", ".join(NEEDED))
 class SmtpdRateLimitTest(unittest.TestCase):
     def test_block_then_clear(self):
+        # No exceptions: 127.0.0.1 (in the default mynetworks) is counted too.
         with Stack(config={"smtpd_client_message_rate_limit": "2", "smtpd_rate_time_unit": "1h",
-                           "smtpd_block_time": "1h"},
+                           "smtpd_block_time": "1h", "smtpd_rate_limit_exceptions": ""},
                    services=["smtp inet 127.0.0.1:{port} - 2 smtpd"]) as s:
             def send_one():
                 with smtplib.SMTP("127.0.0.1", s.port("smtp"), timeout=10) as c:
@@ -384,6 +386,65 @@ class SmtpdRateLimitTest(unittest.TestCase):
             self.assertEqual(s.mailctl("block", "clear", "127.0.0.1").returncode, 1)
             self.assertEqual(s.mailctl("block", "frobnicate").returncode, 2)
             send_one()
+
+    def test_default_limits_stop_a_burst_from_outside_mynetworks(self):
+        """The shipped defaults (no rate key set here): a burst from one
+        address outside mynetworks is refused with a 4xx once it passes the
+        per-client limit; mynetworks (127.0.0.1 here) is exempt."""
+        with Stack(config={"mynetworks": "127.0.0.1/32"},
+                   services=["smtp inet 127.0.0.1:{port} - 2 smtpd"]) as s:
+            limit = int(s.mailctl("config", "smtpd_client_message_rate_limit", check=True).stdout.split("=")[1])
+            unit = s.mailctl("config", "smtpd_rate_time_unit", check=True).stdout.split("=")[1].strip()
+            self.assertGreater(limit, 0, "the per-client rate limit must be on by default")
+            self.assertEqual(unit, "60s")
+            burst = limit + 50  # "hundreds per minute" from one address
+            self.assertLess(limit, 200)
+
+            def burst_from(source, count):
+                """Sends up to count messages on one connection; returns
+                (accepted, the refusal code and text or None)."""
+                accepted = 0
+                c = smtplib.SMTP("127.0.0.1", s.port("smtp"), timeout=10, source_address=(source, 0))
+                try:
+                    c.ehlo("burst.test")
+                    for i in range(count):
+                        try:
+                            c.sendmail("burst@example.org", ["demo@tern.test"],
+                                       f"Subject: burst {i}\r\n\r\nx\r\n".encode())
+                        except smtplib.SMTPSenderRefused as e:
+                            return accepted, (e.smtp_code, e.smtp_error.decode())
+                        accepted += 1
+                finally:
+                    try:
+                        c.close()
+                    except OSError:
+                        pass
+                return accepted, None
+
+            t0 = time.monotonic()
+            accepted, refusal = burst_from("127.0.0.2", burst)
+            # One fixed window: the whole burst must fit in it for the count to be exact.
+            self.assertLess(time.monotonic() - t0, 55, "burst too slow to test one rate window")
+            self.assertEqual(accepted, limit)
+            self.assertIsNotNone(refusal)
+            self.assertEqual(refusal[0], 421)
+            self.assertIn("4.7.0", refusal[1])
+            self.assertIn("too many messages from 127.0.0.2, rate limit exceeded", refusal[1])
+            self.assertIn(f"warning: blocked client 127.0.0.2 for 3600s: message rate {limit + 1}/60s exceeds "
+                          f"limit {limit}", s.log_text())
+            # Refused at connect while the block lasts.
+            c = Raw(s.port("smtp"), source="127.0.0.2")
+            self.assertTrue(c.reply().startswith("421 4.7.0"))
+            c.close()
+            listing = s.mailctl("block", "list", check=True).stdout
+            self.assertRegex(listing, rf"client 127\.0\.0\.2 until .*exceeds limit {limit}")
+            # mynetworks is exempt: the same burst from 127.0.0.1 goes through.
+            self.assertEqual(burst_from("127.0.0.1", burst), (burst, None))
+            self.assertNotIn("127.0.0.1", s.mailctl("block", "list", check=True).stdout)
+            # Clearing lifts the block.
+            self.assertEqual(s.mailctl("block", "clear", "127.0.0.2").returncode, 0)
+            self.assertIn("No blocks", s.mailctl("block", "list", check=True).stdout)
+            self.assertEqual(burst_from("127.0.0.2", 1), (1, None))
 
 
 if __name__ == "__main__":
