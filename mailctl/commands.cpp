@@ -43,9 +43,12 @@ const std::vector<Command>& commands() {
          "said it is ready; starting; throttled), worker pids (a '*' marks one\n"
          "still starting: not ready yet), uptime of the youngest worker, restarts\n"
          "since master started, listen addresses, and the reason of the last crash\n"
-         "(\"killed by signal 9\", \"exit status 1\").  A service that crashed more\n"
-         "than master_crash_limit times within master_crash_window is throttled:\n"
-         "master waits master_restart_backoff_max before trying it again.\n"
+         "(\"killed by signal 9\"; \"exit status 1 at start-up\" for a worker that\n"
+         "died before it said ready).  A worker that dies after it said ready is\n"
+         "restarted at once; a service whose workers died at start-up more than\n"
+         "master_crash_limit times within master_crash_window is throttled:\n"
+         "master waits master_restart_backoff_max before trying it again, and the\n"
+         "last column says so (\"throttled after 3 start-up crashes, retry in 58s\").\n"
          "Exit status: 0 running, 1 error, 2 usage error, 3 tern is not running.\n",
          cmd_status},
         {"config", "print effective configuration values, or check the files",

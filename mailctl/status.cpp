@@ -14,6 +14,7 @@ struct Row {
     std::vector<std::string> pids;
     long long youngest = -1;
     std::string restarts = "0";
+    std::string startup_crashes, retry_in;
 };
 
 std::vector<Row> rows_of(const ipc::Message& reply) {
@@ -30,6 +31,8 @@ std::vector<Row> rows_of(const ipc::Message& reply) {
         else if (key == "listen") r.listen = value;
         else if (key == "last_crash") r.last_crash = value;
         else if (key == "restarts") r.restarts = value;
+        else if (key == "startup_crashes") r.startup_crashes = value;
+        else if (key == "retry_in") r.retry_in = value;
         else if (key == "process") {
             // "<pid> <uptime> ready|starting"; a pid still starting is
             // marked with '*' (older masters send no third field: ready).
@@ -47,6 +50,17 @@ std::string joined(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
     return out.empty() ? "-" : out;
+}
+
+// The last column: the last crash, and for a throttled service why and
+// until when ("exit status 1 at start-up; throttled after 6 start-up
+// crashes, retry in 58s").
+std::string last_crash_text(const Row& r) {
+    std::string text = r.last_crash.empty() ? "-" : r.last_crash;
+    if (r.state == "throttled" && !r.retry_in.empty())
+        text += "; throttled after " + (r.startup_crashes.empty() ? "?" : r.startup_crashes) +
+                " start-up crashes, retry in " + format_duration(std::atoll(r.retry_in.c_str()));
+    return text;
 }
 
 }  // namespace
@@ -74,7 +88,7 @@ int cmd_status(Context& ctx, const std::vector<std::string>& args) {
     for (const auto& r : rows_of(m)) {
         table.push_back({r.name, r.state, joined(r.pids), r.youngest < 0 ? "-" : format_duration(r.youngest),
                          r.restarts, r.listen.empty() ? "-" : r.listen,
-                         r.last_crash.empty() ? "-" : r.last_crash});
+                         last_crash_text(r)});
     }
     std::vector<size_t> width(table[0].size(), 0);
     for (const auto& row : table)

@@ -11,7 +11,9 @@
 //             listen (comma-separated, "-" for none), user, command, procs
 //             (configured count), one "process" per running worker
 //             ("<pid> <uptime-seconds> ready|starting"), restarts, throttled (0/1),
-//             last_crash ("killed by signal 9", "exit status 1", or empty).
+//             last_crash ("killed by signal 9", "exit status 1 at start-up",
+//             or empty), startup_crashes (start-up crashes within
+//             master_crash_window), and while throttled retry_in (seconds).
 //   reload  → "ok", or "error" with "message" (the config diagnostics).
 //   stop    → "ok" with master_pid; master then shuts down.
 //   other   → "error" with "message".

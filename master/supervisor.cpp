@@ -17,6 +17,7 @@ namespace tern::master {
 namespace {
 
 constexpr std::chrono::milliseconds kFirstBackoff{100};
+constexpr std::chrono::milliseconds kRespawnPace{100};
 constexpr std::chrono::milliseconds kKillCheck{200};
 
 std::string join_listen(const config::ServiceSpec& spec) {
@@ -86,7 +87,10 @@ void Supervisor::add(config::ServiceSpec spec, std::vector<Fd> listeners,
     s->listeners = std::move(listeners);
     s->listener_names = std::move(names);
     s->procs.resize(static_cast<size_t>(count));
+    s->respawn.assign(s->procs.size(), false);
+    s->last_start.assign(s->procs.size(), Clock::time_point{});
     s->restart_timer = event::timer(base_, [this, name](short) { fill_empty_slots(name); });
+    s->respawn_timer = event::timer(base_, [this, name](short) { respawn_due(name); });
     Service& ref = *s;
     services_[name] = std::move(s);
     if (std::find(order_.begin(), order_.end(), name) == order_.end()) order_.push_back(name);
@@ -113,6 +117,8 @@ std::vector<std::string> Supervisor::names() const { return order_; }
 
 void Supervisor::start_slot(Service& s, size_t slot) {
     if (stopping_ || s.throttled) return;
+    s.respawn[slot] = false;
+    s.last_start[slot] = Clock::now();
     auto plan = plan_for(s.spec, daemon_directory_, config_dir_, s.listeners, s.listener_names, root_);
     auto pid = spawn_worker(plan);
     if (!pid) {
@@ -121,7 +127,7 @@ void Supervisor::start_slot(Service& s, size_t slot) {
         log::warning("service %s: cannot start %s: %s", s.spec.name.c_str(), plan.program.c_str(),
                      pid.message().c_str());
         s.procs[slot] = Process{};
-        s.last_crash = pid.message();
+        s.last_crash = pid.message() + " at start-up";
         s.crashes.push_back(Clock::now());
         on_crash(s, slot, -1);
         return;
@@ -138,6 +144,15 @@ void Supervisor::start_slot(Service& s, size_t slot) {
     p.ready_watch.add();
     log::debug("service %s: started %s pid %d", s.spec.name.c_str(), plan.program.c_str(),
                static_cast<int>(p.pid));
+}
+
+// Reads whatever a dead worker left in its readiness pipe (non-blocking:
+// the read end is O_NONBLOCK, see spawn.cpp).
+bool Supervisor::said_ready(const Process& p) {
+    if (!p.ready_pipe) return false;
+    char buf[64];
+    ssize_t n = ::read(p.ready_pipe.get(), buf, sizeof buf);
+    return n > 0 && std::string_view(buf, static_cast<size_t>(n)).find("ready") != std::string_view::npos;
 }
 
 // The worker wrote on (or closed) its readiness pipe.  The watch is only
@@ -185,8 +200,39 @@ void Supervisor::fill_empty_slots(const std::string& name) {
     }
 }
 
-// Common path of a crash (exit or failed start): prune the crash window,
-// throttle or schedule the restart.  The crash was already pushed.
+// A ready worker died: refill its slot now, or at the pace limit.  Not a
+// start-up crash, so neither counted nor backed off (see supervisor.hpp).
+void Supervisor::respawn_slot(Service& s, size_t slot) {
+    if (stopping_) return;
+    if (s.throttled) return;  // the throttle timer refills every empty slot
+    auto due = s.last_start[slot] + kRespawnPace;
+    auto now = Clock::now();
+    if (due <= now) {
+        ++s.restarts;
+        start_slot(s, slot);
+        return;
+    }
+    s.respawn[slot] = true;
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(due - now) + std::chrono::milliseconds(1);
+    // A pending timer is never more than kRespawnPace away; respawn_due
+    // re-arms it for slots not due yet.
+    if (!s.respawn_timer.pending()) s.respawn_timer.add(std::min(wait, kRespawnPace));
+}
+
+void Supervisor::respawn_due(const std::string& name) {
+    auto it = services_.find(name);
+    if (it == services_.end()) return;
+    Service& s = *it->second;
+    for (size_t i = 0; i < s.procs.size(); ++i) {
+        if (!s.respawn[i]) continue;
+        s.respawn[i] = false;
+        if (s.procs[i].pid == 0) respawn_slot(s, i);  // starts it, or sets the flag and timer again
+    }
+}
+
+// Common path of a start-up crash (exit before ready, or failed start):
+// prune the crash window, throttle or schedule the restart.  The crash was
+// already pushed.
 void Supervisor::on_crash(Service& s, size_t slot, int wait_status) {
     (void)slot;
     (void)wait_status;
@@ -199,6 +245,7 @@ void Supervisor::on_crash(Service& s, size_t slot, int wait_status) {
             s.throttled = true;
             log::warning("service %s: throttling after %d crashes", s.spec.name.c_str(), n);
         }
+        s.throttled_until = now + limits_.backoff_max;
         s.restart_timer.del();
         s.restart_timer.add(limits_.backoff_max);
         return;
@@ -226,7 +273,9 @@ void Supervisor::reap() {
             for (size_t i = 0; i < s.procs.size(); ++i) {
                 if (s.procs[i].pid != pid) continue;
                 found = true;
-                bool was_ready = s.procs[i].ready;
+                // A worker that wrote "ready" and died at once: the word
+                // may still sit unread in the pipe when SIGCHLD comes first.
+                bool was_ready = s.procs[i].ready || said_ready(s.procs[i]);
                 // Not inside this slot's watch callback (SIGCHLD's), so the
                 // watch may be destroyed here.
                 s.procs[i] = Process{};
@@ -236,7 +285,12 @@ void Supervisor::reap() {
                 log::warning("process %s pid %d %s%s", program_path(s.spec).c_str(),
                              static_cast<int>(pid), reason.c_str(),
                              was_ready ? "" : " before it was ready");
-                s.last_crash = reason;
+                if (was_ready) {
+                    s.last_crash = reason;
+                    respawn_slot(s, i);
+                    break;
+                }
+                s.last_crash = reason + " at start-up";
                 s.crashes.push_back(Clock::now());
                 on_crash(s, i, status);
                 break;
@@ -258,6 +312,7 @@ void Supervisor::stop_all(std::function<void()> done) {
     stopped_ = std::move(done);
     for (auto& [name, sp] : services_) {
         sp->restart_timer.del();
+        sp->respawn_timer.del();
         for (Process& p : sp->procs) {
             if (p.pid > 0) retire(p.pid);
             p = Process{};
@@ -298,6 +353,16 @@ void Supervisor::describe(ipc::Message& reply) const {
         reply.add_int("restarts", s.restarts);
         reply.add_int("throttled", s.throttled ? 1 : 0);
         reply.add("last_crash", s.last_crash);
+        // Start-up crashes still inside the crash window (what throttles),
+        // and while throttled the seconds until the service is tried again.
+        auto now = Clock::now();
+        int64_t recent = std::count_if(s.crashes.begin(), s.crashes.end(),
+                                       [&](Clock::time_point t) { return now - t <= limits_.crash_window; });
+        reply.add_int("startup_crashes", recent);
+        if (s.throttled) {
+            auto left = std::chrono::duration_cast<std::chrono::seconds>(s.throttled_until - now).count();
+            reply.add_int("retry_in", std::max<int64_t>(left, 0));
+        }
     }
 }
 

@@ -1,20 +1,31 @@
 // The supervisor: master's table of services and their worker processes.
 //
 // Each service (one services.conf line) owns its listening sockets and
-// `process_count` slots; each slot holds one running worker.  When a worker
-// exits without being asked to, it is a crash: the reason is logged
-// ("warning: process /usr/libexec/tern/smtpd pid 123 killed by signal 9"),
-// counted, and the slot is refilled after an exponential backoff (100 ms,
-// doubling, at most master_restart_backoff_max).  More than
-// master_crash_limit crashes within master_crash_window throttle the
-// service: nothing is restarted for master_restart_backoff_max, then it is
-// tried again ("warning: service smtp: throttling after 6 crashes").
+// `process_count` slots; each slot holds one running worker.  A worker that
+// exits without being asked to is a crash, logged with its reason
+// ("warning: process /usr/libexec/tern/smtpd pid 123 killed by signal 9").
+// What happens next depends on whether the worker did work:
 //
-// A worker is "starting" until it writes "ready" on its readiness pipe
-// (lib/daemon's notify_ready, once its config is loaded and its listeners
-// taken); master watches each pipe on its event loop.  A service is
-// "running" only when every slot holds a ready worker.  A worker that exits
-// before it is ready is a crash like any other.
+// - A worker "did work" once it wrote "ready" on its readiness pipe
+//   (lib/daemon's notify_ready: its config is loaded, its listeners are
+//   taken and its event loop serves them).  When such a worker dies --
+//   killed by the OOM killer or an admin, or crashed on some input -- its
+//   slot is refilled at once and the death does not count toward
+//   throttling, like Postfix, which only throttles a process that exits
+//   before it took any work.  The one brake: a slot is never started twice
+//   within kRespawnPace (100 ms), so a worker that dies right after saying
+//   ready restarts at most ten times a second instead of fork-looping.
+// - A worker that dies before it is ready (or cannot be started at all) is
+//   a start-up crash: it is counted, and the slot is refilled after an
+//   exponential backoff (100 ms, doubling, at most
+//   master_restart_backoff_max).  More than master_crash_limit start-up
+//   crashes within master_crash_window throttle the service: nothing is
+//   restarted for master_restart_backoff_max, then it is tried again
+//   ("warning: service smtp: throttling after 6 crashes").  mailctl status
+//   shows the state, the last crash ("... at start-up") and, while
+//   throttled, the count and when it is retried.
+//
+// A service is "running" only when every slot holds a ready worker.
 //
 // Workers asked to stop (reload, removed service, shutdown) are "retiring":
 // they get SIGTERM, then SIGKILL after master_stop_timeout, and their exits
@@ -64,10 +75,16 @@ struct Service {
     std::vector<std::string> listener_names;
     std::vector<Process> procs;  // one per slot
     int restarts = 0;
-    std::deque<Clock::time_point> crashes;  // within the crash window
+    std::deque<Clock::time_point> crashes;  // start-up crashes within the crash window
     bool throttled = false;
-    std::string last_crash;                 // "killed by signal 9"
-    event::Watch restart_timer;
+    Clock::time_point throttled_until;
+    std::string last_crash;                 // "killed by signal 9", "exit status 1 at start-up"
+    event::Watch restart_timer;             // backoff and throttle (start-up crashes)
+    // Slots whose ready worker died: refilled at once, or at the latest
+    // start + kRespawnPace (respawn_timer).
+    std::vector<bool> respawn;
+    std::vector<Clock::time_point> last_start;  // per slot
+    event::Watch respawn_timer;
 };
 
 class Supervisor {
@@ -103,8 +120,11 @@ public:
 private:
     void start_slot(Service& s, size_t slot);
     void on_ready_pipe(const std::string& name, size_t slot, pid_t pid);
+    static bool said_ready(const Process& p);
     void fill_empty_slots(const std::string& name);
     void on_crash(Service& s, size_t slot, int wait_status);
+    void respawn_slot(Service& s, size_t slot);
+    void respawn_due(const std::string& name);
     void retire(pid_t pid);
     void check_stopped();
     std::string program_path(const config::ServiceSpec& spec) const;
