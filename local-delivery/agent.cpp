@@ -105,7 +105,7 @@ DeliveryResult Agent::deliver_recipient(const delivery::Request& request, const 
             forwards.push_back(dest.path);
             continue;
         }
-        DeliveryResult r = deliver_to(request, dest, recipient, prefix);
+        DeliveryResult r = deliver_to(request, dest, rcpt.index, recipient, prefix);
         if (!r.delivered()) log::debug("%s: %s via %s: %s", request.queue_id.c_str(), rcpt.address.c_str(),
                                        dest.via.empty() ? dest.path.c_str() : dest.via.c_str(), r.text.c_str());
         if (rank(r.outcome) > rank(worst.outcome)) worst = r;
@@ -126,9 +126,11 @@ DeliveryResult Agent::deliver_recipient(const delivery::Request& request, const 
     return worst;
 }
 
-DeliveryResult Agent::deliver_to(const delivery::Request& request, const Destination& dest, const std::string& recipient,
+DeliveryResult Agent::deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
+                                 const std::string& recipient,
                                  const std::string& prefix) {
-    MessageRef message{request.body.get(), request.sender, prefix};
+    maildir::DeliveryKey key{request.arrival, request.queue_id, index, request.maybe_delivered};
+    MessageRef message{request.body.get(), request.sender, prefix, request.arrival > 0 ? &key : nullptr};
     switch (dest.kind) {
         case DestKind::Mailbox: {
             MboxTarget t{dest.path, dest.as, true, settings_.mailbox_size_limit, settings_.lock};

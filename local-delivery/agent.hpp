@@ -38,7 +38,8 @@ public:
 
 private:
     DeliveryResult deliver_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt);
-    DeliveryResult deliver_to(const delivery::Request& request, const Destination& dest, const std::string& recipient,
+    DeliveryResult deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
+                              const std::string& recipient,
                               const std::string& prefix);
     DeliveryResult forward(const delivery::Request& request, const std::vector<std::string>& addresses,
                            const std::string& recipient);

@@ -45,7 +45,19 @@ DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& me
         if (!*fits) return DeliveryResult::bounce("5.2.2", "mailbox full (quota exceeded)");
     }
 
-    auto writer = maildir::MaildirWriter::create(target.dir);
+    if (message.key && message.key->maybe_delivered) {
+        // A retry after a lost result: the earlier attempt's file may be in
+        // new/ or, read meanwhile, in cur/.
+        auto earlier = maildir::find_delivered(target.dir, *message.key);
+        if (!earlier) return write_failure("cannot look for an earlier delivery: " + earlier.message(), errno);
+        if (!earlier->empty()) {
+            // The earlier attempt may have died before syncing the directory.
+            if (auto s = sys::fsync_dir(sys::dir_name(*earlier)); !s)
+                return write_failure("cannot sync maildir: " + s.message(), errno);
+            return DeliveryResult::sent("already delivered to maildir");
+        }
+    }
+    auto writer = maildir::MaildirWriter::create(target.dir, message.key ? maildir::delivery_name(*message.key) : "");
     if (!writer) return write_failure("cannot create file in maildir: " + writer.message(), errno);
     int saved_errno = 0;
     auto copied = copy_message(message.body_fd, message.prefix, [&](std::string_view piece) {
@@ -56,6 +68,7 @@ DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& me
     if (!copied) return write_failure("cannot write maildir file: " + copied.message(), saved_errno ? saved_errno : errno);
     auto done = writer->commit();
     if (!done) return write_failure("cannot commit maildir file: " + done.message(), errno);
+    if (done->earlier) return DeliveryResult::sent("already delivered to maildir");
     if (target.quota != 0) (void)maildir::quota_record(target.dir, target.quota, static_cast<int64_t>(done->size), 1);
     return DeliveryResult::sent("delivered to maildir");
 }

@@ -15,6 +15,7 @@
 
 #include "local-delivery/identity.hpp"
 #include "local-delivery/result.hpp"
+#include "lib/maildir/maildir.hpp"
 #include "lib/mbox/mbox.hpp"
 
 namespace tern::local {
@@ -23,6 +24,9 @@ struct MessageRef {
     int body_fd = -1;
     std::string sender;
     std::string prefix;  // Return-Path: / Delivered-To: lines
+    // Set for deliveries from the queue: Maildir delivery is then idempotent
+    // (maildir.hpp, docs/queue.md).  mbox and commands are at-least-once.
+    const maildir::DeliveryKey* key = nullptr;
 };
 
 struct MaildirTarget {

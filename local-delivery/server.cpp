@@ -8,6 +8,7 @@
 
 #include "lib/delivery/request.hpp"
 #include "lib/log/log.hpp"
+#include "lib/sys/fault.hpp"
 #include "lib/sys/files.hpp"
 
 namespace tern::local {
@@ -65,6 +66,7 @@ void Server::on_message(uint64_t id, ipc::Message& message) {
         return;
     }
     delivery::Response response = agent_.handle(*request);
+    sys::fault_point("LOCAL_AFTER_WRITE");
     it->second->send(delivery::encode_response(response));
     // qmgr closes after reading the answer; our close handler then sweeps.
 }

@@ -9,6 +9,7 @@
 #include "lib/dsn/policy.hpp"
 #include "lib/log/log.hpp"
 #include "lib/sys/clock.hpp"
+#include "lib/sys/fault.hpp"
 
 namespace tern::qmgr {
 
@@ -123,6 +124,7 @@ Scheduler::Scheduler(event_base* base, SchedulerSettings settings, queue::Store&
 }
 
 void Scheduler::start() {
+    started_us_ = sys::now_us();
     remove_orphans(kOrphanAge);
     finish_leftovers();
     pickup_wanted_ = true;
@@ -273,9 +275,11 @@ void Scheduler::activate(const std::string& id, int64_t now) {
             req.size = m.envelope.size;
             req.nexthop = key.second;
             req.body = std::move(*body);
+            req.maybe_delivered = m.envelope.arrival_us < started_us_ || unrecorded_.count(id) > 0;
             for (size_t i = start; i < end; ++i) {
                 req.recipients.push_back({rcpts[i]->index, rcpts[i]->address, rcpts[i]->orcpt});
                 a.in_flight.insert(rcpts[i]->index);
+                if (rcpts[i]->attempts > 0) req.maybe_delivered = true;
             }
             t->submit(std::move(req));
         }
@@ -293,6 +297,7 @@ void Scheduler::on_results(const std::string& id, const std::vector<delivery::Re
         log::warning("%s: result for a message that is not active", id.c_str());
         return;
     }
+    sys::fault_point("QMGR_BEFORE_RECORD");
     Active& a = it->second;
     for (const auto& r : results) a.in_flight.erase(r.index);
     record(a, apply(a, results, sys::now_s(), !agent_answered));
@@ -326,6 +331,7 @@ void Scheduler::on_recorded(const std::string& id, bool removal, const Status& s
         a.ended = true;
         if (st) {
             log::info("%s: removed", id.c_str());
+            unrecorded_.erase(id);
         } else {
             log::warning("%s: cannot remove: %s", id.c_str(), st.message().c_str());
             if (store_.load(id)) unfinished_.insert(id);
@@ -335,6 +341,7 @@ void Scheduler::on_recorded(const std::string& id, bool removal, const Status& s
         // Store keeps the old state, so the recipients are tried again later.
         log::warning("%s: cannot record delivery status: %s", id.c_str(), st.message().c_str());
         if (!store_.load(id)) a.gone = true;
+        else unrecorded_.insert(id);
     }
     if (!a.in_flight.empty() || a.unsynced > 0) return;
     if (a.gone || a.ended) {
@@ -459,6 +466,7 @@ bool Scheduler::complete(const queue::Message& m, int64_t now) {
     bookkeeper_.submit(queue::Change{id, {}, true}, [this, id](const Status& st) {
         if (st) {
             log::info("%s: removed", id.c_str());
+            unrecorded_.erase(id);
             return;
         }
         log::warning("%s: cannot remove: %s", id.c_str(), st.message().c_str());

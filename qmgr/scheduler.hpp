@@ -112,6 +112,13 @@ private:
     std::map<std::string, std::unique_ptr<Transport>> transports_;
     std::set<std::string> unfinished_;  // done messages whose notice or removal failed
     std::set<std::string> skipped_;     // due by the index but nothing due inside: until the next scan
+    // Idempotent delivery (docs/queue.md): a request is marked
+    // maybe_delivered when an earlier attempt's result may have been lost:
+    // a recipient tried before, a message queued before this qmgr started
+    // (the previous one may have died with results unrecorded), or a
+    // message whose results failed to be recorded.
+    int64_t started_us_ = 0;
+    std::set<std::string> unrecorded_;
     event::Watch run_soon_;
     event::Watch due_timer_;
     event::Watch scan_timer_;

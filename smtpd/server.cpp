@@ -7,8 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "lib/log/log.hpp"
 #include "lib/sys/clock.hpp"
+#include "lib/sys/files.hpp"
 #include "smtpd/session.hpp"
 
 namespace tern::smtpd {
@@ -98,12 +102,11 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     server->wake_.init(base, config.get("run_directory") + "/qmgr.sock");
     Server* raw = server.get();
     server->reaper_ = event::timer(base, [raw](short) { raw->reap(); });
-    server->resume_accept_ = event::timer(base, [raw](short) { raw->resume_accepting(); });
     return server;
 }
 
 Server::~Server() {
-    listeners_.clear();
+    stop_accepting();
     sessions_.clear();
     dead_.clear();
     committer_.reset();  // finishes the batch in progress
@@ -121,48 +124,46 @@ tables::RecipientCheck& Server::recipients() {
 
 Status Server::listen(std::vector<Fd> listeners) {
     for (auto& fd : listeners) {
-        int flags = fcntl(fd.get(), F_GETFL);
-        fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
-        evconnlistener* l = evconnlistener_new(base_, &Server::on_accept, this, LEV_OPT_CLOSE_ON_FREE, -1, fd.get());
-        if (!l) return Error{"cannot listen on fd " + std::to_string(fd.get())};
-        fd.release();
-        evconnlistener_set_error_cb(l, &Server::on_accept_error);
-        listeners_.emplace_back(l);
+        if (auto s = sys::set_nonblocking(fd.get()); !s) return Error{"listening socket: " + s.message()};
+        int raw = fd.get();
+        listen_fds_.push_back(std::move(fd));
+        accept_watches_.emplace_back(base_, raw, EV_READ | EV_PERSIST, [this, raw](short) { accept_from(raw); });
+        accept_watches_.back().add();
     }
     return {};
 }
 
 void Server::stop_accepting() {
-    listeners_.clear();
-    resume_accept_.del();
+    accept_watches_.clear();
+    listen_fds_.clear();
 }
 
-void Server::resume_accepting() {
-    for (auto& l : listeners_) evconnlistener_enable(l.get());
-}
-
-void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
-    auto* self = static_cast<Server*>(arg);
-    // One connection per wake-up: libevent would otherwise accept every
-    // pending connection, and one smtpd process of several sharing the
-    // socket would take them all.  Pausing for a millisecond lets
-    // the other processes (all woken by the kernel) win the rest.
-    for (auto& l : self->listeners_) evconnlistener_disable(l.get());
-    if (!self->resume_accept_.pending()) self->resume_accept_.add(std::chrono::milliseconds(1));
-    if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+void Server::accept_from(int listener) {
+    // Every smtpd process of the service shares this socket and is woken for
+    // a new connection; the first to call accept4 gets it, the others see
+    // EAGAIN.  A busy process is not in epoll_wait and so takes fewer: the
+    // load spreads by itself (docs/performance.md compares this with one
+    // SO_REUSEPORT socket per process).  A few per wake-up, so one flood of
+    // connections cannot starve the sessions already running.
+    for (int i = 0; i < kAcceptsPerWake; ++i) {
+        sockaddr_storage peer{};
+        socklen_t len = sizeof peer;
+        int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) return;
+            // EMFILE and friends: logged; the watch stays, the kernel keeps the connection queued.
+            log::warning("accept: %s", std::strerror(errno));
+            return;
+        }
+        if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        auto session = std::make_shared<Session>(*this, fd, reinterpret_cast<sockaddr*>(&peer), settings_.mode == Mode::Smtps);
+        Session* key = session.get();
+        sessions_.emplace(key, std::move(session));
+        key->start();
     }
-    evutil_make_socket_nonblocking(fd);
-    auto session = std::make_shared<Session>(*self, fd, addr, self->settings_.mode == Mode::Smtps);
-    Session* key = session.get();
-    self->sessions_.emplace(key, std::move(session));
-    key->start();
-}
-
-void Server::on_accept_error(evconnlistener*, void*) {
-    // EMFILE and friends: logged; libevent keeps the listener.
-    log::warning("accept: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 void Server::finished(Session* session) {

@@ -79,10 +79,9 @@ public:
 
 private:
     Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
-    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-    static void on_accept_error(evconnlistener*, void* arg);
+    static constexpr int kAcceptsPerWake = 4;
+    void accept_from(int listener);
     void reap();
-    void resume_accepting();
 
     event_base* base_;
     Settings settings_;
@@ -94,11 +93,11 @@ private:
     int64_t recipients_checked_ = 0;  // monotonic ms of the last reload_if_changed
     net::NetworkList mynetworks_;
     QmgrWake wake_;
-    std::vector<event::Listener> listeners_;
+    std::vector<Fd> listen_fds_;
+    std::vector<event::Watch> accept_watches_;
     std::map<Session*, std::shared_ptr<Session>> sessions_;
     std::vector<std::shared_ptr<Session>> dead_;
     event::Watch reaper_;
-    event::Watch resume_accept_;  // re-enables the listeners 1 ms after an accept
 };
 
 }  // namespace tern::smtpd

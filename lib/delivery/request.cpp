@@ -66,6 +66,7 @@ ipc::Message encode_request(const Request& request) {
     m.add_int("arrival", request.arrival);
     m.add("size", std::to_string(request.size));
     m.add("nexthop", request.nexthop);
+    if (request.maybe_delivered) m.add("maybe_delivered", "1");
     for (const auto& r : request.recipients) {
         std::string value = std::to_string(r.index) + " " + std::to_string(r.address.size()) + " ";
         value += r.address;
@@ -98,6 +99,8 @@ Result<Request> decode_request(ipc::Message& message) {
     auto nexthop = required(message, "nexthop");
     if (!nexthop) return nexthop.error();
     req.nexthop = *nexthop;
+    auto maybe = message.get("maybe_delivered");
+    req.maybe_delivered = maybe && *maybe == "1";
 
     std::set<uint32_t> seen;
     for (std::string_view value : message.get_all("rcpt")) {

@@ -3,6 +3,8 @@
 //
 // qmgr → agent   "deliver": queue_id, sender, arrival (unix s), size,
 //                one "rcpt" per recipient (index, address, orcpt), "nexthop",
+//                optional "maybe_delivered" = "1" (an earlier attempt's result
+//                may have been lost: look for its mailbox write, docs/queue.md),
 //                and the body file as an fd (read from offset 0).
 // agent → qmgr   "result": queue_id, one "status" per recipient:
 //                "<index> <d|s|b> <enhanced code> <text>"
@@ -34,6 +36,7 @@ struct Request {
     int64_t arrival = 0;
     uint64_t size = 0;
     std::string nexthop;  // "local", a domain, or "[host]:port"
+    bool maybe_delivered = false;
     std::vector<RequestRecipient> recipients;
     Fd body;
 };

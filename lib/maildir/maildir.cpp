@@ -1,6 +1,7 @@
 // MaildirWriter and Maildir helpers: see maildir.hpp.
 #include "lib/maildir/maildir.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -21,7 +22,7 @@ namespace {
 // when one process delivers several messages in the same microsecond.
 std::atomic<unsigned long> delivery_sequence{0};
 
-std::string host_part() {
+std::string read_host_part() {
     char host[256] = {};
     if (::gethostname(host, sizeof host - 1) != 0 || host[0] == 0) return "localhost";
     std::string out;
@@ -31,6 +32,18 @@ std::string host_part() {
         else out += *p;
     }
     return out;
+}
+
+// Read once: one gethostname per process, not per delivery.
+const std::string& host_part() {
+    static const std::string host = read_host_part();
+    return host;
+}
+
+// "<arrival>.<queue id>_<recipient>.": the part of a delivery name that
+// does not depend on the host.
+std::string delivery_prefix(const DeliveryKey& key) {
+    return std::to_string(key.arrival) + "." + key.queue_id + "_" + std::to_string(key.recipient) + ".";
 }
 
 Status make_dir(const std::string& path) {
@@ -68,12 +81,38 @@ std::string unique_name() {
            "Q" + std::to_string(seq) + "." + host_part();
 }
 
+std::string delivery_name(const DeliveryKey& key) { return delivery_prefix(key) + host_part(); }
+
+Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key) {
+    const std::string prefix = delivery_prefix(key);
+    for (const char* sub : {"/new", "/cur"}) {
+        std::string path = dir + sub;
+        DIR* d = ::opendir(path.c_str());
+        if (!d) {
+            if (errno == ENOENT) continue;
+            return errno_error("open directory " + path);
+        }
+        std::string found;
+        while (dirent* e = ::readdir(d)) {
+            std::string_view name = e->d_name;
+            if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
+                found = path + "/" + std::string(name);
+                break;
+            }
+        }
+        ::closedir(d);
+        if (!found.empty()) return found;
+    }
+    return std::string();
+}
+
 MaildirWriter::MaildirWriter(MaildirWriter&&) noexcept = default;
 MaildirWriter& MaildirWriter::operator=(MaildirWriter&& other) noexcept {
     if (this != &other) {
         abort();
         dir_ = std::move(other.dir_);
         name_ = std::move(other.name_);
+        final_name_ = std::move(other.final_name_);
         fd_ = std::move(other.fd_);
         size_ = other.size_;
         lines_ = other.lines_;
@@ -83,9 +122,10 @@ MaildirWriter& MaildirWriter::operator=(MaildirWriter&& other) noexcept {
 }
 MaildirWriter::~MaildirWriter() { abort(); }
 
-Result<MaildirWriter> MaildirWriter::create(const std::string& dir) {
+Result<MaildirWriter> MaildirWriter::create(const std::string& dir, std::string final_name) {
     MaildirWriter w;
     w.dir_ = dir;
+    w.final_name_ = std::move(final_name);
     for (int attempt = 0; attempt < 5; ++attempt) {
         w.name_ = unique_name();
         std::string path = dir + "/tmp/" + w.name_;
@@ -129,10 +169,16 @@ Result<DeliveredFile> MaildirWriter::commit() {
     out.size = size_;
     out.crlf_size = crlf_size();
     std::string suffix = ",S=" + std::to_string(out.size) + ",W=" + std::to_string(out.crlf_size);
-    std::string base = name_;
+    std::string base = final_name_.empty() ? name_ : final_name_;
     for (int attempt = 0; attempt < 5; ++attempt) {
         out.path = dir_ + "/new/" + base + suffix;
         if (::link(tmp_path.c_str(), out.path.c_str()) == 0) break;
+        if (errno == EEXIST && !final_name_.empty()) {
+            // This delivery, done by an earlier attempt whose result was
+            // lost.  Its link may not have been synced yet: sync new/ now.
+            out.earlier = true;
+            break;
+        }
         if (errno != EEXIST || attempt == 4) {
             auto err = errno_error("link " + tmp_path + " to " + out.path);
             abort();
@@ -144,7 +190,7 @@ Result<DeliveredFile> MaildirWriter::commit() {
     name_.clear();
     if (auto s = sys::fsync_dir(dir_ + "/new"); !s) {
         // Not known to be durable: take it back rather than report a delivery.
-        ::unlink(out.path.c_str());
+        if (!out.earlier) ::unlink(out.path.c_str());
         return s.error();
     }
     return out;

@@ -9,6 +9,17 @@
 // success, so a delivery that was acknowledged survives a crash; a writer
 // dropped before commit() removes its tmp file.  link() rather than rename()
 // means an existing name in new/ is never overwritten.
+//
+// Idempotent queue delivery (docs/queue.md): a delivery from the queue
+// names its file after the queue ID and recipient index instead of a
+// random unique part, <arrival sec>.<queue id>_<rcpt index>.<host>
+// (delivery_name), so the same delivery always gets the same name.  A
+// retry whose link() into new/ finds that name (EEXIST) reports the earlier
+// copy instead of a second one, at no cost to a first delivery.  A retry
+// that may follow a lost result (DeliveryKey::maybe_delivered) also looks
+// for the base name in new/ and cur/ first, since a mail reader may have
+// moved the file to cur/<base>,S=..,W=..:2,<flags>; that lookup reads the
+// two directories and is only done for such retries.
 #pragma once
 
 #include <sys/types.h>
@@ -29,16 +40,34 @@ Status ensure_maildir(const std::string& dir);
 // with '/' and ':' replaced as Maildir requires.
 std::string unique_name();
 
+// The identity of one delivery from the queue.
+struct DeliveryKey {
+    int64_t arrival = 0;     // message arrival, unix seconds
+    std::string queue_id;    // [0-9A-Z], no '.', '/', ':' or '_'
+    uint32_t recipient = 0;  // the recipient's index in the queue
+    bool maybe_delivered = false;  // an earlier attempt's result may have been lost
+};
+
+// "<arrival>.<queue id>_<recipient>.<host>": the base name of key's file.
+std::string delivery_name(const DeliveryKey& key);
+
+// The path of key's file in DIR/new/ or DIR/cur/ (any host part, any
+// flags), or "" when there is none.  Reads both directories.
+Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key);
+
 struct DeliveredFile {
     std::string path;        // DIR/new/<unique>,S=..,W=..
     uint64_t size = 0;       // S=
     uint64_t crlf_size = 0;  // W=
+    bool earlier = false;    // an earlier attempt had delivered it; path is that file
 };
 
 class MaildirWriter {
 public:
     // Opens a new tmp file in an existing Maildir (see ensure_maildir).
-    static Result<MaildirWriter> create(const std::string& dir);
+    // With a final_name (delivery_name), commit() links the message under
+    // that base name and treats an existing one as this delivery done earlier.
+    static Result<MaildirWriter> create(const std::string& dir, std::string final_name = "");
 
     MaildirWriter(MaildirWriter&&) noexcept;
     MaildirWriter& operator=(MaildirWriter&&) noexcept;
@@ -59,6 +88,7 @@ private:
     MaildirWriter() = default;
     std::string dir_;
     std::string name_;
+    std::string final_name_;
     Fd fd_;
     uint64_t size_ = 0;
     uint64_t lines_ = 0;  // LF count: each becomes CRLF

@@ -70,6 +70,14 @@ TEST_CASE("delivery: request round trip keeps recipients and the body fd", "[del
     auto out2 = decode_request(m2);
     REQUIRE(out2.ok());
     CHECK(out2->sender.empty());
+    CHECK_FALSE(out2->maybe_delivered);
+
+    Request retry = sample_request();
+    retry.maybe_delivered = true;
+    ipc::Message m3 = encode_request(retry);
+    auto out3 = decode_request(m3);
+    REQUIRE(out3.ok());
+    CHECK(out3->maybe_delivered);
 }
 
 TEST_CASE("delivery: malformed requests are refused", "[delivery]") {

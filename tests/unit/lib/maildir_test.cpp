@@ -14,6 +14,7 @@
 #include "lib/maildir/quota.hpp"
 
 using namespace tern::maildir;
+using tern::Result;
 namespace fs = std::filesystem;
 
 namespace {
@@ -153,4 +154,88 @@ TEST_CASE("maildir: virtual mailbox location", "[maildir]") {
     CHECK(!virtual_maildir("/var/vmail", "a@.."));
     CHECK(!virtual_maildir("/var/vmail", "@example.org"));
     CHECK(!virtual_maildir("/var/vmail", "a@b", "relative"));
+}
+
+namespace {
+Result<DeliveredFile> deliver_keyed(const std::string& box, const DeliveryKey& key, const std::string& text) {
+    auto w = MaildirWriter::create(box, delivery_name(key));
+    if (!w) return w.error();
+    if (auto s = w->write(text); !s) return s.error();
+    return w->commit();
+}
+}  // namespace
+
+TEST_CASE("maildir: a queue delivery is named after queue ID and recipient", "[maildir]") {
+    DeliveryKey key{1700000000, "0123456789ABCD", 3, false};
+    std::string name = delivery_name(key);
+    CHECK(name.rfind("1700000000.0123456789ABCD_3.", 0) == 0);
+    CHECK(name.find('/') == std::string::npos);
+    CHECK(name.find(':') == std::string::npos);
+    DeliveryKey other = key;
+    other.recipient = 4;
+    CHECK(delivery_name(other) != name);
+    CHECK(delivery_name(key) == name);  // the same delivery, the same name
+}
+
+TEST_CASE("maildir: the same queue delivery twice leaves one copy", "[maildir]") {
+    TempDir t;
+    std::string box = (t.path / "Maildir").string();
+    REQUIRE(ensure_maildir(box));
+    DeliveryKey key{1700000000, "0123456789ABCD", 0, false};
+    auto first = deliver_keyed(box, key, "Subject: x\n\nbody\n");
+    REQUIRE(first);
+    CHECK_FALSE(first->earlier);
+    CHECK(fs::path(first->path).filename().string() == delivery_name(key) + ",S=17,W=20");
+    // The retry finds it by its name in new/ (link EEXIST), even without a hint.
+    auto again = deliver_keyed(box, key, "Subject: x\n\nbody\n");
+    REQUIRE(again);
+    CHECK(again->earlier);
+    CHECK(again->path == first->path);
+    CHECK(count_files(box + "/new") == 1);
+    CHECK(count_files(box + "/tmp") == 0);
+    // Another recipient of the same message is another delivery.
+    DeliveryKey second = key;
+    second.recipient = 1;
+    auto other = deliver_keyed(box, second, "Subject: x\n\nbody\n");
+    REQUIRE(other);
+    CHECK_FALSE(other->earlier);
+    CHECK(count_files(box + "/new") == 2);
+}
+
+TEST_CASE("maildir: find_delivered sees new/ and cur/ with flags, not other deliveries", "[maildir]") {
+    TempDir t;
+    std::string box = (t.path / "Maildir").string();
+    REQUIRE(ensure_maildir(box));
+    DeliveryKey key{1700000000, "0123456789ABCD", 2, true};
+    auto none = find_delivered(box, key);
+    REQUIRE(none);
+    CHECK(none->empty());
+    auto d = deliver_keyed(box, key, "hello\n");
+    REQUIRE(d);
+    auto in_new = find_delivered(box, key);
+    REQUIRE(in_new);
+    CHECK(*in_new == d->path);
+    // A mail reader moved it to cur/ and set flags.
+    std::string cur = box + "/cur/" + fs::path(d->path).filename().string() + ":2,RS";
+    REQUIRE(::rename(d->path.c_str(), cur.c_str()) == 0);
+    auto in_cur = find_delivered(box, key);
+    REQUIRE(in_cur);
+    CHECK(*in_cur == cur);
+    // Prefixes of other deliveries do not match: recipient 2 is not 20, nor another queue ID.
+    DeliveryKey twenty = key;
+    twenty.recipient = 20;
+    auto t20 = find_delivered(box, twenty);
+    REQUIRE(t20);
+    CHECK(t20->empty());
+    DeliveryKey other = key;
+    other.queue_id = "0123456789ABCE";
+    auto o = find_delivered(box, other);
+    REQUIRE(o);
+    CHECK(o->empty());
+    // An ordinary unique name is never taken for a queue delivery.
+    auto w = MaildirWriter::create(box);
+    REQUIRE(w);
+    REQUIRE(w->write("x\n"));
+    REQUIRE(w->commit());
+    CHECK(count_files(box + "/new") == 1);
 }
