@@ -111,10 +111,8 @@ class CrashTest(unittest.TestCase):
         self.assertEqual(f["unexpected"], [])
         self.assertIn("Mail queue is empty", self.queue_listing)
 
-    # The idempotent delivery of issue 9 item 4 (branch perf) is not merged
-    # here yet: a qmgr or local-delivery kill between the mailbox write and
-    # the queue update still delivers the message again.
-    @unittest.expectedFailure
+    # Idempotent delivery (docs/queue.md): a qmgr or local-delivery kill
+    # between the mailbox write and the queue update must not deliver again.
     def test_no_duplicate_from_the_delivery_side(self):
         f = self.figures
         self.assertEqual(f["delivery_duplicates"], 0,
