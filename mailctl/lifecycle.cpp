@@ -88,8 +88,16 @@ bool unit_installed() {
 
 }  // namespace
 
-std::string systemd_unit_note(pid_t master_pid) {
+// The tern unit master runs in, "" when none.  Only tern's own units count:
+// a master started by hand from inside another service (a CI runner's
+// unit) is not managed by that unit, and stopping it must never stop that.
+static std::string tern_unit_of(pid_t master_pid) {
     std::string unit = daemon::systemd_unit_of(master_pid);
+    return unit.rfind("tern", 0) == 0 ? unit : "";
+}
+
+std::string systemd_unit_note(pid_t master_pid) {
+    std::string unit = tern_unit_of(master_pid);
     return unit.empty() ? "" : "managed by systemd: " + unit;
 }
 
@@ -192,7 +200,7 @@ int cmd_stop(Context& ctx, const std::vector<std::string>& args) {
     // A tern.conf being edited must not keep anyone from stopping tern.
     const config::Config config = load_config_lenient(ctx);
     pid_t pid = running_master_pid(config);
-    if (std::string unit = pid > 0 ? daemon::systemd_unit_of(pid) : ""; !unit.empty() && delegation_allowed()) {
+    if (std::string unit = pid > 0 ? tern_unit_of(pid) : ""; !unit.empty() && delegation_allowed()) {
         std::printf("mailctl: tern is managed by systemd: systemctl stop %s\n", unit.c_str());
         std::fflush(stdout);
         if (systemctl("stop", unit) != 0) {
