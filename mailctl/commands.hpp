@@ -11,6 +11,8 @@
 //   2 usage error, 3 tern is not running (status, reload).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +60,10 @@ Result<config::Config> load_config(const Context& ctx);
 // find master's control socket for status and stop while the files are
 // being edited.
 config::Config load_config_lenient(const Context& ctx);
+// "managed by systemd: tern.service" when master runs in a systemd unit,
+// else "" (lifecycle.cpp).
+std::string systemd_unit_note(pid_t master_pid);
+
 // tern.conf and services.conf; on error prints the diagnostics.
 Result<std::pair<config::Config, std::vector<config::ServiceSpec>>> load_all(const Context& ctx);
 

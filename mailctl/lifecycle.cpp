@@ -1,5 +1,13 @@
 // mailctl start / stop / reload: validating the configuration, starting
 // master with its readiness handshake, and asking it to stop or reload.
+//
+// Alongside systemd: when systemd is the init system and tern.service is
+// installed, `mailctl start` on the default configuration (/etc/tern) asks
+// systemd to start the unit, and `mailctl stop` of a master that runs in a
+// systemd unit asks systemd to stop it, so systemd's view (and
+// Restart=on-failure) stays right; both say so.  `mailctl start
+// --foreground` is what the unit runs, so it never goes through systemd.
+// TERN_NO_SYSTEMD=1 in the environment turns the delegation off.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,7 +22,9 @@
 #include <thread>
 #include <vector>
 
+#include "lib/daemon/systemd.hpp"
 #include "lib/sys/lock_file.hpp"
+#include "lib/sys/process.hpp"
 #include "mailctl/commands.hpp"
 
 namespace tern::mailctl {
@@ -46,7 +56,50 @@ pid_t running_master_pid(const config::Config& config) {
     return sys::LockFile::holder(config.get("run_directory") + "/master.pid");
 }
 
+constexpr const char* kUnit = "tern.service";
+constexpr const char* kDefaultConfigDir = "/etc/tern";
+
+bool delegation_allowed() {
+    const char* off = std::getenv("TERN_NO_SYSTEMD");
+    return !(off && *off && std::string(off) != "0") && daemon::systemd_booted();
+}
+
+// Runs `systemctl VERB UNIT` and returns its exit status (-1: not run).
+int systemctl(const std::string& verb, const std::string& unit) {
+    auto pid = sys::spawn({"systemctl", verb, unit});
+    if (!pid) {
+        print_error("systemctl: " + pid.message());
+        return -1;
+    }
+    int status = 0;
+    while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// tern.service is installed and systemd knows it.
+bool unit_installed() {
+    for (const char* dir : {"/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}) {
+        struct stat st {};
+        if (::stat((std::string(dir) + "/" + kUnit).c_str(), &st) == 0) return true;
+    }
+    return false;
+}
+
 }  // namespace
+
+// The tern unit master runs in, "" when none.  Only tern's own units count:
+// a master started by hand from inside another service (a CI runner's
+// unit) is not managed by that unit, and stopping it must never stop that.
+static std::string tern_unit_of(pid_t master_pid) {
+    std::string unit = daemon::systemd_unit_of(master_pid);
+    return unit.rfind("tern", 0) == 0 ? unit : "";
+}
+
+std::string systemd_unit_note(pid_t master_pid) {
+    std::string unit = tern_unit_of(master_pid);
+    return unit.empty() ? "" : "managed by systemd: " + unit;
+}
 
 // Services whose workers have not all said they are ready.
 static std::vector<std::string> starting_services(const ipc::Message& status) {
@@ -70,8 +123,21 @@ int cmd_start(Context& ctx, const std::vector<std::string>& args) {
     const config::Config& config = loaded->first;
 
     if (pid_t pid = running_master_pid(config); pid > 0) {
-        std::fprintf(stderr, "mailctl: tern is already running (pid %d)\n", static_cast<int>(pid));
+        std::string note = systemd_unit_note(pid);
+        std::fprintf(stderr, "mailctl: tern is already running (pid %d%s)\n", static_cast<int>(pid),
+                     note.empty() ? "" : (", " + note).c_str());
         return kExitFailure;
+    }
+    if (!foreground && ctx.config_dir == kDefaultConfigDir && delegation_allowed() && unit_installed()) {
+        std::printf("mailctl: tern is managed by systemd: systemctl start %s\n", kUnit);
+        std::fflush(stdout);
+        int rc = systemctl("start", kUnit);
+        if (rc != 0) {
+            print_error(std::string("systemctl start ") + kUnit + " failed; see: journalctl -u " + kUnit);
+            return kExitFailure;
+        }
+        std::printf("tern started (pid %d, %s)\n", static_cast<int>(running_master_pid(config)), kUnit);
+        return kExitOk;
     }
     const std::string master = config.get("daemon_directory") + "/master";
     if (access(master.c_str(), X_OK) != 0) {
@@ -134,6 +200,16 @@ int cmd_stop(Context& ctx, const std::vector<std::string>& args) {
     // A tern.conf being edited must not keep anyone from stopping tern.
     const config::Config config = load_config_lenient(ctx);
     pid_t pid = running_master_pid(config);
+    if (std::string unit = pid > 0 ? tern_unit_of(pid) : ""; !unit.empty() && delegation_allowed()) {
+        std::printf("mailctl: tern is managed by systemd: systemctl stop %s\n", unit.c_str());
+        std::fflush(stdout);
+        if (systemctl("stop", unit) != 0) {
+            print_error("systemctl stop " + unit + " failed");
+            return kExitFailure;
+        }
+        std::puts("tern stopped");
+        return kExitOk;
+    }
     auto reply = ask_master(config, ipc::Message("stop"));
     if (!reply && is_not_running(reply.error()) && !process_alive(pid)) {
         std::puts("tern is not running");

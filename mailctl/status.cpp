@@ -77,11 +77,12 @@ int cmd_status(Context& ctx, const std::vector<std::string>& args) {
         return kExitFailure;
     }
     const ipc::Message& m = reply.value();
-    std::printf("tern is running (pid %s, up %s, version %s, configuration %s)%s\n",
+    std::string note = systemd_unit_note(static_cast<pid_t>(std::atoll(m.get_or("master_pid", "0").c_str())));
+    std::printf("tern is running (pid %s, up %s, version %s, configuration %s%s)%s\n",
                 m.get_or("master_pid", "?").c_str(),
                 format_duration(std::atoll(m.get_or("uptime", "0").c_str())).c_str(),
                 m.get_or("version", "?").c_str(), m.get_or("config", "?").c_str(),
-                m.get_or("stopping", "0") == "1" ? " -- stopping" : "");
+                note.empty() ? "" : (", " + note).c_str(), m.get_or("stopping", "0") == "1" ? " -- stopping" : "");
 
     std::vector<std::vector<std::string>> table = {
         {"SERVICE", "STATE", "PIDS", "UPTIME", "RESTARTS", "LISTEN", "LAST CRASH"}};

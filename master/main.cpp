@@ -6,8 +6,8 @@
 //
 // `mailctl start` runs `master -c DIR -d`; with -d the command returns only
 // when master is ready (exit 0) or failed (message on stderr, exit 1).
-// Without -d master stays in the foreground (`mailctl start --foreground`,
-// systemd Type=simple).
+// Without -d master stays in the foreground (`mailctl start --foreground`);
+// under systemd (tern.service, Type=notify) it sends READY=1 when ready.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +17,7 @@
 
 #include "lib/config/config.hpp"
 #include "lib/config/services.hpp"
+#include "lib/daemon/systemd.hpp"
 #include "lib/event/loop.hpp"
 #include "lib/log/log.hpp"
 #include "lib/sys/files.hpp"
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    // Taken before any worker is spawned, so none inherits NOTIFY_SOCKET.
+    const daemon::SystemdNotifier systemd = daemon::SystemdNotifier::from_environment();
     sys::ReadyNotifier notifier;
     if (daemon) {
         auto n = sys::daemonize();
@@ -112,6 +115,8 @@ int main(int argc, char** argv) {
     master::Runtime runtime(base.get(), std::move(config), std::move(specs).value());
     if (auto st = runtime.start(); !st) return fail(notifier, daemon, st.message());
     notifier.ready();
+    // systemd Type=notify: the unit is active once every listener is open.
+    systemd.notify("READY=1\nMAINPID=" + std::to_string(::getpid()));
     int rc = event_base_dispatch(base.get()) < 0 ? 1 : 0;
     return rc;
 }

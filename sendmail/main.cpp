@@ -4,6 +4,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <ctime>
 
@@ -18,6 +19,13 @@
 namespace tern::sendmail {
 
 int list_queue(const config::Config& config) {
+    // The queue is private (docs/sendmail.md, "mailq"): like Postfix with
+    // authorized_mailq_users = root, only root and the queue owner list it.
+    const std::string db = config.get("queue_directory") + "/db";
+    if (::access(db.c_str(), R_OK | X_OK) != 0 && errno == EACCES) {
+        std::fputs("mailq: only root (and the queue owner) may list the mail queue\n", stderr);
+        return EX_NOPERM;
+    }
     auto store = queue::Store::open(config.get("queue_directory"));
     if (!store) {
         std::fprintf(stderr, "mailq: cannot read the queue: %s\n", store.message().c_str());

@@ -10,6 +10,7 @@
 
 #include "lib/mailq/mailq.hpp"
 #include "lib/maildrop/header_recipients.hpp"
+#include "lib/maildrop/wake.hpp"
 #include "sendmail/drop.hpp"
 #include "sendmail/input.hpp"
 
@@ -33,10 +34,20 @@ void error(const std::string& message) { std::fprintf(stderr, "sendmail: %s\n", 
 }  // namespace
 
 void notify_qmgr(const config::Config& config, bool verbose) {
+    // Root and the queue owner reach qmgr's socket; an ordinary user's
+    // sendmail (setgid_group only) goes through the pickup FIFO instead.
     auto st = mailq::poke_qmgr(config, "wake");
-    if (!st && verbose)
-        std::fprintf(stderr, "sendmail: qmgr not reached (%s); the message waits in the maildrop\n",
-                     st.message().c_str());
+    if (st) {
+        if (verbose) std::fputs("sendmail: qmgr notified\n", stderr);
+        return;
+    }
+    auto fifo = maildrop::write_wake(maildrop::pickup_fifo_path(config));
+    if (!verbose) return;
+    if (fifo)
+        std::fputs("sendmail: pickup notified\n", stderr);
+    else
+        std::fprintf(stderr, "sendmail: qmgr not reached (%s; %s); the message waits in the maildrop\n",
+                     st.message().c_str(), fifo.message().c_str());
 }
 
 int submit_message(const Options& options, const config::Config& config) {

@@ -33,7 +33,8 @@ Result<EnvPtr> open_env(const std::string& path, unsigned flags, size_t map_size
     EnvPtr env(raw);
     if (map_size != 0 && (rc = mdb_env_set_mapsize(raw, map_size)) != 0)
         return mdb_error("mdb_env_set_mapsize " + path, rc);
-    rc = mdb_env_open(raw, path.c_str(), flags | MDB_NOSUBDIR | MDB_NOLOCK, 0644);
+    // 0600 while it is written: the final mode comes from the source (below).
+    rc = mdb_env_open(raw, path.c_str(), flags | MDB_NOSUBDIR | MDB_NOLOCK, 0600);
     if (rc != 0) return mdb_error("open " + path, rc);
     return env;
 }
@@ -121,6 +122,24 @@ Status write_compiled(const std::string& source_path, const TableEntries& entrie
         if ((rc = mdb_env_sync(env->get(), 1)) != 0) {
             ::unlink(tmp_path.c_str());
             return mdb_error("sync " + tmp_path, rc);
+        }
+    }
+    // The compiled form is exactly as private as its source, like postmap:
+    // users (0640 root:tern, soon password hashes) stays unreadable to
+    // others, aliases (0644) stays public.  Owner and group follow when we
+    // may set them (root); otherwise the file keeps ours, still no more
+    // open than the source.
+    struct stat src {};
+    if (::stat(source_path.c_str(), &src) == 0) {
+        if (::geteuid() == 0 && ::chown(tmp_path.c_str(), src.st_uid, src.st_gid) != 0) {
+            auto err = errno_error("chown " + tmp_path);
+            ::unlink(tmp_path.c_str());
+            return err;
+        }
+        if (::chmod(tmp_path.c_str(), src.st_mode & 0666) != 0) {
+            auto err = errno_error("chmod " + tmp_path);
+            ::unlink(tmp_path.c_str());
+            return err;
         }
     }
     // Readers must never see a half-written table: rename only a synced file.

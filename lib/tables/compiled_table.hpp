@@ -10,7 +10,9 @@
 // The compiled file is written to a temporary name, fsync'd and renamed over
 // the old one, so it is never modified in place: readers open it with
 // MDB_NOLOCK (no lock file, so read-only users such as smtpd can read it) and
-// a reader holding the old file keeps a consistent snapshot.
+// a reader holding the old file keeps a consistent snapshot.  It gets the
+// source's mode bits (and, when written by root, its owner and group), so
+// a private source (users, 0640 root:tern) never has a public compiled form.
 #pragma once
 
 #include <sys/types.h>

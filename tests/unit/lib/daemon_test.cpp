@@ -3,7 +3,9 @@
 // Fd juggling on 3, 4, ... happens in a forked child so the test runner's
 // own descriptors are never touched.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,7 @@
 #include <functional>
 #include <string>
 
+#include "lib/daemon/systemd.hpp"
 #include "lib/daemon/worker.hpp"
 
 using namespace tern;
@@ -156,4 +159,43 @@ TEST_CASE("daemon: worker command line", "[daemon]") {
     std::remove((bad + "/tern.conf").c_str());
     rmdir(dir.c_str());
     rmdir(bad.c_str());
+}
+
+// ---- systemd integration (lib/daemon/systemd) ----
+
+TEST_CASE("systemd: the unit a cgroup file names", "[daemon][systemd]") {
+    using tern::daemon::unit_from_cgroup;
+    CHECK(unit_from_cgroup("0::/system.slice/tern.service\n") == "tern.service");
+    CHECK(unit_from_cgroup("0::/system.slice/tern.service/workers\n") == "tern.service");
+    CHECK(unit_from_cgroup("12:cpu:/x\n1:name=systemd:/system.slice/postfix@-.service\n") == "postfix@-.service");
+    CHECK(unit_from_cgroup("0::/user.slice/user-1000.slice/session-3.scope\n") == "");
+    CHECK(unit_from_cgroup("0::/\n") == "");
+    CHECK(unit_from_cgroup("") == "");
+    CHECK(unit_from_cgroup("garbage without colons .service") == "");
+}
+
+TEST_CASE("systemd: notify sends one datagram to NOTIFY_SOCKET and hides it from children", "[daemon][systemd]") {
+    std::string path = "/tmp/tern-notify-" + std::to_string(::getpid());
+    ::unlink(path.c_str());
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    ::setenv("NOTIFY_SOCKET", path.c_str(), 1);
+    auto n = tern::daemon::SystemdNotifier::from_environment();
+    CHECK(std::getenv("NOTIFY_SOCKET") == nullptr);
+    REQUIRE(n.active());
+    CHECK(n.notify("READY=1\nMAINPID=42"));
+    char buf[128] = {};
+    ssize_t got = ::recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    CHECK(std::string(buf, got > 0 ? static_cast<size_t>(got) : 0) == "READY=1\nMAINPID=42");
+    ::close(fd);
+    ::unlink(path.c_str());
+
+    ::setenv("NOTIFY_SOCKET", "relative/path", 1);  // invalid: ignored, as sd_notify does
+    auto none = tern::daemon::SystemdNotifier::from_environment();
+    CHECK_FALSE(none.active());
+    CHECK_FALSE(none.notify("READY=1"));
 }

@@ -176,6 +176,20 @@ TEST_CASE("compiled table: a stale file is never used even when timestamps go ba
     CHECK((**table->lookup("a"))[0].value == "two");
 }
 
+TEST_CASE("compiled table: as private as its source (mode, and owner when root)", "[tables]") {
+    TempDir dir;
+    for (mode_t mode : {0640, 0644, 0600}) {
+        std::string path = dir.file("aliases" + std::to_string(mode), "postmaster: root\n");
+        REQUIRE(::chmod(path.c_str(), mode) == 0);
+        if (::geteuid() == 0) REQUIRE(::chown(path.c_str(), 0, 12345) == 0);
+        REQUIRE(compile_aliases(path));
+        struct stat st {};
+        REQUIRE(::stat((path + ".lmdb").c_str(), &st) == 0);
+        CHECK((st.st_mode & 07777) == mode);
+        if (::geteuid() == 0) CHECK(st.st_gid == 12345u);
+    }
+}
+
 TEST_CASE("users file: fields, quota, hostile lines", "[tables]") {
     auto p = parse_users(
         "# users\n"
