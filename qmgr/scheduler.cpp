@@ -276,8 +276,12 @@ void Scheduler::activate(const std::string& id, int64_t now) {
             req.nexthop = key.second;
             req.body = std::move(*body);
             req.maybe_delivered = m.envelope.arrival_us < started_us_ || unrecorded_.count(id) > 0;
+            req.body_type = m.envelope.body_type;
+            req.smtputf8 = m.envelope.smtputf8;
+            req.dsn_ret = m.envelope.dsn_ret;
+            req.dsn_envid = m.envelope.dsn_envid;
             for (size_t i = start; i < end; ++i) {
-                req.recipients.push_back({rcpts[i]->index, rcpts[i]->address, rcpts[i]->orcpt});
+                req.recipients.push_back({rcpts[i]->index, rcpts[i]->address, rcpts[i]->orcpt, rcpts[i]->notify});
                 a.in_flight.insert(rcpts[i]->index);
                 if (rcpts[i]->attempts > 0) req.maybe_delivered = true;
             }

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -72,7 +73,12 @@ ipc::Message encode_request(const Request& request) {
         value += r.address;
         value += r.orcpt;
         m.add("rcpt", value);
+        if (r.notify != 0) m.add("notify", std::to_string(r.index) + " " + std::to_string(r.notify));
     }
+    if (!request.body_type.empty()) m.add("body_type", request.body_type);
+    if (request.smtputf8) m.add("smtputf8", "1");
+    if (!request.dsn_ret.empty()) m.add("dsn_ret", request.dsn_ret);
+    if (!request.dsn_envid.empty()) m.add("dsn_envid", request.dsn_envid);
     if (request.body.valid()) {
         int dup = ::fcntl(request.body.get(), F_DUPFD_CLOEXEC, 0);
         if (dup >= 0) m.attach_fd(Fd(dup));  // on failure decode reports the missing body
@@ -116,6 +122,20 @@ Result<Request> decode_request(ipc::Message& message) {
         req.recipients.push_back(std::move(r));
     }
     if (req.recipients.empty()) return make_error("deliver " + req.queue_id + ": no recipients");
+    for (std::string_view value : message.get_all("notify")) {
+        uint32_t index = 0;
+        unsigned bits = 0;
+        if (!take_number(value, index) || !parse_number(value, bits) || bits == 0 || bits > 15)
+            return make_error("deliver " + req.queue_id + ": malformed notify attribute");
+        auto it = std::find_if(req.recipients.begin(), req.recipients.end(),
+                               [&](const RequestRecipient& r) { return r.index == index; });
+        if (it == req.recipients.end()) return make_error("deliver " + req.queue_id + ": notify for an unknown recipient");
+        it->notify = static_cast<uint8_t>(bits);
+    }
+    if (auto v = message.get("body_type")) req.body_type = std::string(*v);
+    req.smtputf8 = message.get("smtputf8").has_value();
+    if (auto v = message.get("dsn_ret")) req.dsn_ret = std::string(*v);
+    if (auto v = message.get("dsn_envid")) req.dsn_envid = std::string(*v);
     if (message.fds().size() != 1) return make_error("deliver " + req.queue_id + ": expected exactly one body fd");
     req.body = message.take_fd(0);
     if (!req.body) return make_error("deliver " + req.queue_id + ": missing body fd");

@@ -5,7 +5,10 @@
 //                one "rcpt" per recipient (index, address, orcpt), "nexthop",
 //                optional "maybe_delivered" = "1" (an earlier attempt's result
 //                may have been lost: look for its mailbox write, docs/queue.md),
-//                and the body file as an fd (read from offset 0).
+//                and the body file as an fd (read from offset 0); for remote
+//                delivery also the envelope's ESMTP parameters when set:
+//                "body_type", "smtputf8", "dsn_ret", "dsn_envid", and one
+//                "notify" = "<index> <bits>" per recipient that gave NOTIFY.
 // agent → qmgr   "result": queue_id, one "status" per recipient:
 //                "<index> <d|s|b> <enhanced code> <text>"
 //                d = delivered, s = soft failure (deferred, retry), b = bounced.
@@ -28,6 +31,7 @@ struct RequestRecipient {
     uint32_t index = 0;
     std::string address;
     std::string orcpt;
+    uint8_t notify = 0;  // queue::Notify bits; 0 = not given
 };
 
 struct Request {
@@ -39,6 +43,10 @@ struct Request {
     bool maybe_delivered = false;
     std::vector<RequestRecipient> recipients;
     Fd body;
+    std::string body_type;  // "", "7BIT", "8BITMIME"
+    bool smtputf8 = false;
+    std::string dsn_ret;    // "", "FULL", "HDRS"
+    std::string dsn_envid;
 };
 
 enum class Outcome : char { Delivered = 'd', Deferred = 's', Bounced = 'b' };

@@ -80,6 +80,37 @@ TEST_CASE("delivery: request round trip keeps recipients and the body fd", "[del
     CHECK(out3->maybe_delivered);
 }
 
+TEST_CASE("delivery: remote delivery parameters travel with the request", "[delivery]") {
+    Request in = sample_request();
+    in.body_type = "8BITMIME";
+    in.smtputf8 = true;
+    in.dsn_ret = "HDRS";
+    in.dsn_envid = "env 1";
+    in.recipients[1].notify = 3;
+    ipc::Message m = encode_request(in);
+    auto out = decode_request(m);
+    REQUIRE(out.ok());
+    CHECK(out->body_type == "8BITMIME");
+    CHECK(out->smtputf8);
+    CHECK(out->dsn_ret == "HDRS");
+    CHECK(out->dsn_envid == "env 1");
+    CHECK(out->recipients[0].notify == 0);
+    CHECK(out->recipients[1].notify == 3);
+
+    Request plain = sample_request();
+    ipc::Message m2 = encode_request(plain);
+    auto out2 = decode_request(m2);
+    REQUIRE(out2.ok());
+    CHECK(out2->body_type.empty());
+    CHECK_FALSE(out2->smtputf8);
+
+    for (const char* bad : {"x 1", "99 1", "0 0", "0 16", "0"}) {
+        ipc::Message mb = encode_request(sample_request());
+        mb.add("notify", bad);
+        CHECK_FALSE(decode_request(mb).ok());
+    }
+}
+
 TEST_CASE("delivery: malformed requests are refused", "[delivery]") {
     // auto&&: Messages own fds and cannot be copied; add() returns a reference.
     auto expect_error = [](auto&& m, const std::string& what) {

@@ -1,0 +1,289 @@
+// The remote delivery agent (see agent.hpp).
+#include "smtp-client/agent.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "lib/log/log.hpp"
+#include "lib/sys/clock.hpp"
+
+namespace tern::smtpc {
+
+namespace {
+
+double now() { return static_cast<double>(sys::now_us()) / 1e6; }
+
+std::string fmt(double seconds) {
+    if (seconds < 0) seconds = 0;
+    char buf[32];
+    if (seconds < 0.01) return seconds == 0 ? "0" : "0.01";
+    std::snprintf(buf, sizeof buf, seconds < 10 ? "%.2g" : "%.0f", seconds);
+    return buf;
+}
+
+const char* status_word(delivery::Outcome o) {
+    switch (o) {
+    case delivery::Outcome::Delivered: return "sent";
+    case delivery::Outcome::Bounced: return "bounced";
+    case delivery::Outcome::Deferred: return "deferred";
+    }
+    return "deferred";
+}
+
+}  // namespace
+
+struct Agent::Job {
+    uint64_t id = 0;
+    delivery::Request request;
+    Done done;
+    std::string nexthop;
+    double received = 0, started = 0, setup_done = 0, transfer = 0;
+    bool resolved = false, any_connected = false, has_relay = false;
+    std::vector<Target> targets;
+    size_t next = 0;
+    Target relay;
+    std::map<uint32_t, delivery::RecipientResult> results;
+    std::string last_dsn = "4.4.1", last_text = "no mail server could be reached";
+    std::unique_ptr<Session> session;
+
+    std::vector<const delivery::RequestRecipient*> open() const {
+        std::vector<const delivery::RequestRecipient*> out;
+        for (const auto& r : request.recipients)
+            if (!results.count(r.index)) out.push_back(&r);
+        return out;
+    }
+    void settle_open(delivery::Outcome o, const std::string& dsn, const std::string& text) {
+        for (const auto* r : open()) results[r->index] = {r->index, o, dsn, text};
+    }
+};
+
+struct Agent::Route {
+    struct Idle {
+        std::unique_ptr<Session> session;
+        double until = 0;
+    };
+    int active = 0;
+    std::deque<uint64_t> waiting;
+    std::vector<Idle> idle;
+    double dead_until = 0;
+    std::string dead_reason;
+};
+
+Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns)
+    : base_(base), settings_(std::move(settings)), resolver_(base, std::move(dns)) {
+    reaper_ = event::timer(base_, [this](short) { graveyard_.clear(); });
+    idle_timer_ = event::timer(base_, [this](short) { expire_idle(); });
+}
+
+Agent::~Agent() = default;
+
+Agent::Route& Agent::route(const std::string& nexthop) { return routes_[nexthop]; }
+
+void Agent::deliver(delivery::Request request, Done done) {
+    auto job = std::make_unique<Job>();
+    job->id = next_id_++;
+    job->nexthop = request.nexthop;
+    job->request = std::move(request);
+    job->done = std::move(done);
+    job->received = now();
+    Job* raw = job.get();
+    jobs_.emplace(raw->id, std::move(job));
+    Route& r = route(raw->nexthop);
+    if (r.dead_until > raw->received) {
+        raw->settle_open(delivery::Outcome::Deferred, "4.4.1", "delivery temporarily suspended: " + r.dead_reason);
+        raw->started = raw->setup_done = raw->received;
+        ++r.active;  // complete() counts it down
+        complete(raw);
+        return;
+    }
+    if (r.active >= settings_.destination_limit) {
+        r.waiting.push_back(raw->id);
+        return;
+    }
+    start(raw);
+}
+
+void Agent::start(Job* job) {
+    Route& r = route(job->nexthop);
+    ++r.active;
+    job->started = now();
+    std::unique_ptr<Session> cached;
+    while (!r.idle.empty() && !cached) {
+        auto s = std::move(r.idle.back().session);
+        r.idle.pop_back();
+        if (s->broken()) retire(std::move(s));
+        else cached = std::move(s);
+    }
+    begin(job, std::move(cached));
+}
+
+void Agent::begin(Job* job, std::unique_ptr<Session> cached) {
+    if (cached) {
+        job->setup_done = now();
+        transact(job, std::move(cached));
+        return;
+    }
+    try_next(job);
+}
+
+void Agent::try_next(Job* job) {
+    if (job->open().empty()) {
+        complete(job);
+        return;
+    }
+    uint64_t id = job->id;
+    if (!job->resolved) {
+        job->resolved = true;
+        find_next_hop(resolver_, settings_, job->nexthop, [this, id](NextHop hop) {
+            auto it = jobs_.find(id);
+            if (it == jobs_.end()) return;
+            Job* j = it->second.get();
+            if (!hop.ok) {
+                j->setup_done = now();
+                j->settle_open(hop.outcome, hop.dsn, hop.text);
+                complete(j);
+                return;
+            }
+            j->targets = std::move(hop.targets);
+            try_next(j);
+        });
+        return;
+    }
+    if (job->next >= job->targets.size()) {
+        if (!job->any_connected && !job->targets.empty()) {
+            Route& r = route(job->nexthop);
+            r.dead_until = now() + static_cast<double>(settings_.dead_time.count());
+            r.dead_reason = job->last_text;
+        }
+        if (job->setup_done == 0) job->setup_done = now();
+        job->settle_open(delivery::Outcome::Deferred, job->last_dsn, job->last_text);
+        complete(job);
+        return;
+    }
+    Target target = job->targets[job->next++];
+    job->session = std::make_unique<Session>(base_, settings_, target, settings_.tls_level);
+    job->session->open([this, id](OpenResult result) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        Job* j = it->second.get();
+        std::unique_ptr<Session> s = std::move(j->session);
+        if (!result.ok) {
+            j->last_dsn = result.dsn;
+            j->last_text = result.text;
+            j->relay = s->target();
+            j->has_relay = true;
+            retire(std::move(s));
+            try_next(j);
+            return;
+        }
+        j->any_connected = true;
+        j->setup_done = now();
+        transact(j, std::move(s));
+    });
+}
+
+void Agent::transact(Job* job, std::unique_ptr<Session> session) {
+    uint64_t id = job->id;
+    job->relay = session->target();
+    job->has_relay = true;
+    job->any_connected = true;
+    job->session = std::move(session);
+    job->session->send(job->request, job->open(), [this, id](TransactionResult tr) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        Job* j = it->second.get();
+        j->transfer += tr.transfer_seconds;
+        for (auto& r : tr.results) j->results[r.index] = std::move(r);
+        std::unique_ptr<Session> s = std::move(j->session);
+        if (!j->open().empty()) {
+            j->last_dsn = "4.4.2";
+            j->last_text = tr.error.empty() ? "lost connection with " + s->target().label() : tr.error;
+            retire(std::move(s));
+            try_next(j);
+            return;
+        }
+        release(j, std::move(s));
+        complete(j);
+    });
+}
+
+void Agent::release(Job* job, std::unique_ptr<Session> session) {
+    if (session->broken()) {
+        retire(std::move(session));
+        return;
+    }
+    Route& r = route(job->nexthop);
+    r.idle.push_back({std::move(session), now() + static_cast<double>(settings_.cache_time.count()) / 1000.0});
+    if (!idle_timer_.pending()) idle_timer_.add(settings_.cache_time);
+}
+
+void Agent::expire_idle() {
+    double t = now();
+    bool more = false;
+    for (auto& [name, r] : routes_) {
+        for (auto it = r.idle.begin(); it != r.idle.end();) {
+            if (it->until <= t || it->session->broken()) {
+                Session* s = it->session.get();
+                closing_.push_back(std::move(it->session));
+                it = r.idle.erase(it);
+                s->quit([this, s] {
+                    auto c = std::find_if(closing_.begin(), closing_.end(), [s](const auto& p) { return p.get() == s; });
+                    if (c != closing_.end()) {
+                        retire(std::move(*c));
+                        closing_.erase(c);
+                    }
+                });
+            } else {
+                more = true;
+                ++it;
+            }
+        }
+    }
+    if (more) idle_timer_.add(std::chrono::milliseconds(std::max<long long>(100, settings_.cache_time.count() / 4)));
+}
+
+void Agent::retire(std::unique_ptr<Session> session) {
+    if (!session) return;
+    graveyard_.push_back(std::move(session));
+    reaper_.activate();
+}
+
+void Agent::complete(Job* job) {
+    double end = now();
+    delivery::Response response;
+    response.queue_id = job->request.queue_id;
+    double arrival = job->request.arrival > 0 ? static_cast<double>(job->request.arrival) : job->received;
+    std::string relay = job->has_relay ? job->relay.label() : "none";
+    double setup = job->setup_done > job->started ? job->setup_done - job->started : 0;
+    for (const auto& rc : job->request.recipients) {
+        auto it = job->results.find(rc.index);
+        delivery::RecipientResult r = it != job->results.end()
+                                          ? it->second
+                                          : delivery::RecipientResult{rc.index, delivery::Outcome::Deferred, "4.3.0",
+                                                                      "no result for this recipient"};
+        log::info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/%s/%s/%s, dsn=%s, status=%s (%s)",
+                  job->request.queue_id.c_str(), rc.address.c_str(), relay.c_str(), fmt(end - arrival).c_str(),
+                  fmt(job->received - arrival).c_str(), fmt(job->started - job->received).c_str(), fmt(setup).c_str(),
+                  fmt(job->transfer).c_str(), r.dsn.c_str(), status_word(r.outcome), r.text.c_str());
+        response.results.push_back(std::move(r));
+    }
+    auto done = std::move(job->done);
+    std::string nexthop = job->nexthop;
+    if (job->session) retire(std::move(job->session));
+    jobs_.erase(job->id);
+    if (done) done(std::move(response));
+    Route& r = route(nexthop);
+    --r.active;
+    pump(r);
+}
+
+void Agent::pump(Route& r) {
+    while (!r.waiting.empty() && r.active < settings_.destination_limit) {
+        uint64_t id = r.waiting.front();
+        r.waiting.pop_front();
+        auto it = jobs_.find(id);
+        if (it != jobs_.end()) start(it->second.get());
+    }
+}
+
+}  // namespace tern::smtpc

@@ -1,0 +1,75 @@
+// smtp-client's service socket (see server.hpp).
+#include "smtp-client/server.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lib/delivery/request.hpp"
+#include "lib/log/log.hpp"
+#include "lib/sys/files.hpp"
+
+namespace tern::smtpc {
+
+Server::Server(event_base* base, std::vector<Fd> listeners, Agent& agent)
+    : base_(base), listeners_(std::move(listeners)), agent_(agent) {
+    sweeper_ = event::timer(base_, [this](short) {
+        for (uint64_t id : closed_) channels_.erase(id);
+        closed_.clear();
+    });
+    for (const auto& l : listeners_) {
+        (void)sys::set_nonblocking(l.get());
+        int fd = l.get();
+        watches_.emplace_back(base_, fd, EV_READ | EV_PERSIST, [this, fd](short) { accept_from(fd); });
+        watches_.back().add();
+    }
+}
+
+void Server::close_listeners() {
+    watches_.clear();
+    listeners_.clear();
+}
+
+void Server::close_later(uint64_t id) {
+    closed_.push_back(id);
+    sweeper_.activate();
+}
+
+void Server::accept_from(int listener) {
+    for (int i = 0; i < 64; ++i) {
+        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) log::warning("accept: %s", std::strerror(errno));
+            return;
+        }
+        uint64_t id = next_id_++;
+        channels_[id] = std::make_unique<ipc::Channel>(
+            base_, Fd(fd), [this, id](ipc::Message& m) { on_message(id, m); },
+            [this, id](const std::string& reason) {
+                if (!reason.empty()) log::warning("connection from qmgr: %s", reason.c_str());
+                close_later(id);
+            });
+    }
+}
+
+void Server::on_message(uint64_t id, ipc::Message& message) {
+    if (message.type() != "deliver") {
+        log::warning("unexpected \"%s\" message from qmgr; closing the connection", message.type().c_str());
+        close_later(id);
+        return;
+    }
+    auto request = delivery::decode_request(message);
+    if (!request) {
+        log::warning("bad delivery request from qmgr: %s; closing the connection", request.message().c_str());
+        close_later(id);
+        return;
+    }
+    agent_.deliver(std::move(*request), [this, id](delivery::Response response) {
+        // qmgr may have given up (timeout) and closed: then nobody waits.
+        auto it = channels_.find(id);
+        if (it != channels_.end()) it->second->send(delivery::encode_response(response));
+    });
+}
+
+}  // namespace tern::smtpc

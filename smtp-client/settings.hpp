@@ -1,0 +1,36 @@
+// smtp-client's settings, read once from tern.conf at start.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "lib/config/config.hpp"
+#include "lib/core/result.hpp"
+#include "lib/tls/context.hpp"
+
+namespace tern::smtpc {
+
+enum class AddressPreference { Any, IPv4, IPv6 };
+enum class TlsLevel { None, May, Encrypt, Verify };
+
+struct Settings {
+    std::string helo_name;
+    int port = 25;
+    AddressPreference preference = AddressPreference::Any;
+    std::chrono::milliseconds connect_timeout{30000};
+    std::chrono::milliseconds reply_timeout{300000};
+    std::chrono::milliseconds data_done_timeout{600000};
+    std::chrono::milliseconds cache_time{2000};
+    std::chrono::seconds dead_time{60};
+    int destination_limit = 20;
+    TlsLevel tls_level = TlsLevel::May;
+    std::string tls_cafile;
+    tls::Context tls;  // client context; trust: system store + tls_cafile
+
+    static Result<Settings> from(const config::Config& config);
+};
+
+Result<TlsLevel> parse_tls_level(std::string_view word);
+std::string_view tls_level_name(TlsLevel level);
+
+}  // namespace tern::smtpc

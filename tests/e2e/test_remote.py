@@ -1,0 +1,291 @@
+"""End-to-end tests of remote delivery: SMTP in -> queue -> qmgr ->
+smtp-client -> scripted SMTP receivers on loopback addresses (127.0.0.x,
+::1), with next hops from a test DNS server (dnsserver.py) that tern is
+pointed at with dns_resolvers, and smtp_tcp_port set to the receivers'
+port.  Each test uses its own domains, so one stack serves the class.
+"""
+import email
+import email.policy
+import os
+import re
+import smtplib
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dnsserver import DnsServer  # noqa: E402
+from harness import Stack, free_port, program_exists, _self_signed_cert  # noqa: E402
+from smtpsink import SmtpSink  # noqa: E402
+
+NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "smtp-client", "mailctl")
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
+class RemoteDelivery(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer()
+        cls.port = free_port()
+        cls.stack = Stack(config={
+            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
+            "dns_timeout": "1s",
+            "smtp_tcp_port": str(cls.port),
+            "smtp_connect_timeout": "5s",
+            "smtp_connection_cache_time_limit": "10s",
+            # One session per destination at a time: connection reuse is then
+            # certain, not a race (every test has its own domains).
+            "smtp_destination_concurrency_limit": "1",
+            "smtp_dead_destination_time": "2s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+            "queue_run_delay": "1s",
+        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
+        cls.stack.__enter__()
+        cls.sinks = []
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.__exit__(None, None, None)
+        cls.dns.close()
+
+    def tearDown(self):
+        for s in self.sinks:
+            s.close()
+        self.sinks = []
+
+    # --- helpers ---------------------------------------------------------
+
+    def sink(self, host, **kw):
+        s = SmtpSink(host, self.port, **kw)
+        self.sinks.append(s)
+        return s
+
+    def send(self, rcpts, body, mail_options=(), rcpt_options=(), sender="demo@tern.test"):
+        body = body.replace(b"\n", b"\r\n")
+        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
+            c.ehlo()
+            c.sendmail(sender, rcpts, body, mail_options=list(mail_options), rcpt_options=list(rcpt_options))
+
+    def wait_log(self, pattern, timeout=20):
+        rx = re.compile(pattern)
+        return self.stack.wait_for(lambda: rx.search(self.stack.log_text()), timeout, f"log line /{pattern}/")
+
+    def wait_messages(self, sink, n, timeout=20):
+        self.stack.wait_for(lambda: len(sink.messages) >= n, timeout, f"{n} message(s) at {sink.host}")
+        return sink.messages
+
+    def bounce_for(self, text, timeout=30):
+        """The bounce in demo@tern.test's mailbox whose text contains `text`."""
+        def find():
+            for path in self.stack.maildir_new("tern.test", "demo"):
+                with open(path, "rb") as f:
+                    raw = f.read()
+                if text.encode() in raw:
+                    return raw
+            return None
+        return self.stack.wait_for(find, timeout, f"a bounce mentioning {text!r}")
+
+    # --- next hop ----------------------------------------------------------
+
+    def test_mx_preference_and_fallback(self):
+        # mx1 (preference 10) refuses connections; mx2 (20) takes the mail;
+        # mx3 (30) is never needed.
+        self.dns.add("pref.test", "MX", (20, "mx2.pref.test"))
+        self.dns.add("pref.test", "MX", (10, "mx1.pref.test"))
+        self.dns.add("pref.test", "MX", (30, "mx3.pref.test"))
+        self.dns.add("mx1.pref.test", "A", "127.0.0.2")
+        self.dns.add("mx2.pref.test", "A", "127.0.0.3")
+        self.dns.add("mx3.pref.test", "A", "127.0.0.4")
+        mx2 = self.sink("127.0.0.3")
+        mx3 = self.sink("127.0.0.4")
+        self.send(["alice@pref.test"], b"Subject: pref\n\nhello\n")
+        msgs = self.wait_messages(mx2, 1)
+        self.assertIn(b"hello", msgs[0].data)
+        self.wait_log(r"to=<alice@pref\.test>, relay=mx2\.pref\.test\[127\.0\.0\.3\]:%d, delay=[\d.]+, "
+                      r"delays=[\d.]+/[\d.]+/[\d.]+/[\d.]+, dsn=2\.0\.0, status=sent \(250 2\.0\.0 Ok" % self.port)
+        self.assertEqual(mx3.sessions, 0)
+
+    def test_implicit_mx(self):
+        self.dns.add("implicit.test", "A", "127.0.0.5")
+        s = self.sink("127.0.0.5")
+        self.send(["bob@implicit.test"], b"Subject: implicit\n\nno MX here\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<bob@implicit\.test>, relay=implicit\.test\[127\.0\.0\.5\]")
+
+    def test_cname_to_mx_host(self):
+        self.dns.add("cname.test", "MX", (10, "alias.cname.test"))
+        self.dns.add("alias.cname.test", "CNAME", "real.cname.test")
+        self.dns.add("real.cname.test", "A", "127.0.0.6")
+        s = self.sink("127.0.0.6")
+        self.send(["carol@cname.test"], b"Subject: cname\n\nvia a CNAME\n")
+        self.wait_messages(s, 1)
+
+    def test_null_mx_bounces_without_connecting(self):
+        self.dns.add("nullmx.test", "MX", (0, "."))
+        self.dns.add("nullmx.test", "A", "127.0.0.7")
+        s = self.sink("127.0.0.7")
+        self.send(["dave@nullmx.test"], b"Subject: null\n\nnowhere\n")
+        self.wait_log(r"to=<dave@nullmx\.test>, relay=none, .*dsn=5\.1\.10, status=bounced")
+        raw = self.bounce_for("dave@nullmx.test")
+        self.assertIn(b"5.1.10", raw)
+        self.assertEqual(s.sessions, 0)
+
+    def test_nxdomain_bounces(self):
+        self.send(["erin@nonexistent.test"], b"Subject: nx\n\nnowhere\n")
+        self.wait_log(r"to=<erin@nonexistent\.test>, relay=none, .*dsn=5\.4\.4, status=bounced \(Host or domain name not found")
+        self.bounce_for("erin@nonexistent.test")
+
+    def test_servfail_defers(self):
+        self.dns.servfail.add("servfail.test")
+        self.send(["frank@servfail.test"], b"Subject: sf\n\nlater\n")
+        self.wait_log(r"to=<frank@servfail\.test>, relay=none, .*dsn=4\.4\.3, status=deferred .*SERVFAIL")
+        out = self.stack.mailctl("queue", "list", check=True).stdout
+        self.assertIn("frank@servfail.test", out)
+        # Fixed DNS: the next retry delivers.
+        self.dns.servfail.discard("servfail.test")
+        self.dns.add("servfail.test", "A", "127.0.0.8")
+        s = self.sink("127.0.0.8")
+        self.wait_messages(s, 1, timeout=30)
+
+    def test_ipv6(self):
+        self.dns.add("six.test", "MX", (10, "mx.six.test"))
+        self.dns.add("mx.six.test", "AAAA", "::1")
+        s = self.sink("::1")
+        self.send(["gina@six.test"], b"Subject: v6\n\nover IPv6\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<gina@six\.test>, relay=mx\.six\.test\[::1\]:%d" % self.port)
+
+    # --- remote replies ------------------------------------------------------
+
+    def test_451_then_delivered_on_retry(self):
+        self.dns.add("greylist.test", "A", "127.0.0.9")
+        s = self.sink("127.0.0.9")
+        seen = []
+
+        def greylist(addr):
+            seen.append(addr)
+            return "451 4.7.1 greylisted, come back later" if len(seen) == 1 else None
+        s.rcpt_reply = greylist
+        self.send(["hank@greylist.test"], b"Subject: grey\n\nretry me\n")
+        self.wait_log(r"to=<hank@greylist\.test>, .*dsn=4\.7\.1, status=deferred \(host greylist\.test\[127\.0\.0\.9\] "
+                      r"said: 451 4\.7\.1 greylisted, come back later \(in reply to RCPT TO command\)\)")
+        self.wait_messages(s, 1, timeout=30)
+        self.wait_log(r"to=<hank@greylist\.test>, .*status=sent")
+
+    def test_550_bounce_quotes_remote_text(self):
+        self.dns.add("reject.test", "A", "127.0.0.10")
+        s = self.sink("127.0.0.10")
+        s.rcpt_reply = lambda addr: "550 5.1.1 <%s>: mailbox unknown here" % addr if addr.startswith("ivan") else None
+        self.send(["ivan@reject.test", "judy@reject.test"], b"Subject: half\n\nfor two\n")
+        self.wait_messages(s, 1)
+        self.assertEqual(len(s.messages[0].rcpts), 1)
+        raw = self.bounce_for("mailbox unknown here")
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        self.assertIn(b"ivan@reject.test", raw)
+        self.assertIn(b"reject.test[127.0.0.10]", raw)
+        self.assertIn("multipart/report", msg.get_content_type())
+
+    def test_unreachable_defers(self):
+        self.dns.add("down.test", "A", "127.0.0.11")  # nothing listens there
+        self.send(["kate@down.test"], b"Subject: down\n\nunreachable\n")
+        self.wait_log(r"to=<kate@down\.test>, relay=down\.test\[127\.0\.0\.11\]:%d, .*dsn=4\.4\.1, status=deferred "
+                      r"\(connect to down\.test\[127\.0\.0\.11\]:%d: Connection refused\)" % (self.port, self.port))
+
+    # --- ESMTP ---------------------------------------------------------------
+
+    def test_8bitmime_downgrade(self):
+        self.dns.add("seven.test", "A", "127.0.0.12")
+        s = self.sink("127.0.0.12", extensions=["PIPELINING", "SIZE 1000000"])
+        body = ("Subject: caf\u00e9\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+                "Content-Transfer-Encoding: 8bit\n\nun caf\u00e9 cr\u00e8me\n").encode()
+        self.send(["leo@seven.test"], body, mail_options=["BODY=8BITMIME"])
+        m = self.wait_messages(s, 1)[0]
+        self.assertNotIn("BODY=8BITMIME", m.mail)
+        self.assertIn(b"Content-Transfer-Encoding: quoted-printable", m.data)
+        self.assertIn(b"un caf=C3=A9 cr=C3=A8me", m.data)
+        self.assertNotIn(b"Content-Transfer-Encoding: 8bit", m.data)
+        # ... and a server with 8BITMIME gets the bytes as they are.
+        self.dns.add("eight.test", "A", "127.0.0.13")
+        s8 = self.sink("127.0.0.13")
+        self.send(["mia@eight.test"], body, mail_options=["BODY=8BITMIME"])
+        m8 = self.wait_messages(s8, 1)[0]
+        self.assertIn("BODY=8BITMIME", m8.mail)
+        self.assertIn("un caf\u00e9 cr\u00e8me".encode(), m8.data)
+
+    def test_smtputf8_missing_bounces(self):
+        self.dns.add("ascii.test", "A", "127.0.0.14")
+        s = self.sink("127.0.0.14", extensions=["PIPELINING", "8BITMIME"])
+        self.send(["nina@ascii.test"], "Subject: utf8\n\nh\u00e9\n".encode(), sender="d\u00e9mo@tern.test",
+                  mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+        self.wait_log(r"to=<nina@ascii\.test>, .*dsn=5\.6\.7, status=bounced \(SMTPUTF8 is required, but was not offered")
+        self.assertEqual(len(s.messages), 0)
+
+    def test_size_limit_bounces_without_data(self):
+        self.dns.add("small.test", "A", "127.0.0.15")
+        s = self.sink("127.0.0.15", extensions=["PIPELINING", "SIZE 1000", "8BITMIME"])
+        self.send(["oscar@small.test"], b"Subject: big\n\n" + b"x" * 70 + b"\n" * 1 + (b"y" * 70 + b"\n") * 60)
+        self.wait_log(r"to=<oscar@small\.test>, .*dsn=5\.3\.4, status=bounced \(message size \d+ exceeds size limit 1000 "
+                      r"of server small\.test\[127\.0\.0\.15\]\)")
+        self.assertFalse(any(c.upper().startswith("DATA") for c in s.commands))
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+
+    def test_dot_stuffing(self):
+        self.dns.add("dots.test", "A", "127.0.0.16")
+        s = self.sink("127.0.0.16")
+        body = b"Subject: dots\n\n.leading dot\n..two dots\n.\nend\n"
+        self.send(["pat@dots.test"], body)
+        m = self.wait_messages(s, 1)[0]
+        self.assertIn(b"\r\n..leading dot\r\n...two dots\r\n..\r\nend\r\n.\r\n", m.raw)
+        self.assertIn(b"\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n", m.data)
+        self.assertNotIn(b"\n\n", m.raw.replace(b"\r\n", b""))  # every LF became CRLF
+
+    def test_dsn_parameters_passed_on(self):
+        self.dns.add("dsn.test", "A", "127.0.0.17")
+        s = self.sink("127.0.0.17")
+        self.send(["quinn@dsn.test"], b"Subject: dsn\n\nnotify me\n", mail_options=["RET=HDRS", "ENVID=env+2B42"],
+                  rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;quinn@dsn.test"])
+        m = self.wait_messages(s, 1)[0]
+        self.assertIn("RET=HDRS", m.mail)
+        self.assertIn("ENVID=env+2B42", m.mail)
+        self.assertIn("NOTIFY=SUCCESS,FAILURE", m.rcpts[0])
+        self.assertIn("ORCPT=rfc822;quinn@dsn.test", m.rcpts[0])
+        # Without DSN at the server, no parameter is sent.
+        self.dns.add("nodsn.test", "A", "127.0.0.18")
+        s2 = self.sink("127.0.0.18", extensions=["PIPELINING", "8BITMIME"])
+        self.send(["rita@nodsn.test"], b"Subject: dsn\n\nplain\n", mail_options=["RET=HDRS"],
+                  rcpt_options=["NOTIFY=NEVER"])
+        m2 = self.wait_messages(s2, 1)[0]
+        self.assertNotIn("RET=", m2.mail)
+        self.assertNotIn("NOTIFY=", m2.rcpts[0])
+
+    def test_without_pipelining(self):
+        self.dns.add("slow.test", "A", "127.0.0.19")
+        s = self.sink("127.0.0.19", extensions=["8BITMIME"])
+        s.rcpt_reply = lambda addr: "550 5.1.1 unknown" if addr.startswith("x") else None
+        self.send(["sam@slow.test", "xavier@slow.test", "tom@slow.test"], b"Subject: lock-step\n\none by one\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertEqual(len(m.rcpts), 2)
+        self.wait_log(r"to=<xavier@slow\.test>, .*dsn=5\.1\.1, status=bounced")
+
+    def test_connection_reuse(self):
+        self.dns.add("reuse.test", "A", "127.0.0.20")
+        s = self.sink("127.0.0.20")
+        for i in range(4):
+            self.send([f"user{i}@reuse.test"], b"Subject: reuse %d\n\nagain\n" % i)
+        self.wait_messages(s, 4, timeout=30)
+        self.assertEqual(s.sessions, 1)
+        self.assertGreaterEqual(sum(1 for c in s.commands if c.upper() == "RSET"), 3)
+
+    def test_starttls_opportunistic(self):
+        cert = _self_signed_cert()
+        self.dns.add("tls.test", "A", "127.0.0.21")
+        s = self.sink("127.0.0.21", certfile=os.path.join(cert, "cert.pem"), keyfile=os.path.join(cert, "key.pem"))
+        self.send(["uma@tls.test"], b"Subject: tls\n\nencrypted\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.wait_log(r"Untrusted TLS connection established to tls\.test\[127\.0\.0\.21\]:%d: TLSv1\.[23] with cipher"
+                      % self.port)
+
+
+if __name__ == "__main__":
+    unittest.main()
