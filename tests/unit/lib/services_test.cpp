@@ -271,7 +271,7 @@ TEST_CASE("shipped services.conf files parse", "[services]") {
     CHECK((*services)[0].listen.size() == 2);
     CHECK((*services)[0].listen[1].to_string() == "[::]:25");
     CHECK((*services)[3].listen[0].path == "/run/tern/qmgr.sock");
-    CHECK((*services)[4].user == "root");
+    CHECK((*services)[5].user == "root");
     auto future = parse_services(uncomment_services(read_file(dir / "services.conf")), "services.conf", *installed);
     INFO((future ? "" : future.message()));
     CHECK(future);
