@@ -1,6 +1,8 @@
 // SASL PLAIN and LOGIN, server side: see sasl.hpp.
 #include "lib/auth/sasl.hpp"
 
+#include "lib/auth/ascii.hpp"
+
 #include <array>
 #include <cctype>
 #include <cstdint>
@@ -17,14 +19,6 @@ constexpr std::array<int8_t, 256> make_reverse() {
     return r;
 }
 constexpr auto kReverse = make_reverse();
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-        if (std::toupper(static_cast<unsigned char>(a[i])) != std::toupper(static_cast<unsigned char>(b[i])))
-            return false;
-    return true;
-}
 
 // "Username:" and "Password:", the prompts every LOGIN client expects.
 constexpr char kUserPrompt[] = "VXNlcm5hbWU6";
@@ -106,7 +100,7 @@ Result<Credentials> decode_plain(std::string_view message) {
 const char* SaslExchange::mechanisms() { return "PLAIN LOGIN"; }
 
 bool SaslExchange::supported(std::string_view mechanism) {
-    return iequals(mechanism, "PLAIN") || iequals(mechanism, "LOGIN");
+    return ascii_iequals(mechanism, "PLAIN") || ascii_iequals(mechanism, "LOGIN");
 }
 
 SaslStep SaslExchange::fail(std::string why) {
@@ -127,7 +121,7 @@ SaslStep SaslExchange::finish_plain(std::string_view base64) {
 
 SaslStep SaslExchange::start(std::string_view mechanism, std::optional<std::string_view> initial_response) {
     credentials_ = {};
-    if (iequals(mechanism, "PLAIN")) {
+    if (ascii_iequals(mechanism, "PLAIN")) {
         mechanism_ = "PLAIN";
         if (!initial_response) {
             phase_ = Phase::plain_wait;
@@ -136,7 +130,7 @@ SaslStep SaslExchange::start(std::string_view mechanism, std::optional<std::stri
         if (*initial_response == "=") return fail("PLAIN message is empty");
         return finish_plain(*initial_response);
     }
-    if (iequals(mechanism, "LOGIN")) {
+    if (ascii_iequals(mechanism, "LOGIN")) {
         mechanism_ = "LOGIN";
         phase_ = Phase::login_user;
         if (!initial_response) return SaslStep{SaslState::challenge, kUserPrompt, ""};

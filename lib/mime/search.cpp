@@ -1,0 +1,147 @@
+// SEARCH text matching: see search.hpp.
+#include "lib/mime/search.hpp"
+
+#include <functional>
+
+#include "lib/mime/section.hpp"
+
+namespace tern::mime {
+namespace {
+
+// Simple case folding (Unicode CaseFolding.txt "C" mappings) for the
+// blocks mail mostly uses.
+uint32_t fold(uint32_t c) {
+    if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
+    if (c >= 0x100 && c <= 0x17F) {
+        if (c == 0x178) return 0xFF;
+        if (c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149 || c == 0x17F) return c == 0x17F ? 's' : c;
+        bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+        if (odd_upper) return (c & 1) ? c + 1 : c;
+        return (c & 1) ? c : c + 1;
+    }
+    if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;  // Greek capitals
+    if (c == 0x3C2) return 0x3C3;                                // final sigma
+    if (c >= 0x410 && c <= 0x42F) return c + 32;                 // Cyrillic
+    if (c >= 0x400 && c <= 0x40F) return c + 80;
+    return c;
+}
+
+void put_utf8(std::string& out, uint32_t c) {
+    if (c < 0x80) {
+        out += static_cast<char>(c);
+    } else if (c < 0x800) {
+        out += static_cast<char>(0xC0 | (c >> 6));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+        out += static_cast<char>(0xE0 | (c >> 12));
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+        out += static_cast<char>(0xF0 | (c >> 18));
+        out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+}
+
+// Walks the leaf parts whose content is text (text/*, and message parts
+// that could not be parsed further are skipped: their text is in children).
+bool any_text_part(const Part& p, std::string_view data, const std::function<bool(const Part&)>& fn) {
+    if (p.is_multipart() || (p.is_message() && !p.children.empty())) {
+        for (const auto& c : p.children)
+            if (any_text_part(c, data, fn)) return true;
+        return false;
+    }
+    return fn(p);
+}
+
+std::string part_text(const Part& p, std::string_view data) {
+    std::string_view raw = data.substr(p.body_begin, p.body_end - p.body_begin);
+    auto decoded = decode_transfer(raw, p.encoding);
+    std::string bytes = decoded ? std::move(*decoded) : std::string(raw);
+    std::string charset;
+    for (const auto& param : p.params)
+        if (iequals(param.name, "charset")) charset = param.value;
+    return to_utf8(bytes, charset);
+}
+
+bool header_text_contains(const Part& message, std::string_view data, const TextMatcher& m) {
+    HeaderBlock h = parse_header(data.substr(message.header_begin, message.body_begin - message.header_begin));
+    for (const auto& f : h.fields) {
+        std::string line(f.name);
+        line += ": ";
+        line += decode_words(f.value);
+        if (m.matches_text(line)) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::string fold_case(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    size_t i = 0;
+    while (i < s.size()) {
+        unsigned char b = static_cast<unsigned char>(s[i]);
+        if (b < 0x80) {
+            out += static_cast<char>(b >= 'A' && b <= 'Z' ? b + 32 : b);
+            ++i;
+            continue;
+        }
+        int len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
+        if (len == 0 || i + static_cast<size_t>(len) > s.size()) {
+            out += static_cast<char>(b);
+            ++i;
+            continue;
+        }
+        uint32_t c = b & (0x7F >> len);
+        bool ok = true;
+        for (int k = 1; k < len; ++k) {
+            unsigned char cb = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+            if ((cb & 0xC0) != 0x80) ok = false;
+            c = (c << 6) | (cb & 0x3F);
+        }
+        if (!ok) {
+            out += static_cast<char>(b);
+            ++i;
+            continue;
+        }
+        put_utf8(out, fold(c));
+        i += static_cast<size_t>(len);
+    }
+    return out;
+}
+
+TextMatcher::TextMatcher(std::string_view needle_utf8) : needle_(fold_case(needle_utf8)) {}
+
+bool TextMatcher::matches(std::string_view folded) const {
+    return folded.find(needle_) != std::string_view::npos;
+}
+
+bool TextMatcher::matches_text(std::string_view utf8) const {
+    if (needle_.empty()) return true;
+    return matches(fold_case(utf8));
+}
+
+bool header_contains(const Part& message, std::string_view data, std::string_view field, const TextMatcher& m) {
+    HeaderBlock h = parse_header(data.substr(message.header_begin, message.body_begin - message.header_begin));
+    for (const auto& f : h.fields)
+        if (iequals(f.name, field) && m.matches_text(decode_words(f.value))) return true;
+    return false;
+}
+
+bool body_contains(const Part& message, std::string_view data, const TextMatcher& m) {
+    if (m.empty()) return true;
+    return any_text_part(message, data, [&](const Part& p) {
+        if (p.type != "text" && p.type != "message") return false;
+        return m.matches_text(part_text(p, data));
+    });
+}
+
+bool text_contains(const Part& message, std::string_view data, const TextMatcher& m) {
+    return header_text_contains(message, data, m) || body_contains(message, data, m);
+}
+
+}  // namespace tern::mime
