@@ -138,3 +138,57 @@ TEST_CASE("imap sort and thread requests", "[imap]") {
     Parser tb("FOO UTF-8 ALL");
     CHECK_FALSE(parse_thread(tb));
 }
+
+#include "lib/imap/thread.hpp"
+
+namespace {
+ThreadMessage msg(uint32_t n, int64_t date, std::string subject, std::string id, std::string refs = "") {
+    ThreadMessage m;
+    m.id = n;
+    m.seq = n;
+    m.date = date;
+    m.subject = std::move(subject);
+    m.message_id = std::move(id);
+    m.references = std::move(refs);
+    return m;
+}
+}  // namespace
+
+TEST_CASE("imap thread: base subject (RFC 5256 2.1)", "[imap]") {
+    bool reply = false;
+    CHECK(base_subject("Re: [list] Fwd: Hello   World (fwd)", &reply) == "hello world");
+    CHECK(reply);
+    CHECK(base_subject("[Fwd: lunch]", &reply) == "lunch");
+    CHECK(base_subject("[only a blob]", &reply) == "[only a blob]");
+    CHECK(base_subject("Plain", &reply) == "plain");
+    CHECK_FALSE(reply);
+    CHECK(base_subject("=?UTF-8?Q?Gr=C3=BC=C3=9Fe?=") == base_subject("RE: grüße"));
+    CHECK(message_ids(" <a@b>\r\n <c@d> junk <e@f") == std::vector<std::string>{"<a@b>", "<c@d>"});
+}
+
+TEST_CASE("imap thread: ORDEREDSUBJECT", "[imap]") {
+    std::vector<ThreadMessage> ms = {msg(1, 100, "apple", ""), msg(2, 50, "banana", ""), msg(3, 200, "Re: apple", ""),
+                                     msg(4, 300, "re: apple", ""), msg(5, 60, "Re: banana", "")};
+    CHECK(thread_orderedsubject(ms) == "(2 5)(1 (3)(4))");
+}
+
+TEST_CASE("imap thread: REFERENCES", "[imap]") {
+    std::vector<ThreadMessage> ms = {
+        msg(1, 100, "topic", "<1@x>"),
+        msg(2, 200, "Re: topic", "<2@x>", "<1@x>"),
+        msg(3, 300, "Re: topic", "<3@x>", "<1@x> <2@x>"),
+        msg(4, 250, "Re: topic", "<4@x>", "<1@x>"),
+        msg(5, 50, "other", "<5@x>"),
+        // Parent missing from the mailbox: two children of one dummy root.
+        msg(6, 400, "lost", "<6@x>", "<gone@x>"),
+        msg(7, 410, "lost", "<7@x>", "<gone@x>"),
+        // Same subject, no references: grouped with "other" under one dummy.
+        msg(8, 500, "other", "<8@x>"),
+    };
+    CHECK(thread_references(ms) == "((5)(8))(1 (2 3)(4))((6)(7))");
+    // A reference loop does not hang or lose messages.
+    std::vector<ThreadMessage> loop = {msg(1, 1, "a", "<a@x>", "<b@x>"), msg(2, 2, "b", "<b@x>", "<a@x>")};
+    std::string out = thread_references(loop);
+    CHECK(out.find('1') != std::string::npos);
+    CHECK(out.find('2') != std::string::npos);
+}
