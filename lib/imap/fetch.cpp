@@ -178,7 +178,10 @@ std::optional<FetchRequest> parse_fetch(Parser& p) {
         while (true) {
             if (!parse_item(p, req.items, true)) return std::nullopt;
             if (p.take(')')) break;
-            if (!p.sp()) return std::nullopt;
+            if (!p.take(' ')) {
+                p.fail("a space or \")\"");
+                return std::nullopt;
+            }
         }
         if (req.items.empty()) {
             p.fail("a FETCH attribute");

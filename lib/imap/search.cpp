@@ -17,7 +17,7 @@ bool parse_keys_until(Parser& p, SearchKey& and_key, int depth, bool closing_par
         and_key.children.push_back(std::move(k));
         if (closing_paren && p.take(')')) return true;
         if (!closing_paren && p.at_end()) return p.ok();
-        if (!p.sp()) return false;
+        if (!p.take(' ')) return p.fail(closing_paren ? "a space or \")\"" : "a space");
     }
 }
 

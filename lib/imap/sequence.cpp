@@ -9,7 +9,15 @@ namespace {
 
 std::optional<uint32_t> seq_number(Parser& p) {
     if (p.take('*')) return SequenceSet::kStar;
-    return p.nz_number();
+    if (p.at_end() || p.rest()[0] < '0' || p.rest()[0] > '9') {
+        p.fail("a sequence set like 1:5,7,9:*");
+        return std::nullopt;
+    }
+    if (p.rest()[0] == '0') {
+        p.fail("a sequence set (numbers start at 1)");
+        return std::nullopt;
+    }
+    return p.number();
 }
 
 }  // namespace
@@ -22,17 +30,11 @@ std::optional<SequenceSet> SequenceSet::parse(Parser& p) {
     }
     while (true) {
         auto lo = seq_number(p);
-        if (!lo) {
-            p.fail("a sequence set like 1:5,7,9:*");
-            return std::nullopt;
-        }
+        if (!lo) return std::nullopt;
         uint32_t hi = *lo;
         if (p.take(':')) {
             auto h = seq_number(p);
-            if (!h) {
-                p.fail("a sequence set like 1:5,7,9:*");
-                return std::nullopt;
-            }
+            if (!h) return std::nullopt;
             hi = *h;
         }
         set.ranges_.push_back({*lo, hi});
