@@ -96,6 +96,14 @@ MESSAGE = (b"From: Alice Example <alice@example.org>\r\n"
            b"last line, no final newline")
 
 
+MIME = (b"From: b@example.org\r\nDate: Tue, 1 Jul 2003 11:00:00 +0000\r\nSubject: parts\r\n"
+        b"Message-ID: <m1@x>\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=\"XX\"\r\n\r\n"
+        b"--XX\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+        b"--XX\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"AAFiaW5hcnn/\r\n--XX--\r\n")
+
+
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "imapd and auth not built")
 class ImapTest(unittest.TestCase):
     @classmethod
@@ -355,6 +363,91 @@ class ImapTest(unittest.TestCase):
                              capture_output=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)
         self.assertIn(b"Subject:", out.stdout)
+
+    def raw_login(self, tag="l"):
+        r = Raw(self.port)
+        r.line()
+        r.send(f"{tag} LOGIN demo@tern.test demo\r\n")
+        self.assertRegex(r.until_tagged(tag)[-1], f"^{tag} OK")
+        return r
+
+    def test_enable_rev2_condstore_qresync(self):
+        m = login(self.port)
+        self.fresh_folder(m, "Sync")
+        for i in range(4):
+            m.append("Sync", None, None, MESSAGE.replace(b"append-1", b"sync-%d" % i))
+        m.logout()
+        r = self.raw_login()
+        r.send("e1 ENABLE IMAP4rev2 QRESYNC\r\n")
+        lines = r.until_tagged("e1")
+        self.assertEqual(lines[0], "* ENABLED IMAP4rev2 QRESYNC")
+        r.send("e2 SELECT Sync\r\n")
+        lines = r.until_tagged("e2")
+        uidvalidity = int(re.search(r"UIDVALIDITY (\d+)", "\n".join(lines)).group(1))
+        modseq = int(re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(lines)).group(1))
+        self.assertFalse(any("RECENT" in l for l in lines), lines)  # IMAP4rev2
+        # STORE UNCHANGEDSINCE: message 1 changes, then a stale one is refused.
+        r.send(f"e3 STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Flagged)\r\n")
+        lines = r.until_tagged("e3")
+        self.assertRegex(lines[0], r"^\* 1 FETCH \(FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)")
+        r.send("e4 STORE 1 (UNCHANGEDSINCE 1) -FLAGS (\\Flagged)\r\n")
+        self.assertRegex(r.until_tagged("e4")[-1], r"^e4 OK \[MODIFIED 1\]")
+        r.send(f"e5 FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq})\r\n")
+        lines = r.until_tagged("e5")
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn("MODSEQ", lines[0])
+        # IMAP4rev2 SEARCH answers with ESEARCH; SEARCHRES saves a result.
+        r.send("e6 SEARCH FLAGGED\r\n")
+        lines = r.until_tagged("e6")
+        self.assertEqual(lines[0], '* ESEARCH (TAG "e6") ALL 1')
+        r.send("e7 UID SEARCH RETURN (SAVE) NOT FLAGGED\r\ne8 UID FETCH $ (FLAGS)\r\n")
+        self.assertEqual(r.until_tagged("e7"), ["e7 OK UID SEARCH completed"])
+        self.assertEqual(len(r.until_tagged("e8")), 4)
+        # UID EXPUNGE of one of two deleted messages, reported as VANISHED.
+        r.send("e9 STORE 2:3 +FLAGS.SILENT (\\Deleted)\r\n")
+        r.until_tagged("e9")
+        r.send("e10 UID FETCH 3 UID\r\n")
+        uid3 = int(re.search(r"UID (\d+)", r.until_tagged("e10")[0]).group(1))
+        r.send(f"e11 UID EXPUNGE {uid3}\r\n")
+        lines = r.until_tagged("e11")
+        self.assertEqual(lines[0], f"* VANISHED {uid3}")
+        r.send("e12 UNSELECT\r\n")
+        r.until_tagged("e12")
+        # QRESYNC select: what vanished since the first modseq.
+        r.send(f"e13 SELECT Sync (QRESYNC ({uidvalidity} {modseq}))\r\n")
+        text = "\n".join(r.until_tagged("e13"))
+        self.assertIn(f"* VANISHED (EARLIER) {uid3}", text)
+        self.assertRegex(text, r"\* 1 FETCH \(UID \d+ FLAGS \(\\Flagged\) MODSEQ")
+        r.close()
+
+    def test_binary_thread_id_namespace(self):
+        m = login(self.port)
+        self.fresh_folder(m, "Threads")
+        base = (b"From: a@example.org\r\nDate: Tue, 1 Jul 2003 10:%02d:00 +0000\r\nSubject: %s\r\n"
+                b"Message-ID: <%s>\r\n%s\r\nbody\r\n")
+        m.append("Threads", None, None, base % (1, b"topic", b"t1@x", b""))
+        m.append("Threads", None, None, base % (2, b"Re: topic", b"t2@x", b"References: <t1@x>\r\n"))
+        m.append("Threads", None, None, base % (3, b"other", b"t3@x", b""))
+        m.append("Threads", None, None, MIME)
+        m.noop()
+        typ, data = m._simple_command("THREAD", "REFERENCES", "UTF-8", "ALL")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.untagged_responses["THREAD"][-1], b"(1 2)(3)(4)")
+        typ, data = m._simple_command("THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL")
+        self.assertEqual(m.untagged_responses["THREAD"][-1], b"(1 2)(3)(4)")
+        typ, data = m.fetch("4", "(BINARY.PEEK[2] BINARY.SIZE[2] BODY.PEEK[2.MIME])")
+        self.assertEqual(typ, "OK", data)
+        self.assertEqual(data[0][1], b"\x00\x01binary\xff")
+        flat = b" ".join(x if isinstance(x, bytes) else x[0] + x[1] for x in data)
+        self.assertIn(b"BINARY.SIZE[2] 9", flat)
+        self.assertIn(b"Content-Transfer-Encoding: base64", flat)
+        typ, data = m.fetch("4", "(BODYSTRUCTURE)")
+        self.assertIn(b'"MIXED"', data[0].upper())
+        typ, data = m.xatom("ID", '("name" "test-client")')
+        self.assertEqual(m.untagged_responses["ID"][-1], b'("name" "tern" "vendor" "tern")')
+        typ, data = m.namespace()
+        self.assertEqual(data[0], b'(("" "/")) NIL NIL')
+        m.logout()
 
     # --- bad input ----------------------------------------------------------------
 
