@@ -40,7 +40,9 @@ std::string loggable(std::string_view s) {
 
 }  // namespace
 
-bool Session::may_authenticate() const { return tls_ || loopback_; }
+bool Session::may_authenticate() const {
+    return tls_ || (loopback_ && server_.settings().plaintext_on_loopback);
+}
 
 std::string Session::capabilities() const {
     std::string caps = "IMAP4rev2 IMAP4rev1 LITERAL- SASL-IR ID ENABLE";

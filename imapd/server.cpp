@@ -16,6 +16,10 @@ Result<Settings> Settings::from(const config::Config& config) {
     std::string mode = config.get("imapd_mode");
     if (mode == "imaps") s.implicit_tls = true;
     else if (mode != "imap") return Error{"imapd_mode: expected imap or imaps, got '" + mode + "'"};
+    std::string plain = config.get("imapd_plaintext_auth");
+    if (plain == "never") s.plaintext_on_loopback = false;
+    else if (plain != "loopback")
+        return Error{"imapd_plaintext_auth: expected loopback or never, got '" + plain + "'"};
     long long line = config.get_int("imapd_line_length_limit");
     // RFC 7162 4: servers should accept command lines of at least 8192 octets.
     s.limits.line_max = line < 1024 ? 1024 : static_cast<size_t>(line);

@@ -26,6 +26,7 @@ class Session;
 
 struct Settings {
     bool implicit_tls = false;             // imapd_mode = imaps (port 993, RFC 8314)
+    bool plaintext_on_loopback = true;     // imapd_plaintext_auth = loopback
     imap::ReaderLimits limits;             // line, command and APPEND literal sizes
     std::chrono::seconds login_timeout{60};     // before authentication
     std::chrono::seconds timeout{1800};         // autologout (RFC 9051 5.4: at least 30 minutes)

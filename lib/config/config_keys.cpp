@@ -83,6 +83,8 @@ const std::vector<KeyInfo> kKeys = {
      "time a client may take to log in before imapd closes the connection"},
     {"imapd_mode", Kind::String, "imap",
      "imap (port 143, STARTTLS) or imaps (port 993, implicit TLS, RFC 8314)"},
+    {"imapd_plaintext_auth", Kind::String, "loopback",
+     "passwords without TLS: loopback (only from 127.0.0.0/8 and ::1) or never (LOGINDISABLED everywhere)"},
     {"imapd_timeout", Kind::Duration, "30m",
      "autologout: a logged-in client idle this long (IDLE included) is disconnected (RFC 9051: at least 30m)"},
     {"imapd_tls_cert_file", Kind::Path, "$smtpd_tls_cert_file",

@@ -489,5 +489,37 @@ class ImapTest(unittest.TestCase):
         self.assertTrue(r.closed())
 
 
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "imapd and auth not built")
+class ImapPlaintextTest(unittest.TestCase):
+    """imapd_plaintext_auth = never: the loopback client is treated like a
+    remote one, so the LOGINDISABLED path is exercised on 127.0.0.1."""
+
+    def test_no_password_before_tls(self):
+        with Stack(config={"imapd_plaintext_auth": "never"}) as st:
+            port = st.port("imap")
+            r = Raw(port)
+            greeting = r.line()
+            self.assertIn("LOGINDISABLED", greeting)
+            self.assertIn("STARTTLS", greeting)
+            self.assertNotIn("AUTH=", greeting)
+            r.send("n1 LOGIN demo@tern.test demo\r\n")
+            self.assertRegex(r.until_tagged("n1")[-1], r"^n1 NO \[PRIVACYREQUIRED\]")
+            r.send("n2 AUTHENTICATE PLAIN AGRlbW9AdGVybi50ZXN0AGRlbW8=\r\n")
+            self.assertRegex(r.until_tagged("n2")[-1], r"^n2 NO \[PRIVACYREQUIRED\]")
+            r.send("n3 STARTTLS\r\n")
+            self.assertRegex(r.line(), r"^n3 OK")
+            r.sock = tls_context().wrap_socket(r.sock)
+            r.send("n4 CAPABILITY\r\n")
+            caps = r.until_tagged("n4")[0]
+            self.assertIn("AUTH=PLAIN", caps)
+            self.assertNotIn("LOGINDISABLED", caps)
+            r.send("n5 LOGIN demo@tern.test demo\r\n")
+            self.assertRegex(r.until_tagged("n5")[-1], r"^n5 OK")
+            r.close()
+            # Implicit TLS is TLS from the first byte.
+            m = login(st.port("imaps"), tls=True)
+            m.logout()
+
+
 if __name__ == "__main__":
     unittest.main()
