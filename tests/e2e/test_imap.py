@@ -490,6 +490,83 @@ class ImapTest(unittest.TestCase):
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "imapd and auth not built")
+@unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) not installed")
+class MbsyncTest(unittest.TestCase):
+    """mbsync (isync) synchronising INBOX both ways: server to a local
+    Maildir, then a new local message and a local flag change back."""
+
+    def test_sync_both_ways(self):
+        with Stack() as st:
+            port = st.port("imap")
+            m = login(port)
+            for i in range(2):
+                m.append("INBOX", None, None, MESSAGE.replace(b"append-1", b"mbsync-%d" % i))
+            m.logout()
+            local = os.path.join(st.base, "mbsync-local")
+            os.makedirs(local)
+            cfg = os.path.join(st.base, "mbsyncrc")
+            with open(cfg, "w") as f:
+                f.write(f"""IMAPAccount tern
+Host 127.0.0.1
+Port {port}
+User {USER}
+Pass {PASSWORD}
+SSLType None
+AuthMechs LOGIN
+
+IMAPStore remote
+Account tern
+
+MaildirStore near
+Path {local}/
+Inbox {local}/INBOX
+SubFolders Verbatim
+
+Channel sync
+Far :remote:
+Near :near:
+Patterns INBOX
+Create Both
+Expunge Both
+SyncState *
+Sync All
+""")
+
+            def mbsync():
+                p = subprocess.run(["mbsync", "-c", cfg, "-a"], capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+            def local_files():
+                out = []
+                for sub in ("new", "cur"):
+                    d = os.path.join(local, "INBOX", sub)
+                    out += [os.path.join(d, n) for n in sorted(os.listdir(d))] if os.path.isdir(d) else []
+                return out
+
+            mbsync()
+            files = local_files()
+            self.assertEqual(len(files), 2, files)
+            with open(files[0], "rb") as f:
+                self.assertIn(b"Subject: =?UTF-8?Q?gr=C3=BC=C3=9Fe?= from APPEND", f.read())
+            # Mark one read locally, add one locally, sync back.
+            seen = files[0]
+            base = os.path.basename(seen).split(":2,")[0]
+            os.rename(seen, os.path.join(local, "INBOX", "cur", base + ":2,S"))
+            with open(os.path.join(local, "INBOX", "new", "1700000000.local1.host"), "wb") as f:
+                f.write(b"From: near@example.org\nSubject: written locally\n\nhi\n")
+            mbsync()
+            m = login(port)
+            m.select("INBOX")
+            typ, data = m.search(None, "SUBJECT", '"written locally"')
+            self.assertEqual(len(data[0].split()), 1)
+            typ, data = m.search(None, "SEEN")
+            self.assertEqual(len(data[0].split()), 1)
+            typ, data = m.search(None, "ALL")
+            self.assertEqual(len(data[0].split()), 3)
+            m.logout()
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "imapd and auth not built")
 class ImapPlaintextTest(unittest.TestCase):
     """imapd_plaintext_auth = never: the loopback client is treated like a
     remote one, so the LOGINDISABLED path is exercised on 127.0.0.1."""
