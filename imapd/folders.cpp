@@ -1,0 +1,586 @@
+// Folder commands: NAMESPACE, LIST/LSUB (RFC 5258 LIST-EXTENDED, RFC 5819
+// LIST-STATUS, RFC 6154 SPECIAL-USE, RFC 3348 CHILDREN), STATUS (RFC 8438
+// SIZE, RFC 7162 HIGHESTMODSEQ), SELECT/EXAMINE (with CONDSTORE/QRESYNC),
+// CREATE, DELETE, RENAME, SUBSCRIBE, APPEND (MULTIAPPEND, UIDPLUS), CLOSE
+// and UNSELECT.
+//
+// Names: the store keeps UTF-8 with "/" between levels; the wire carries
+// UTF-8 for IMAP4rev2 / UTF8=ACCEPT clients and modified UTF-7 otherwise.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "imapd/server.hpp"
+#include "imapd/session.hpp"
+#include "lib/imap/mutf7.hpp"
+#include "lib/imap/response.hpp"
+#include "lib/log/log.hpp"
+
+namespace tern::imapd {
+
+using imap::Parser;
+using mailstore::kSeparator;
+
+namespace {
+
+// Pattern match of RFC 9051 6.3.9: "*" matches anything, "%" anything but
+// the separator.  Dynamic programming, so "%*%*%*..." cannot explode.
+bool pattern_matches(std::string_view pattern, std::string_view name) {
+    const size_t n = name.size();
+    std::vector<char> prev(n + 1, 0), cur(n + 1, 0);
+    prev[0] = 1;
+    for (char pc : pattern) {
+        std::fill(cur.begin(), cur.end(), 0);
+        if (pc == '*' || pc == '%') {
+            cur[0] = prev[0];
+            for (size_t j = 1; j <= n; ++j)
+                cur[j] = prev[j] || (cur[j - 1] && (pc == '*' || name[j - 1] != kSeparator));
+        } else {
+            for (size_t j = 1; j <= n; ++j) cur[j] = prev[j - 1] && name[j - 1] == pc;
+        }
+        std::swap(prev, cur);
+    }
+    return prev[n];
+}
+
+// "inbox/x" in a pattern or name means INBOX/x (INBOX is case-insensitive).
+std::string canonical_pattern(std::string_view p) {
+    if (p.size() >= 5 && imap::iequals(p.substr(0, 5), "INBOX") && (p.size() == 5 || p[5] == kSeparator))
+        return "INBOX" + std::string(p.substr(5));
+    return std::string(p);
+}
+
+}  // namespace
+
+bool to_store_flags(const std::vector<std::string>& list, mailstore::Flags& flags, std::string& error) {
+    static const struct { const char* name; uint8_t bit; } system[] = {
+        {"\\Seen", mailstore::kSeen}, {"\\Answered", mailstore::kAnswered}, {"\\Flagged", mailstore::kFlagged},
+        {"\\Deleted", mailstore::kDeleted}, {"\\Draft", mailstore::kDraft}};
+    for (const auto& f : list) {
+        if (f[0] == '\\') {
+            bool known = false;
+            for (const auto& s : system)
+                if (imap::iequals(f, s.name)) { flags.system |= s.bit; known = true; }
+            // \Recent cannot be set (RFC 9051 dropped it; RFC 3501 2.3.2).
+            if (!known && !imap::iequals(f, "\\Recent")) {
+                error = "unknown system flag " + f;
+                return false;
+            }
+            continue;
+        }
+        if (std::find(flags.keywords.begin(), flags.keywords.end(), f) == flags.keywords.end())
+            flags.keywords.push_back(f);
+    }
+    if (flags.keywords.size() > mailstore::kMaxKeywords) {
+        error = "too many keywords (at most " + std::to_string(mailstore::kMaxKeywords) + ")";
+        return false;
+    }
+    return true;
+}
+
+std::optional<std::string> Session::mailbox_arg(Parser& p) {
+    auto raw = p.astring();
+    if (!raw) {
+        bad_syntax(p);
+        return std::nullopt;
+    }
+    std::string name;
+    if (rev2_ || utf8_) {
+        if (!imap::valid_utf8(*raw)) {
+            tagged("BAD", "", "mailbox name is not valid UTF-8");
+            return std::nullopt;
+        }
+        name = std::move(*raw);
+    } else {
+        auto decoded = imap::mutf7_decode(*raw);
+        if (!decoded) {
+            tagged("BAD", "", "mailbox name is not valid modified UTF-7 (RFC 3501 5.1.3)");
+            return std::nullopt;
+        }
+        name = std::move(*decoded);
+    }
+    while (name.size() > 1 && name.back() == kSeparator) name.pop_back();
+    return mailstore::canonical_name(name);
+}
+
+std::string Session::wire_name(std::string_view name) const {
+    std::string out;
+    if (rev2_ || utf8_) imap::append_astring(out, name, true);
+    else imap::append_astring(out, imap::mutf7_encode(name).value_or(std::string(name)));
+    return out;
+}
+
+void Session::cmd_namespace(Parser& p) {
+    if (!p.end()) return bad_syntax(p);
+    untagged("NAMESPACE ((\"\" \"/\")) NIL NIL");
+    tagged("OK", "", "NAMESPACE completed");
+}
+
+void Session::cmd_list(Parser& p, bool lsub) {
+    // LIST [SP (select-opts)] SP reference SP (pattern / "(" patterns ")") [SP RETURN (opts)]
+    bool sel_subscribed = false, recursive = false, sel_special = false;
+    bool ret_subscribed = false, ret_children = true, ret_special = true;
+    std::vector<std::string> status_wanted;
+    bool extended = false;
+    if (!p.sp()) return bad_syntax(p);
+    if (!lsub && p.peek('(')) {
+        extended = true;
+        p.take('(');
+        while (!p.take(')')) {
+            auto w = p.keyword();
+            if (!w) return bad_syntax(p);
+            std::string o = imap::upper(*w);
+            if (o == "SUBSCRIBED") sel_subscribed = true;
+            else if (o == "RECURSIVEMATCH") recursive = true;
+            else if (o == "SPECIAL-USE") sel_special = true;
+            else if (o != "REMOTE") return (void)tagged("BAD", "", "unknown LIST selection option " + o);
+            p.take(' ');
+        }
+        if (recursive && !sel_subscribed && !sel_special)
+            return (void)tagged("BAD", "", "RECURSIVEMATCH needs another selection option");
+        if (!p.sp()) return bad_syntax(p);
+    }
+    auto reference = p.astring();
+    if (!reference || !p.sp()) return bad_syntax(p);
+    std::vector<std::string> patterns;
+    if (!lsub && p.take('(')) {
+        extended = true;
+        while (true) {
+            auto pat = p.list_mailbox();
+            if (!pat) return bad_syntax(p);
+            patterns.push_back(std::move(*pat));
+            if (p.take(')')) break;
+            if (!p.sp()) return bad_syntax(p);
+        }
+    } else {
+        auto pat = p.list_mailbox();
+        if (!pat) return bad_syntax(p);
+        patterns.push_back(std::move(*pat));
+    }
+    if (!lsub && p.take(' ')) {
+        auto w = p.keyword();
+        if (!w || !imap::iequals(*w, "RETURN") || !p.sp() || !p.expect('(')) return bad_syntax(p);
+        while (!p.take(')')) {
+            auto o = p.keyword();
+            if (!o) return bad_syntax(p);
+            std::string opt = imap::upper(*o);
+            if (opt == "SUBSCRIBED") ret_subscribed = true;
+            else if (opt == "CHILDREN") ret_children = true;
+            else if (opt == "SPECIAL-USE") ret_special = true;
+            else if (opt == "STATUS") {
+                if (!p.sp() || !p.expect('(')) return bad_syntax(p);
+                while (!p.take(')')) {
+                    auto item = p.keyword();
+                    if (!item) return bad_syntax(p);
+                    status_wanted.push_back(imap::upper(*item));
+                    p.take(' ');
+                }
+            } else {
+                return (void)tagged("BAD", "", "unknown LIST return option " + opt);
+            }
+            p.take(' ');
+        }
+    }
+    if (!p.end()) return bad_syntax(p);
+    (void)extended;
+
+    // LIST "" "": the hierarchy delimiter and root (RFC 9051 6.3.9).
+    if (patterns.size() == 1 && patterns[0].empty()) {
+        untagged(std::string(lsub ? "LSUB" : "LIST") + " (\\Noselect) \"/\" \"\"");
+        return tagged("OK", "", std::string(lsub ? "LSUB" : "LIST") + " completed");
+    }
+    auto decode = [&](const std::string& s) -> std::optional<std::string> {
+        if (rev2_ || utf8_) return s;
+        return imap::mutf7_decode(s);
+    };
+    auto ref = decode(*reference);
+    if (!ref) return (void)tagged("BAD", "", "reference is not valid modified UTF-7");
+    std::vector<std::string> full_patterns;
+    for (const auto& pat : patterns) {
+        auto d = decode(pat);
+        if (!d) return (void)tagged("BAD", "", "pattern is not valid modified UTF-7");
+        std::string full = *ref;
+        if (!full.empty() && full.back() != kSeparator && !d->empty() && (*d)[0] != kSeparator && !ref->empty())
+            full += kSeparator;
+        full += *d;
+        full_patterns.push_back(canonical_pattern(full));
+    }
+    auto folders = store_->list_folders();
+    if (!folders) {
+        log::warning("user %s: LIST: %s", user_.c_str(), folders.message().c_str());
+        return (void)tagged("NO", "SERVERBUG", "cannot list folders, try again later");
+    }
+    auto subs_list = store_->subscriptions();
+    std::set<std::string> subscribed;
+    if (subs_list) subscribed.insert(subs_list->begin(), subs_list->end());
+    std::map<std::string, const mailstore::FolderInfo*> by_name;
+    for (const auto& f : *folders) by_name[f.name] = &f;
+    auto matches = [&](const std::string& name) {
+        for (const auto& pat : full_patterns)
+            if (pattern_matches(pat, name)) return true;
+        return false;
+    };
+
+    struct Line {
+        std::string name;
+        std::string attrs;
+        std::string extra;
+        bool status = false;
+    };
+    std::vector<Line> lines;
+    std::set<std::string> listed;
+    auto attrs_of = [&](const mailstore::FolderInfo& f, bool is_sub) {
+        std::string a;
+        auto add = [&](std::string_view s) { if (!a.empty()) a += ' '; a.append(s); };
+        if (!f.selectable) add("\\Noselect");
+        if (ret_children || !lsub) add(f.has_children ? "\\HasChildren" : "\\HasNoChildren");
+        if ((ret_subscribed || sel_subscribed) && is_sub) add("\\Subscribed");
+        if (ret_special && f.special_use != mailstore::SpecialUse::None) add(mailstore::special_use_name(f.special_use));
+        return a;
+    };
+    if (lsub || sel_subscribed) {
+        // Subscribed names, existing or not (\NonExistent), and with
+        // RECURSIVEMATCH the parents of matching subscribed children.
+        for (const auto& name : subscribed) {
+            if (matches(name)) {
+                auto it = by_name.find(name);
+                Line l{name, "", "", false};
+                if (it != by_name.end()) {
+                    l.attrs = lsub ? (it->second->selectable ? "" : "\\Noselect") : attrs_of(*it->second, true);
+                    l.status = it->second->selectable;
+                } else {
+                    l.attrs = lsub ? "\\Noselect" : "\\NonExistent \\Subscribed";
+                }
+                lines.push_back(std::move(l));
+                listed.insert(name);
+            }
+        }
+        if (recursive) {
+            for (const auto& name : subscribed) {
+                for (size_t pos = name.find(kSeparator); pos != std::string::npos; pos = name.find(kSeparator, pos + 1)) {
+                    std::string parent = name.substr(0, pos);
+                    if (listed.count(parent) || !matches(parent)) continue;
+                    auto it = by_name.find(parent);
+                    Line l{parent, it != by_name.end() ? attrs_of(*it->second, false) : "\\NonExistent", "",
+                           it != by_name.end() && it->second->selectable};
+                    l.extra = " (\"CHILDINFO\" (\"SUBSCRIBED\"))";
+                    lines.push_back(std::move(l));
+                    listed.insert(parent);
+                }
+            }
+        }
+    } else {
+        for (const auto& f : *folders) {
+            if (!matches(f.name)) continue;
+            if (sel_special && f.special_use == mailstore::SpecialUse::None) continue;
+            lines.push_back(Line{f.name, attrs_of(f, subscribed.count(f.name) > 0), "", f.selectable});
+        }
+    }
+    std::sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
+        if (a.name == "INBOX") return b.name != "INBOX";
+        if (b.name == "INBOX") return false;
+        return a.name < b.name;
+    });
+    for (const auto& l : lines) {
+        untagged(std::string(lsub ? "LSUB" : "LIST") + " (" + l.attrs + ") \"/\" " + wire_name(l.name) + l.extra);
+        if (!status_wanted.empty() && l.status) {
+            auto st = (mailbox_ && mailbox_->name() == l.name) ? Result<mailstore::MailboxStatus>(mailbox_->status())
+                                                              : store_->status(l.name);
+            if (st) untagged("STATUS " + wire_name(l.name) + " (" + status_items(*st, status_wanted) + ")");
+        }
+    }
+    tagged("OK", "", std::string(lsub ? "LSUB" : "LIST") + " completed");
+}
+
+std::string Session::status_items(const mailstore::MailboxStatus& st, const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) {
+        if (!out.empty()) out += ' ';
+        out += item + ' ';
+        if (item == "MESSAGES") out += std::to_string(st.messages);
+        else if (item == "UIDNEXT") out += std::to_string(st.uidnext);
+        else if (item == "UIDVALIDITY") out += std::to_string(st.uidvalidity);
+        else if (item == "UNSEEN") out += std::to_string(st.unseen);
+        else if (item == "DELETED") out += std::to_string(st.deleted);
+        else if (item == "SIZE") out += std::to_string(st.size);
+        else if (item == "RECENT") out += "0";
+        else if (item == "HIGHESTMODSEQ") out += std::to_string(st.highestmodseq);
+        else if (item == "APPENDLIMIT") out += std::to_string(server_.settings().limits.append_max);
+    }
+    return out;
+}
+
+void Session::cmd_status(Parser& p) {
+    if (!p.sp()) return bad_syntax(p);
+    auto name = mailbox_arg(p);
+    if (!name) return;
+    if (!p.sp() || !p.expect('(')) return bad_syntax(p);
+    std::vector<std::string> items;
+    static const char* const known[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
+                                        "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT"};
+    while (!p.take(')')) {
+        if (!items.empty() && !p.sp()) return bad_syntax(p);
+        auto w = p.keyword();
+        if (!w) return bad_syntax(p);
+        std::string item = imap::upper(*w);
+        if (std::find(std::begin(known), std::end(known), item) == std::end(known))
+            return (void)tagged("BAD", "", "unknown STATUS item " + item);
+        items.push_back(item);
+    }
+    if (items.empty()) return (void)tagged("BAD", "", "STATUS needs at least one item");
+    if (!p.end()) return bad_syntax(p);
+    auto st = (mailbox_ && mailbox_->name() == *name) ? Result<mailstore::MailboxStatus>(mailbox_->status())
+                                                      : store_->status(*name);
+    if (!st) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
+    untagged("STATUS " + wire_name(*name) + " (" + status_items(*st, items) + ")");
+    if (state_ == State::Selected) refresh_and_report();
+    tagged("OK", "", "STATUS completed");
+}
+
+void Session::unselect() {
+    notify_ = event::Watch();
+    mailbox_.reset();
+    saved_.clear();
+    state_ = State::Authenticated;
+}
+
+void Session::cmd_select(Parser& p, bool read_only) {
+    if (!p.sp()) return bad_syntax(p);
+    auto name = mailbox_arg(p);
+    if (!name) return;
+    bool condstore = false;
+    std::optional<uint32_t> q_uidvalidity;
+    uint64_t q_modseq = 0;
+    std::optional<imap::SequenceSet> q_known;
+    if (p.take(' ')) {
+        if (!p.expect('(')) return bad_syntax(p);
+        while (!p.take(')')) {
+            auto w = p.keyword();
+            if (!w) return bad_syntax(p);
+            std::string o = imap::upper(*w);
+            if (o == "CONDSTORE") {
+                condstore = true;
+            } else if (o == "QRESYNC") {
+                if (!qresync_) return (void)tagged("BAD", "", "QRESYNC must be enabled first (ENABLE QRESYNC)");
+                // QRESYNC (uidvalidity modseq [known-uids [seq-match-data]])
+                if (!p.sp() || !p.expect('(')) return bad_syntax(p);
+                auto v = p.nz_number();
+                if (!v || !p.sp()) return bad_syntax(p);
+                auto m = p.number64();
+                if (!m) return bad_syntax(p);
+                q_uidvalidity = *v;
+                q_modseq = *m;
+                if (p.take(' ')) {
+                    if (!p.peek('(')) {
+                        q_known = imap::SequenceSet::parse(p);
+                        if (!q_known) return bad_syntax(p);
+                        p.take(' ');
+                    }
+                    if (p.take('(')) {  // seq-match-data: accepted, not needed for a correct answer
+                        if (!imap::SequenceSet::parse(p) || !p.sp() || !imap::SequenceSet::parse(p) || !p.expect(')'))
+                            return bad_syntax(p);
+                    }
+                }
+                if (!p.expect(')')) return bad_syntax(p);
+            } else {
+                return (void)tagged("BAD", "", "unknown SELECT parameter " + o);
+            }
+            p.take(' ');
+        }
+    }
+    if (!p.end()) return bad_syntax(p);
+    bool had_mailbox = mailbox_ != nullptr;
+    if (had_mailbox) {
+        unselect();
+        // RFC 7162 3.2.11 / RFC 9051 7.1: the previous mailbox is closed.
+        untagged("OK [CLOSED] previous mailbox closed");
+    }
+    auto box = store_->open(*name, read_only);
+    if (!box) {
+        auto exists = store_->exists(*name);
+        if (exists && !*exists) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
+        log::warning("user %s: SELECT %s: %s", user_.c_str(), name->c_str(), box.message().c_str());
+        return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox, try again later");
+    }
+    mailbox_ = std::move(*box);
+    if (condstore) condstore_ = true;
+    state_ = State::Selected;
+    saved_.clear();
+    auto st = mailbox_->status();
+    std::string flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    for (const auto& k : mailbox_->keywords()) flags += " " + k;
+    untagged("FLAGS (" + flags + ")");
+    untagged("OK [PERMANENTFLAGS (" + (mailbox_->read_only() ? std::string() : flags + " \\*") + ")] flags permitted");
+    untagged(std::to_string(st.messages) + " EXISTS");
+    if (!rev2_) {
+        untagged("0 RECENT");
+        auto view = mailbox_->view();
+        for (size_t i = 0; i < view.size(); ++i) {
+            if (!(view[i].flags & mailstore::kSeen)) {
+                untagged("OK [UNSEEN " + std::to_string(i + 1) + "] first unseen message");
+                break;
+            }
+        }
+    }
+    untagged("OK [UIDVALIDITY " + std::to_string(st.uidvalidity) + "] UIDs valid");
+    untagged("OK [UIDNEXT " + std::to_string(st.uidnext) + "] predicted next UID");
+    untagged("OK [HIGHESTMODSEQ " + std::to_string(st.highestmodseq) + "] highest mod-sequence");
+    if (rev2_) untagged("LIST () \"/\" " + wire_name(*name));
+    if (q_uidvalidity && *q_uidvalidity == st.uidvalidity) {
+        // RFC 7162 3.2.5: what vanished and what changed since the client's modseq.
+        bool complete = true;
+        auto gone = mailbox_->vanished_since(q_modseq, complete);
+        std::vector<uint32_t> vanished;
+        uint32_t uidmax = st.uidnext > 0 ? st.uidnext - 1 : 0;
+        if (gone)
+            for (uint32_t u : *gone)
+                if (!q_known || q_known->contains(u, uidmax)) vanished.push_back(u);
+        if (!complete && q_known) {
+            // The store forgot old expunges: every known UID not in the view vanished.
+            for (const auto& r : q_known->resolve(uidmax))
+                for (uint64_t u = r.lo; u <= r.hi && u < st.uidnext; ++u)
+                    if (!mailbox_->seq_of(static_cast<uint32_t>(u))) vanished.push_back(static_cast<uint32_t>(u));
+            std::sort(vanished.begin(), vanished.end());
+            vanished.erase(std::unique(vanished.begin(), vanished.end()), vanished.end());
+        }
+        if (!vanished.empty()) untagged("VANISHED (EARLIER) " + imap::format_sequence_set(vanished));
+        auto view = mailbox_->view();
+        for (size_t i = 0; i < view.size(); ++i) {
+            if (view[i].modseq <= q_modseq) continue;
+            untagged(std::to_string(i + 1) + " FETCH (UID " + std::to_string(view[i].uid) + " FLAGS (" +
+                     flags_text(view[i].flags, view[i].keywords) + ") MODSEQ (" + std::to_string(view[i].modseq) + "))");
+        }
+    }
+    watch_mailbox();
+    tagged("OK", mailbox_->read_only() ? "READ-ONLY" : "READ-WRITE",
+           std::string(read_only ? "EXAMINE" : "SELECT") + " completed");
+}
+
+void Session::cmd_close(Parser& p, bool expunge) {
+    if (!p.end()) return bad_syntax(p);
+    // CLOSE expunges silently (RFC 9051 6.4.1); UNSELECT does not (RFC 3691).
+    if (expunge && !mailbox_->read_only()) {
+        auto r = mailbox_->expunge();
+        if (!r) log::warning("user %s: CLOSE expunge: %s", user_.c_str(), r.message().c_str());
+    }
+    unselect();
+    tagged("OK", "", std::string(expunge ? "CLOSE" : "UNSELECT") + " completed");
+}
+
+void Session::cmd_create(Parser& p) {
+    if (!p.sp()) return bad_syntax(p);
+    auto name = mailbox_arg(p);
+    if (!name) return;
+    if (!p.end()) return bad_syntax(p);
+    if (name->empty() || (*name)[0] == kSeparator) return (void)tagged("NO", "CANNOT", "invalid mailbox name");
+    auto exists = store_->exists(*name);
+    if (*name == "INBOX" || (exists && *exists)) return (void)tagged("NO", "ALREADYEXISTS", "mailbox already exists");
+    if (Status s = store_->create_folder(*name); !s) return (void)tagged("NO", "CANNOT", s.message());
+    tagged("OK", "", "CREATE completed");
+}
+
+void Session::cmd_delete(Parser& p) {
+    if (!p.sp()) return bad_syntax(p);
+    auto name = mailbox_arg(p);
+    if (!name) return;
+    if (!p.end()) return bad_syntax(p);
+    if (*name == "INBOX") return (void)tagged("NO", "CANNOT", "INBOX cannot be deleted");
+    auto folders = store_->list_folders();
+    bool found = false;
+    if (folders)
+        for (const auto& f : *folders) found |= f.name == *name;
+    if (!found) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
+    if (mailbox_ && mailbox_->name() == *name) unselect();
+    if (Status s = store_->delete_folder(*name); !s) return (void)tagged("NO", "CANNOT", s.message());
+    tagged("OK", "", "DELETE completed");
+}
+
+void Session::cmd_rename(Parser& p) {
+    if (!p.sp()) return bad_syntax(p);
+    auto from = mailbox_arg(p);
+    if (!from) return;
+    if (!p.sp()) return bad_syntax(p);
+    auto to = mailbox_arg(p);
+    if (!to) return;
+    if (!p.end()) return bad_syntax(p);
+    auto from_exists = store_->exists(*from);
+    if (!from_exists || !*from_exists) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
+    auto to_exists = store_->exists(*to);
+    if (*to == "INBOX" || (to_exists && *to_exists)) return (void)tagged("NO", "ALREADYEXISTS", "target mailbox exists");
+    if (Status s = store_->rename_folder(*from, *to); !s) return (void)tagged("NO", "CANNOT", s.message());
+    tagged("OK", "", "RENAME completed");
+}
+
+void Session::cmd_subscribe(Parser& p, bool on) {
+    if (!p.sp()) return bad_syntax(p);
+    auto name = mailbox_arg(p);
+    if (!name) return;
+    if (!p.end()) return bad_syntax(p);
+    if (Status s = store_->subscribe(*name, on); !s) return (void)tagged("NO", "CANNOT", s.message());
+    tagged("OK", "", std::string(on ? "SUBSCRIBE" : "UNSUBSCRIBE") + " completed");
+}
+
+void Session::cmd_append(Parser& p) {
+    // APPEND mailbox 1*(SP [flag-list SP] [date-time SP] literal)  (RFC 3502 MULTIAPPEND)
+    if (!p.sp()) return bad_syntax(p);
+    auto name = mailbox_arg(p);
+    if (!name) return;
+    struct Message {
+        mailstore::Flags flags;
+        int64_t date = 0;
+        int zone = 0;
+        std::string data;
+    };
+    std::vector<Message> messages;
+    while (p.take(' ')) {
+        Message m;
+        if (p.peek('(')) {
+            auto list = p.flag_list();
+            if (!list) return bad_syntax(p);
+            std::string error;
+            if (!to_store_flags(*list, m.flags, error)) return (void)tagged("BAD", "", error);
+            if (!p.sp()) return bad_syntax(p);
+        }
+        if (p.peek('"')) {
+            auto dt = p.date_time();
+            if (!dt || !p.sp()) return bad_syntax(p);
+            m.date = dt->utc;
+            m.zone = dt->zone_minutes;
+        }
+        auto data = p.string(true);
+        if (!data) return bad_syntax(p);
+        if (data->empty()) return (void)tagged("NO", "", "an empty message cannot be appended");
+        m.data = std::move(*data);
+        messages.push_back(std::move(m));
+    }
+    if (messages.empty() || !p.end()) return bad_syntax(p);
+    auto exists = store_->exists(*name);
+    if (!exists || !*exists) return (void)tagged("NO", "TRYCREATE", "no such mailbox; CREATE it first");
+    std::unique_ptr<mailstore::Mailbox> other;
+    mailstore::Mailbox* dest = mailbox_ && mailbox_->name() == *name && !mailbox_->read_only() ? mailbox_.get() : nullptr;
+    if (!dest) {
+        auto box = store_->open(*name, false);
+        if (!box) return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox: " + box.message());
+        other = std::move(*box);
+        dest = other.get();
+    }
+    std::vector<uint32_t> uids;
+    for (auto& m : messages) {
+        auto writer = dest->append();
+        if (!writer) return (void)tagged("NO", "SERVERBUG", "cannot store the message: " + writer.message());
+        if (Status s = (*writer)->write(m.data); !s) return (void)tagged("NO", "", "cannot store the message: " + s.message());
+        auto uid = (*writer)->commit(m.flags, m.date, m.zone);
+        if (!uid) {
+            bool quota = uid.message().find("quota") != std::string::npos;
+            return (void)tagged("NO", quota ? "OVERQUOTA" : "", "cannot store the message: " + uid.message());
+        }
+        uids.push_back(*uid);
+    }
+    auto st = dest->status();
+    std::sort(uids.begin(), uids.end());
+    if (state_ == State::Selected) refresh_and_report();
+    tagged("OK", "APPENDUID " + std::to_string(st.uidvalidity) + " " + imap::format_sequence_set(uids),
+           "APPEND completed");
+}
+
+}  // namespace tern::imapd
