@@ -83,6 +83,42 @@ const std::vector<Command>& commands() {
         {"block", "list or lift smtpd's rate-limit blocks of clients and senders",
          "usage: mailctl block list\n       mailctl block clear ADDR|IP\n\n  list   active blocks: kind (client/sender), address, expiry, reason\n  clear  lift the block of a client IP or sender address and reset its\n         message counter\nExit status: 0 done, 1 not blocked or database error, 2 usage error.\n",
          cmd_block},
+        {"user", "add, delete, list virtual mailbox users or change a password",
+         "usage: mailctl user add ADDRESS [--password-stdin] [--quota SIZE] [--home DIR]\n"
+         "       mailctl user passwd ADDRESS [--password-stdin]\n"
+         "       mailctl user del ADDRESS\n"
+         "       mailctl user list [DOMAIN]\n"
+         "\n"
+         "Edits the users file (virtual_mailbox_maps) and recompiles users.lmdb;\n"
+         "the auth daemon picks the change up by itself.  The password is asked\n"
+         "twice on the terminal without echo, or read as one line from standard\n"
+         "input with --password-stdin; never from the command line.  It is stored\n"
+         "hashed with auth_password_scheme (yescrypt by default).  add needs the\n"
+         "domain in virtual_mailbox_domains (mailctl domain add).  del keeps the\n"
+         "mailbox directory.  list never prints hashes, only their scheme.\n"
+         "Exit status: 0 done, 1 failure (exists, no such user, I/O), 2 usage error.\n",
+         cmd_user},
+        {"domain", "add, delete or list virtual mailbox domains",
+         "usage: mailctl domain add DOMAIN\n"
+         "       mailctl domain del DOMAIN [--force]\n"
+         "       mailctl domain list\n"
+         "\n"
+         "add and del edit the first file listed in virtual_mailbox_domains (e.g.\n"
+         "virtual_mailbox_domains = $config_directory/domains); domains written in\n"
+         "tern.conf itself are listed but changed only there.  del refuses while\n"
+         "the domain has users, unless --force.  list shows each domain, its user\n"
+         "count and where it is defined.\n"
+         "Exit status: 0 done, 1 failure, 2 usage error.\n",
+         cmd_domain},
+        {"auth", "check a user's password like the servers do",
+         "usage: mailctl auth test USER [--password-stdin] [--service NAME] [--rip IP]\n"
+         "\n"
+         "Asks the running auth daemon (service \"mailctl\" unless --service, counted\n"
+         "by the failure throttling like any login) and prints the result with the\n"
+         "user's mailbox fields.  When the daemon is not running it reads the users\n"
+         "file directly and says \"offline\" (virtual users only; needs read access).\n"
+         "Exit status: 0 password accepted, 1 refused or error, 2 usage error.\n",
+         cmd_auth},
     };
     return table;
 }

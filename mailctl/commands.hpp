@@ -81,5 +81,8 @@ int cmd_status(Context& ctx, const std::vector<std::string>& args);  // status.c
 int cmd_config(Context& ctx, const std::vector<std::string>& args);  // config.cpp
 int cmd_queue(Context& ctx, const std::vector<std::string>& args);   // queue.cpp
 int cmd_block(Context& ctx, const std::vector<std::string>& args);   // block.cpp
+int cmd_user(Context& ctx, const std::vector<std::string>& args);    // user.cpp
+int cmd_domain(Context& ctx, const std::vector<std::string>& args);  // domain.cpp
+int cmd_auth(Context& ctx, const std::vector<std::string>& args);    // auth_test.cpp
 
 }  // namespace tern::mailctl

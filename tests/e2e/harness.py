@@ -16,7 +16,7 @@ What a Stack is:
   vmail_user = the current user, myhostname = mail.tern.test,
   virtual_mailbox_domains = tern.test, plus `config={key: value}`;
 - services.conf: smtp, submission, smtps on free loopback ports, qmgr and
-  local on UNIX sockets in run_directory -- only those whose program exists
+  local and auth on UNIX sockets in run_directory -- only those whose program exists
   in the build folder.  `procs={"smtp": 1}` changes process counts;
   `services=[lines]` replaces the whole file (a "{port}" in a line becomes a
   fresh free port); `extra_services=[lines]` appends lines;
@@ -268,6 +268,8 @@ class Stack:
             lines.append(f"qmgr unix $run_directory/qmgr.sock - {n('qmgr', 1)} qmgr")
         if program_exists("local-delivery"):
             lines.append(f"local unix $run_directory/local.sock - {n('local', 1)} local-delivery")
+        if program_exists("auth"):
+            lines.append(f"auth unix $run_directory/auth.sock - {n('auth', 1)} auth")
         return lines
 
     def write_config(self):

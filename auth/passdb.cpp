@@ -1,0 +1,183 @@
+// Password databases: see passdb.hpp.
+#include "auth/passdb.hpp"
+
+#include <pwd.h>
+#include <shadow.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "lib/auth/password.hpp"
+#include "lib/log/log.hpp"
+#include "lib/maildir/maildir.hpp"
+#include "lib/sys/files.hpp"
+
+namespace tern::authd {
+namespace {
+
+long long now_seconds() { return static_cast<long long>(::time(nullptr)); }
+
+auth::Answer fail(std::string reason, auth::Outcome o = auth::Outcome::fail) {
+    auth::Answer a;
+    a.outcome = o;
+    a.reason = std::move(reason);
+    return a;
+}
+
+CheckResult check_virtual(const tables::VirtualUser& u, const Settings& s, std::string_view password) {
+    CheckResult r;
+    r.user_known = true;
+    auto v = auth::verify_password(u.password, password, s.allow_plain);
+    if (v.verdict == auth::Verify::mismatch) {
+        r.answer = fail("password mismatch");
+        return r;
+    }
+    if (v.verdict == auth::Verify::unusable) {
+        r.answer = fail("unusable password entry: " + v.why);
+        return r;
+    }
+    auto mail = maildir::virtual_maildir(s.mail_directory, u.address, u.home);
+    if (!mail) {
+        r.answer = fail(mail.message(), auth::Outcome::tempfail);
+        return r;
+    }
+    r.answer.outcome = auth::Outcome::ok;
+    r.answer.user = u.address;
+    r.answer.uid = u.uid;
+    r.answer.gid = u.gid;
+    r.answer.home = u.home;
+    r.answer.mail = *mail;
+    return r;
+}
+
+CheckResult check_system(const Settings& s, const std::string& login, std::string_view password,
+                         const std::string& dummy_hash) {
+    CheckResult r;
+    std::vector<char> buf(16384);
+    passwd pw{};
+    passwd* found = nullptr;
+    int err = ::getpwnam_r(login.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (err != 0 && err != ENOENT && err != ESRCH) {
+        r.answer = fail(std::string("system user lookup: ") + std::strerror(err), auth::Outcome::tempfail);
+        return r;
+    }
+    if (found == nullptr) {
+        (void)auth::verify_password(dummy_hash, password, false);
+        r.answer = fail("unknown user");
+        return r;
+    }
+    r.user_known = true;
+    std::string hash = pw.pw_passwd ? pw.pw_passwd : "";
+    if (hash == "x") {
+        std::vector<char> sbuf(16384);
+        spwd sp{};
+        spwd* sfound = nullptr;
+        int serr = ::getspnam_r(login.c_str(), &sp, sbuf.data(), sbuf.size(), &sfound);
+        if (sfound == nullptr) {
+            // EACCES: the auth user lacks the shadow group (docs/auth.md).
+            std::string why = serr == 0 || serr == ENOENT ? "no shadow entry" : std::strerror(serr);
+            r.answer = fail("cannot read the shadow password: " + why, auth::Outcome::tempfail);
+            return r;
+        }
+        hash = sp.sp_pwdp ? sp.sp_pwdp : "";
+        long long today = now_seconds() / 86400;
+        if (sp.sp_expire > 0 && today >= sp.sp_expire) {
+            r.answer = fail("account expired");
+            return r;
+        }
+    }
+    if (static_cast<long long>(pw.pw_uid) < s.first_valid_uid) {
+        (void)auth::verify_password(dummy_hash, password, false);
+        r.answer = fail("uid " + std::to_string(pw.pw_uid) + " below auth_first_valid_uid");
+        return r;
+    }
+    auto v = auth::verify_crypt(hash, password);
+    if (v.verdict != auth::Verify::match) {
+        r.answer = fail(v.verdict == auth::Verify::mismatch ? "password mismatch" : "unusable password entry: " + v.why);
+        return r;
+    }
+    std::string dir = s.home_mailbox;
+    if (dir.empty() || dir.back() != '/') dir = "Maildir/";  // mbox is not served over IMAP/POP3
+    r.answer.outcome = auth::Outcome::ok;
+    r.answer.user = login;
+    r.answer.system_user = true;
+    r.answer.uid = pw.pw_uid;
+    r.answer.gid = pw.pw_gid;
+    r.answer.home = pw.pw_dir ? pw.pw_dir : "";
+    r.answer.mail = r.answer.home + "/" + dir.substr(0, dir.size() - 1);
+    return r;
+}
+
+}  // namespace
+
+std::string canonical_login(std::string_view login) {
+    if (login.find('@') == std::string_view::npos) return std::string(login);
+    std::string s(login);
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+void PasswordDb::refresh(bool force) {
+    long long now = now_seconds();
+    if (!force && now == checked_at_) return;
+    checked_at_ = now;
+    auto stamp = tables::stamp_of(path_);
+    if (!stamp) {
+        if (last_error_ != stamp.message()) log::warning("users file: %s", stamp.message().c_str());
+        last_error_ = stamp.message();
+        if (!users_->by_address.empty()) users_ = std::make_shared<Users>();  // removed file: no virtual users
+        stamp_ = {};
+        return;
+    }
+    if (!force && *stamp == stamp_) return;
+    auto text = sys::read_file(path_);
+    if (!text) {
+        if (last_error_ != text.message()) log::warning("users file: %s", text.message().c_str());
+        last_error_ = text.message();
+        return;
+    }
+    auto parsed = tables::parse_users(*text, path_);
+    for (const auto& d : parsed.diagnostics) log::warning("%s", d.c_str());
+    auto users = std::make_shared<Users>();
+    for (auto& u : parsed.users) users->by_address.emplace(u.address, std::move(u));
+    log::info("users file %s: %zu users", path_.c_str(), users->by_address.size());
+    users_ = std::move(users);
+    stamp_ = *stamp;
+    last_error_.clear();
+}
+
+CheckResult check_login(const Users& users, const Settings& s, std::string_view login, std::string_view password,
+                        const std::string& dummy_hash) {
+    std::string name = canonical_login(login);
+    if (name.find('@') != std::string::npos) {
+        auto it = users.by_address.find(name);
+        if (it != users.by_address.end()) return check_virtual(it->second, s, password);
+        CheckResult r;
+        (void)auth::verify_password(dummy_hash, password, false);
+        r.answer = fail("unknown user");
+        return r;
+    }
+    if (s.system_users) return check_system(s, name, password, dummy_hash);
+    CheckResult r;
+    (void)auth::verify_password(dummy_hash, password, false);
+    r.answer = fail("unknown user (system users are off: auth_system_users)");
+    return r;
+}
+
+std::string make_dummy_hash() {
+    unsigned char random[16];
+    std::string pw;
+    FILE* f = std::fopen("/dev/urandom", "rb");
+    if (f != nullptr) {
+        if (std::fread(random, 1, sizeof random, f) == sizeof random)
+            for (unsigned char c : random) pw += static_cast<char>('a' + c % 26);
+        std::fclose(f);
+    }
+    if (pw.empty()) pw = std::to_string(::time(nullptr)) + "-dummy";
+    auto h = auth::hash_password(pw);
+    return h ? *h : std::string();
+}
+
+}  // namespace tern::authd

@@ -1,0 +1,67 @@
+// The password databases the auth daemon checks, in order: the virtual
+// users file (virtual_mailbox_maps, passwd-file format, read here as text
+// because only this process may see the hashes), then, for a login without
+// '@', the system's password database (getpwnam_r + getspnam_r: root or
+// the shadow group).
+//
+// Users: an immutable snapshot of the users file, swapped when the file's
+// mtime/size/inode change; a check in flight keeps the snapshot it started
+// with.  check_login() runs on a pool thread: it only reads its arguments.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "auth/settings.hpp"
+#include "lib/auth/client.hpp"
+#include "lib/core/result.hpp"
+#include "lib/tables/compiled_table.hpp"
+#include "lib/tables/users.hpp"
+
+namespace tern::authd {
+
+struct Users {
+    std::unordered_map<std::string, tables::VirtualUser> by_address;
+};
+
+class PasswordDb {
+public:
+    explicit PasswordDb(std::string path) : path_(std::move(path)) {}
+    // Re-reads the file when it changed (at most once a second unless forced).
+    // On error the previous snapshot stays and the error is logged once.
+    void refresh(bool force = false);
+    std::shared_ptr<const Users> snapshot() const { return users_; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+    std::shared_ptr<const Users> users_ = std::make_shared<Users>();
+    tables::SourceStamp stamp_;
+    long long checked_at_ = 0;
+    std::string last_error_;
+};
+
+// What a check found.  reason is for the log ("unknown user", "password
+// mismatch", ...); answer.outcome is ok/fail/tempfail.
+struct CheckResult {
+    auth::Answer answer;
+    bool user_known = false;
+};
+
+// The whole check of one login; thread-safe; slow (hashes).
+CheckResult check_login(const Users& users, const Settings& settings, std::string_view login,
+                        std::string_view password, const std::string& dummy_hash);
+
+// A valid hash of a random password, verified for unknown users so that
+// a wrong user name takes as long as a wrong password.
+std::string make_dummy_hash();
+
+// Login names are compared lower-cased for virtual users; system logins as given.
+std::string canonical_login(std::string_view login);
+
+}  // namespace tern::authd

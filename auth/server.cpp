@@ -1,0 +1,222 @@
+// The auth service socket: see server.hpp.
+#include "auth/server.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "lib/log/log.hpp"
+#include "lib/sys/files.hpp"
+
+namespace tern::authd {
+namespace {
+
+constexpr uint32_t kMaxRequest = 16 * 1024;  // a few names and a password
+
+// A user-supplied name made safe for one log line: no control bytes, no
+// '>' (it would end the <...>), at most 128 bytes.
+std::string loggable(std::string_view s) {
+    std::string out;
+    for (unsigned char c : s.substr(0, 128)) out += (c < 0x20 || c == 0x7f || c == '>' || c == '<') ? '?' : char(c);
+    if (s.size() > 128) out += "...";
+    return out;
+}
+
+std::string loggable_ip(std::string_view ip) {
+    if (ip.empty()) return "unknown";
+    for (unsigned char c : ip)
+        if (!(std::isxdigit(c) || c == '.' || c == ':')) return "invalid";
+    return std::string(ip.substr(0, 64));
+}
+
+}  // namespace
+
+Server::Server(event_base* base, std::vector<Fd> listeners, Settings settings)
+    : base_(base),
+      listeners_(std::move(listeners)),
+      settings_(std::make_shared<const Settings>(std::move(settings))),
+      passdb_(settings_->users_file),
+      throttle_(settings_->throttle),
+      pool_(base, settings_->threads),
+      dummy_hash_(make_dummy_hash()) {
+    passdb_.refresh(true);
+    sweeper_ = event::timer(base_, [this](short) { sweep(); });
+    for (const auto& l : listeners_) {
+        (void)sys::set_nonblocking(l.get());
+        int fd = l.get();
+        watches_.emplace_back(base_, fd, EV_READ | EV_PERSIST, [this, fd](short) { accept_from(fd); });
+        watches_.back().add();
+    }
+}
+
+void Server::close_listeners() {
+    watches_.clear();
+    listeners_.clear();
+}
+
+void Server::accept_from(int listener) {
+    for (int i = 0; i < 64; ++i) {
+        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) log::warning("accept: %s", std::strerror(errno));
+            return;
+        }
+        Fd sock(fd);
+        auto cred = ipc::peer_credentials(sock.get());
+        if (!cred) {
+            log::warning("auth socket: %s", cred.message().c_str());
+            continue;
+        }
+        if (!settings_->peer_uids.count(cred->uid)) {
+            log::warning("refused connection from uid %d pid %d: not in auth_peer_users", int(cred->uid), int(cred->pid));
+            continue;
+        }
+        uint64_t id = next_conn_++;
+        Connection& c = conns_[id];
+        c.uid = cred->uid;
+        c.pid = cred->pid;
+        c.channel = std::make_unique<ipc::Channel>(
+            base_, std::move(sock), [this, id](ipc::Message& m) { on_message(id, m); },
+            [this, id](const std::string& reason) {
+                if (!reason.empty()) log::warning("connection from pid %d: %s", int(conns_[id].pid), reason.c_str());
+                drop(id);
+            },
+            kMaxRequest);
+    }
+}
+
+void Server::drop(uint64_t conn) {
+    closed_.push_back(conn);
+    sweeper_.activate();
+}
+
+void Server::sweep() {
+    for (uint64_t id : closed_) conns_.erase(id);
+    closed_.clear();
+}
+
+void Server::on_message(uint64_t conn, ipc::Message& m) {
+    if (m.type() == "auth-check") {
+        check(conn, m);
+        return;
+    }
+    log::warning("unexpected \"%s\" message from pid %d; closing the connection", loggable(m.type()).c_str(),
+                 int(conns_[conn].pid));
+    drop(conn);
+}
+
+void Server::check(uint64_t conn, ipc::Message& m) {
+    auto id = m.get_int("id");
+    if (!id || *id <= 0) {
+        log::warning("auth request without an id from pid %d; closing the connection", int(conns_[conn].pid));
+        drop(conn);
+        return;
+    }
+    std::string service = m.get_or("service", "");
+    std::string login = m.get_or("user", "");
+    std::string password = m.get_or("password", "");
+    std::string authzid = m.get_or("authzid", "");
+    std::string rip = m.get_or("rip", "");
+    std::string mechanism = m.get_or("mechanism", "");
+    std::string user_key = canonical_login(login);
+    auto log_failure = [&](const std::string& reason) {
+        log::info("authentication failed: user=<%s>, rip=%s, service=%s, reason=%s", loggable(login).c_str(),
+                  loggable_ip(rip).c_str(), loggable(service).c_str(), loggable(reason).c_str());
+    };
+    auth::Answer refused;
+    refused.outcome = auth::Outcome::fail;
+    if (!settings_->services.count(service)) {
+        refused.reason = "service '" + loggable(service) + "' is not in auth_services";
+        log_failure(refused.reason);
+        send_answer(conn, *id, refused);
+        return;
+    }
+    if (!authzid.empty() && canonical_login(authzid) != user_key) {
+        // Logging in as someone else (a master user) is not offered.
+        refused.reason = "authorization identity differs from the login";
+        log_failure(refused.reason);
+        send_answer(conn, *id, refused);
+        return;
+    }
+    auto now = Throttle::Clock::now();
+    if (auto why = throttle_.blocked(rip, user_key, now)) {
+        refused.reason = *why;
+        log_failure(refused.reason);
+        answer_later(conn, *id, refused, throttle_.block_delay());
+        return;
+    }
+    passdb_.refresh();
+    auto users = passdb_.snapshot();
+    auto settings = settings_;
+    auto result = std::make_shared<CheckResult>();
+    ++in_flight_;
+    int64_t request_id = *id;
+    pool_.submit(
+        [users, settings, login, password, result, dummy = dummy_hash_] {
+            *result = check_login(*users, *settings, login, password, dummy);
+        },
+        [this, conn, request_id, result, rip, login, user_key, service, mechanism, log_failure_ctx = 0] {
+            (void)log_failure_ctx;
+            --in_flight_;
+            auth::Answer& a = result->answer;
+            if (a.outcome == auth::Outcome::ok) {
+                throttle_.succeeded(rip, user_key);
+                log::info("authenticated: user=<%s>, rip=%s, service=%s, mechanism=%s", loggable(a.user).c_str(),
+                          loggable_ip(rip).c_str(), loggable(service).c_str(), loggable(mechanism).c_str());
+                send_answer(conn, request_id, a);
+                return;
+            }
+            log::info("authentication failed: user=<%s>, rip=%s, service=%s, reason=%s", loggable(login).c_str(),
+                      loggable_ip(rip).c_str(), loggable(service).c_str(), loggable(a.reason).c_str());
+            if (a.outcome == auth::Outcome::tempfail) {
+                send_answer(conn, request_id, a);
+                return;
+            }
+            auto after = throttle_.failed(rip, user_key, Throttle::Clock::now());
+            if (!after.new_block.empty()) {
+                auto secs = static_cast<long long>(settings_->throttle.block_time.count());
+                log::warning("blocked: user=<%s>, rip=%s, service=%s, reason=%s for %llds", loggable(login).c_str(),
+                             loggable_ip(rip).c_str(), loggable(service).c_str(), after.new_block.c_str(), secs);
+            }
+            answer_later(conn, request_id, a, after.delay);
+        });
+    // Wipe our copy of the password; the job holds its own until it ran.
+    std::fill(password.begin(), password.end(), '\0');
+}
+
+void Server::answer_later(uint64_t conn, int64_t id, auth::Answer answer, std::chrono::milliseconds delay) {
+    answer.delay = delay;
+    if (delay.count() <= 0) {
+        send_answer(conn, id, answer);
+        return;
+    }
+    uint64_t key = next_delay_++;
+    auto shared = std::make_shared<auth::Answer>(std::move(answer));
+    delayed_[key] = event::timer(base_, [this, key, conn, id, shared](short) {
+        send_answer(conn, id, *shared);
+        delayed_.erase(key);  // destroys this callback: nothing after it
+    });
+    delayed_[key].add(delay);
+}
+
+void Server::send_answer(uint64_t conn, int64_t id, const auth::Answer& a) {
+    auto it = conns_.find(conn);
+    if (it == conns_.end() || !it->second.channel || it->second.channel->closed()) return;
+    ipc::Message m("auth-answer");
+    m.add_int("id", id);
+    m.add("outcome", auth::outcome_name(a.outcome));
+    if (a.outcome == auth::Outcome::ok) {
+        m.add("user", a.user);
+        m.add("system", a.system_user ? "1" : "0");
+        if (a.uid) m.add_int("uid", *a.uid);
+        if (a.gid) m.add_int("gid", *a.gid);
+        m.add("home", a.home);
+        m.add("mail", a.mail);
+    }
+    m.add("reason", a.reason);
+    m.add_int("delay", a.delay.count());
+    it->second.channel->send(m);
+}
+
+}  // namespace tern::authd

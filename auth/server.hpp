@@ -1,0 +1,70 @@
+// The auth service socket: accepts connections from smtpd, imapd, pop3d and
+// mailctl (peers identified by SO_PEERCRED, only auth_peer_users), reads
+// "auth-check" requests (lib/auth/client.hpp has the wire format), and
+// answers each by id once its check is done.
+//
+// Order of a check: service allowed? → throttled? (refused without a
+// password check) → password check on the HashPool → throttle bookkeeping,
+// one log line, the failure delay (a timer, never a sleep) → answer.
+//
+// Log lines (stable; conf/fail2ban/tern-auth.conf matches the first):
+//   authentication failed: user=<x>, rip=1.2.3.4, service=imap, reason=...
+//   authenticated: user=<x>, rip=1.2.3.4, service=imap, mechanism=PLAIN
+//   blocked: user=<x>, rip=1.2.3.4, service=imap, reason=client address blocked for 900s
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "auth/hash_pool.hpp"
+#include "auth/passdb.hpp"
+#include "auth/settings.hpp"
+#include "auth/throttle.hpp"
+#include "lib/event/loop.hpp"
+#include "lib/ipc/channel.hpp"
+
+namespace tern::authd {
+
+class Server {
+public:
+    Server(event_base* base, std::vector<Fd> listeners, Settings settings);
+    void close_listeners();
+    void reload_users() { passdb_.refresh(true); }
+    size_t connections() const { return conns_.size(); }
+    size_t checks_in_flight() const { return in_flight_; }
+
+private:
+    struct Connection {
+        std::unique_ptr<ipc::Channel> channel;
+        uid_t uid = 0;
+        pid_t pid = 0;
+    };
+    void accept_from(int listener);
+    void on_message(uint64_t conn, ipc::Message& m);
+    void check(uint64_t conn, ipc::Message& m);
+    void answer_later(uint64_t conn, int64_t id, auth::Answer answer, std::chrono::milliseconds delay);
+    void send_answer(uint64_t conn, int64_t id, const auth::Answer& answer);
+    void drop(uint64_t conn);
+    void sweep();
+
+    event_base* base_;
+    std::vector<Fd> listeners_;
+    std::vector<event::Watch> watches_;
+    std::shared_ptr<const Settings> settings_;
+    PasswordDb passdb_;
+    Throttle throttle_;
+    HashPool pool_;
+    std::string dummy_hash_;
+    std::map<uint64_t, Connection> conns_;
+    std::vector<uint64_t> closed_;
+    event::Watch sweeper_;
+    // Delayed answers: each owns its timer until it fires.
+    std::map<uint64_t, event::Watch> delayed_;
+    uint64_t next_conn_ = 1;
+    uint64_t next_delay_ = 1;
+    size_t in_flight_ = 0;
+};
+
+}  // namespace tern::authd
