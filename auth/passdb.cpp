@@ -69,6 +69,11 @@ CheckResult check_system(const Settings& s, const std::string& login, std::strin
         return r;
     }
     r.user_known = true;
+    if (static_cast<long long>(pw.pw_uid) < s.first_valid_uid) {
+        (void)auth::verify_password(dummy_hash, password, false);
+        r.answer = fail("uid " + std::to_string(pw.pw_uid) + " below auth_first_valid_uid");
+        return r;
+    }
     std::string hash = pw.pw_passwd ? pw.pw_passwd : "";
     if (hash == "x") {
         std::vector<char> sbuf(16384);
@@ -87,11 +92,6 @@ CheckResult check_system(const Settings& s, const std::string& login, std::strin
             r.answer = fail("account expired");
             return r;
         }
-    }
-    if (static_cast<long long>(pw.pw_uid) < s.first_valid_uid) {
-        (void)auth::verify_password(dummy_hash, password, false);
-        r.answer = fail("uid " + std::to_string(pw.pw_uid) + " below auth_first_valid_uid");
-        return r;
     }
     auto v = auth::verify_crypt(hash, password);
     if (v.verdict != auth::Verify::match) {
@@ -120,9 +120,7 @@ std::string canonical_login(std::string_view login) {
 }
 
 void PasswordDb::refresh(bool force) {
-    long long now = now_seconds();
-    if (!force && now == checked_at_) return;
-    checked_at_ = now;
+    // One stat() per login: cheap, and a change is seen by the very next check.
     auto stamp = tables::stamp_of(path_);
     if (!stamp) {
         if (last_error_ != stamp.message()) log::warning("users file: %s", stamp.message().c_str());

@@ -32,7 +32,7 @@ struct Users {
 class PasswordDb {
 public:
     explicit PasswordDb(std::string path) : path_(std::move(path)) {}
-    // Re-reads the file when it changed (at most once a second unless forced).
+    // Re-reads the file when its stamp (mtime ns, size, inode) changed.
     // On error the previous snapshot stays and the error is logged once.
     void refresh(bool force = false);
     std::shared_ptr<const Users> snapshot() const { return users_; }
@@ -42,7 +42,6 @@ private:
     std::string path_;
     std::shared_ptr<const Users> users_ = std::make_shared<Users>();
     tables::SourceStamp stamp_;
-    long long checked_at_ = 0;
     std::string last_error_;
 };
 

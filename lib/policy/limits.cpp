@@ -54,7 +54,14 @@ struct LimitsStore::Dbs {
     lmdb::Dbi rate, block, conn;
 };
 
-std::string_view kind_name(Kind kind) { return kind == Kind::Client ? "client" : "sender"; }
+std::string_view kind_name(Kind kind) {
+    switch (kind) {
+    case Kind::Client: return "client";
+    case Kind::Sender: return "sender";
+    case Kind::Account: return "account";
+    }
+    return "client";
+}
 
 bool process_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
@@ -112,6 +119,17 @@ Result<std::optional<Block>> LimitsStore::blocked(Kind kind, std::string_view ke
 
 Result<Verdict> LimitsStore::count_message(Kind kind, std::string_view key, long long limit, const Limits& limits,
                                            int64_t now) {
+    return count(kind, key, full_key(kind, key), 1, limit, limits, now, "message rate ");
+}
+
+Result<Verdict> LimitsStore::count_account_recipients(std::string_view user, long long amount, long long limit,
+                                                      const Limits& limits, int64_t now) {
+    return count(Kind::Account, user, "account-rcpt:" + std::string(user), amount, limit, limits, now,
+                 "recipient rate ");
+}
+
+Result<Verdict> LimitsStore::count(Kind kind, std::string_view key, const std::string& rate_key, long long amount,
+                                   long long limit, const Limits& limits, int64_t now, const char* what) {
     Verdict verdict;
     if (limit <= 0) return verdict;
     if (++counted_ % 4096 == 0) (void)prune(now, limits.unit_seconds);
@@ -119,12 +137,12 @@ Result<Verdict> LimitsStore::count_message(Kind kind, std::string_view key, long
     Status s = env_->write([&](lmdb::Txn& txn) -> Status {
         verdict = Verdict{};
         RateValue rv{now, 0};
-        auto v = txn.get(dbs_->rate, k);
+        auto v = txn.get(dbs_->rate, rate_key);
         if (!v) return v.error();
         if (*v && (*v)->size() == sizeof rv) std::memcpy(&rv, (*v)->data(), sizeof rv);
         if (now - rv.window_start >= limits.unit_seconds || now < rv.window_start) rv = RateValue{now, 0};
-        ++rv.count;
-        if (Status p = txn.put(dbs_->rate, k, std::string_view(reinterpret_cast<const char*>(&rv), sizeof rv)); !p)
+        rv.count += amount;
+        if (Status p = txn.put(dbs_->rate, rate_key, std::string_view(reinterpret_cast<const char*>(&rv), sizeof rv)); !p)
             return p;
         if (rv.count <= limit) return {};
         verdict.allowed = false;
@@ -138,7 +156,7 @@ Result<Verdict> LimitsStore::count_message(Kind kind, std::string_view key, long
         b.kind = kind;
         b.key = std::string(key);
         b.until = now + limits.block_seconds;
-        b.reason = "message rate " + std::to_string(rv.count) + "/" + std::to_string(limits.unit_seconds) +
+        b.reason = what + std::to_string(rv.count) + "/" + std::to_string(limits.unit_seconds) +
                    "s exceeds limit " + std::to_string(limit);
         if (Status p = txn.put(dbs_->block, k, encode_block(b.until, b.reason)); !p) return p;
         verdict.new_block = std::move(b);
@@ -285,6 +303,9 @@ Result<std::vector<Block>> LimitsStore::list_blocks(int64_t now) const {
         } else if (key.rfind("sender:", 0) == 0) {
             b.kind = Kind::Sender;
             b.key = std::string(key.substr(7));
+        } else if (key.rfind("account:", 0) == 0) {
+            b.kind = Kind::Account;
+            b.key = std::string(key.substr(8));
         } else {
             continue;
         }
@@ -298,7 +319,7 @@ Result<int> LimitsStore::clear(std::string_view key) {
     int removed = 0;
     Status s = env_->write([&](lmdb::Txn& txn) -> Status {
         removed = 0;
-        for (Kind kind : {Kind::Client, Kind::Sender}) {
+        for (Kind kind : {Kind::Client, Kind::Sender, Kind::Account}) {
             std::string k = full_key(kind, key);
             auto b = txn.del(dbs_->block, k);
             if (!b) return b.error();
@@ -306,6 +327,7 @@ Result<int> LimitsStore::clear(std::string_view key) {
             auto r = txn.del(dbs_->rate, k);
             if (!r) return r.error();
         }
+        if (auto r = txn.del(dbs_->rate, "account-rcpt:" + std::string(key)); !r) return r.error();
         return {};
     });
     if (!s) return s.error();

@@ -42,8 +42,11 @@ struct Limits {
     long long connection_limit = 0;     // per client address, all processes; 0 = none
 };
 
-enum class Kind { Client, Sender };
-std::string_view kind_name(Kind kind);  // "client", "sender"
+// Account: an authenticated submission user (per-account send limits);
+// its message count is kept under "account:<user>", its recipient count
+// under "account-rcpt:<user>", and one block under "account:<user>".
+enum class Kind { Client, Sender, Account };
+std::string_view kind_name(Kind kind);  // "client", "sender", "account"
 
 struct Block {
     Kind kind = Kind::Client;
@@ -75,6 +78,11 @@ public:
     Result<Verdict> count_message(Kind kind, std::string_view key, long long limit, const Limits& limits,
                                   int64_t now);
 
+    // Counts `amount` recipients of an account and blocks the account
+    // (Kind::Account) when the count goes over `limit` within the window.
+    Result<Verdict> count_account_recipients(std::string_view user, long long amount, long long limit,
+                                             const Limits& limits, int64_t now);
+
     // Connection tracking.  connect() records one more connection of this
     // process from ip and returns the number open from ip across all live
     // processes, this one included.
@@ -98,6 +106,8 @@ public:
 private:
     explicit LimitsStore(std::unique_ptr<lmdb::Env> env);
     Status open_databases();
+    Result<Verdict> count(Kind kind, std::string_view key, const std::string& rate_key, long long amount,
+                          long long limit, const Limits& limits, int64_t now, const char* what);
     struct Dbs;
     std::unique_ptr<lmdb::Env> env_;
     std::unique_ptr<Dbs> dbs_;

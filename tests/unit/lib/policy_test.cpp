@@ -161,3 +161,36 @@ TEST_CASE("policy: prune drops ended windows and expired blocks", "[policy]") {
     CHECK(*rest == 1);
     CHECK(s.list_blocks(now)->empty());
 }
+
+TEST_CASE("policy: per-account message and recipient limits share one block", "[policy]") {
+    TempDir dir;
+    auto store = LimitsStore::open(dir.path);
+    REQUIRE(store);
+    auto& s = **store;
+    Limits l = limits();
+    int64_t now = 2000000;
+    // Recipients: 40 + 50 fit a limit of 100, 20 more do not.
+    REQUIRE(s.count_account_recipients("alice@example.org", 40, 100, l, now)->allowed);
+    REQUIRE(s.count_account_recipients("alice@example.org", 50, 100, l, now + 1)->allowed);
+    auto over = s.count_account_recipients("alice@example.org", 20, 100, l, now + 2);
+    REQUIRE(over);
+    CHECK_FALSE(over->allowed);
+    REQUIRE(over->new_block);
+    CHECK(over->new_block->kind == Kind::Account);
+    CHECK(over->new_block->reason == "recipient rate 110/60s exceeds limit 100");
+    CHECK(*s.blocked(Kind::Account, "alice@example.org", now + 3));
+    CHECK_FALSE(*s.blocked(Kind::Sender, "alice@example.org", now + 3));
+    auto blocks = s.list_blocks(now + 3);
+    REQUIRE(blocks->size() == 1);
+    CHECK((*blocks)[0].kind == Kind::Account);
+    CHECK((*blocks)[0].key == "alice@example.org");
+    CHECK(kind_name(Kind::Account) == "account");
+    // Clearing lifts the block and resets both counters.
+    CHECK(*s.clear("alice@example.org") == 1);
+    CHECK_FALSE(*s.blocked(Kind::Account, "alice@example.org", now + 4));
+    CHECK(s.count_account_recipients("alice@example.org", 100, 100, l, now + 5)->allowed);
+    // Messages of the account count under their own key.
+    CHECK(s.count_message(Kind::Account, "bob", 1, l, now)->allowed);
+    CHECK_FALSE(s.count_message(Kind::Account, "bob", 1, l, now + 1)->allowed);
+    CHECK(*s.blocked(Kind::Account, "bob", now + 2));
+}

@@ -1,0 +1,436 @@
+// Folder index: open/share, meta, reconciliation with the Maildir, adoption
+// of new messages.  See folder_index.hpp.
+#include "lib/mailstore/folder_index.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "lib/core/errno_text.hpp"
+#include "lib/core/fd.hpp"
+#include "lib/mailstore/maildir_names.hpp"
+#include "lib/mailstore/mailstore.hpp"
+#include "lib/maildir/maildir.hpp"
+#include "lib/mime/message.hpp"
+#include "lib/sys/files.hpp"
+
+namespace tern::mailstore {
+namespace {
+
+// Files indexed per write transaction when many unknown files appear at
+// once (first open of a big Maildir): keeps transactions and lock holds short.
+constexpr size_t kBatch = 1000;
+
+std::mutex registry_mutex;
+std::map<std::string, std::weak_ptr<FolderIndex>> registry;
+
+template <typename T>
+std::string raw(T v) {
+    return std::string(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+template <typename T>
+T from_raw(std::optional<std::string_view> v, T fallback) {
+    if (!v || v->size() != sizeof(T)) return fallback;
+    T out;
+    std::memcpy(&out, v->data(), sizeof out);
+    return out;
+}
+
+int64_t now_ns() {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+Result<std::vector<std::string>> list_dir(const std::string& dir) {
+    std::vector<std::string> out;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return errno_error("opendir " + dir);
+    while (struct dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.') continue;
+        out.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+    return out;
+}
+
+bool dir_has_entries(const std::string& dir) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return false;
+    bool any = false;
+    while (struct dirent* e = ::readdir(d)) {
+        if (e->d_name[0] != '.') {
+            any = true;
+            break;
+        }
+    }
+    ::closedir(d);
+    return any;
+}
+
+// rename() that never replaces an existing name (a message file is never overwritten).
+bool rename_no_replace(const std::string& from, const std::string& to) {
+    return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0;
+}
+
+// Reads a message file and builds what the index keeps about it.
+struct ScannedFile {
+    std::string name;
+    uint64_t size = 0, crlf_size = 0;
+    int64_t mtime = 0;
+    ParsedCache cache;
+    bool ok = false;
+};
+
+ScannedFile scan_file(const std::string& dir, const std::string& name) {
+    ScannedFile f;
+    f.name = name;
+    std::string path = dir + "/" + name;
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return f;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return f;
+    f.size = static_cast<uint64_t>(st.st_size);
+    f.mtime = st.st_mtim.tv_sec;
+    std::string_view bytes;
+    void* map = nullptr;
+    if (st.st_size > 0) {
+        map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd.get(), 0);
+        if (map == MAP_FAILED) return f;
+        bytes = std::string_view(static_cast<const char*>(map), static_cast<size_t>(st.st_size));
+    }
+    f.crlf_size = mime::crlf_size(bytes);
+    f.cache = build_cache(bytes);
+    if (map) ::munmap(map, static_cast<size_t>(st.st_size));
+    f.ok = true;
+    return f;
+}
+
+}  // namespace
+
+int64_t file_mtime_ns(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return -1;
+    return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+Status sync_to_disk(lmdb::Env& env) {
+    int rc = mdb_env_sync(env.get(), 1);
+    if (rc != 0) return lmdb::mdb_error("mdb_env_sync", rc);
+    return {};
+}
+
+Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, const std::string& index_path) {
+    std::lock_guard lock(registry_mutex);
+    auto it = registry.find(index_path);
+    if (it != registry.end())
+        if (auto existing = it->second.lock()) return existing;
+    if (auto s = sys::mkdir_p(sys::dir_name(index_path), 0700); !s) return s.error();
+    lmdb::Env::Options opt;
+    // NOMETASYNC: one fsync per commit; commits that assign UIDs are followed
+    // by sync_to_disk().  Flags survive in file names anyway.
+    opt.flags = MDB_NOSUBDIR | MDB_NOMETASYNC;
+    opt.max_dbs = 8;
+    opt.map_size = size_t{16} << 20;
+    auto env = lmdb::Env::open(index_path, opt);
+    if (!env) return env.error();
+    std::shared_ptr<FolderIndex> idx(new FolderIndex);
+    idx->dir_ = dir;
+    idx->index_path_ = index_path;
+    idx->env_ = std::move(*env);
+    auto st = idx->env_->write([&](lmdb::Txn& txn) -> Status {
+        const char* names[] = {"meta", "msgs", "names", "cache", "vanished"};
+        lmdb::Dbi* dbis[] = {&idx->meta, &idx->msgs, &idx->names, &idx->cache, &idx->vanished};
+        for (int i = 0; i < 5; ++i) {
+            auto d = txn.open_dbi(names[i], MDB_CREATE);
+            if (!d) return d.error();
+            *dbis[i] = *d;
+        }
+        return {};
+    });
+    if (!st) return st.error();
+    registry[index_path] = idx;
+    return idx;
+}
+
+FolderIndex::~FolderIndex() {
+    std::lock_guard lock(registry_mutex);
+    auto it = registry.find(index_path_);
+    if (it != registry.end() && it->second.expired()) registry.erase(it);
+}
+
+Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
+    IndexMeta m;
+    auto get = [&](const char* key) -> Result<std::optional<std::string_view>> { return txn.get(meta, key); };
+    auto uv = get("uidvalidity");
+    if (!uv) return uv.error();
+    m.uidvalidity = from_raw<uint32_t>(*uv, 0);
+    auto un = get("uidnext");
+    if (!un) return un.error();
+    m.uidnext = from_raw<uint32_t>(*un, 1);
+    auto ms = get("modseq");
+    if (!ms) return ms.error();
+    m.modseq = from_raw<uint64_t>(*ms, 1);
+    auto cm = get("cur_mtime");
+    if (!cm) return cm.error();
+    m.cur_mtime = from_raw<int64_t>(*cm, 0);
+    auto vf = get("vanished_floor");
+    if (!vf) return vf.error();
+    m.vanished_floor = from_raw<uint64_t>(*vf, 0);
+    auto kw = get("keywords");
+    if (!kw) return kw.error();
+    if (*kw && !(*kw)->empty()) {
+        std::string_view list = **kw;
+        size_t start = 0;
+        while (start <= list.size()) {
+            size_t nul = list.find('\0', start);
+            if (nul == std::string_view::npos) nul = list.size();
+            m.keywords.emplace_back(list.substr(start, nul - start));
+            start = nul + 1;
+        }
+    }
+    return m;
+}
+
+Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m) {
+    std::string kw;
+    for (size_t i = 0; i < m.keywords.size(); ++i) {
+        if (i) kw += '\0';
+        kw += m.keywords[i];
+    }
+    for (auto& [key, value] : std::initializer_list<std::pair<const char*, std::string>>{
+             {"uidvalidity", raw(m.uidvalidity)},
+             {"uidnext", raw(m.uidnext)},
+             {"modseq", raw(m.modseq)},
+             {"cur_mtime", raw(m.cur_mtime)},
+             {"vanished_floor", raw(m.vanished_floor)},
+             {"keywords", kw}})
+        if (auto s = txn.put(meta, key, value); !s) return s;
+    return {};
+}
+
+std::optional<unsigned> FolderIndex::keyword_bit(IndexMeta& m, const std::string& name, bool add) {
+    for (size_t i = 0; i < m.keywords.size(); ++i)
+        if (mime::iequals(m.keywords[i], name)) return static_cast<unsigned>(i);
+    if (!add || m.keywords.size() >= kMaxKeywords) return std::nullopt;
+    m.keywords.push_back(name);
+    return static_cast<unsigned>(m.keywords.size() - 1);
+}
+
+namespace {
+
+void init_meta(IndexMeta& m) {
+    if (m.uidvalidity != 0) return;
+    m.uidvalidity = static_cast<uint32_t>(::time(nullptr));
+    m.uidnext = 1;
+    m.modseq = 1;
+}
+
+Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, const ScannedFile& f, uint8_t flags,
+                  uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out) {
+    uint32_t uid = m.uidnext++;
+    MessageRecord r;
+    r.modseq = modseq;
+    r.keywords = keywords;
+    r.size = f.size;
+    r.crlf_size = f.crlf_size;
+    r.internal_date = date;
+    r.date_offset = offset;
+    r.flags = flags;
+    r.filename = f.name;
+    std::string key = uid_key(uid);
+    if (auto s = txn.put(idx.msgs, key, encode_record(r)); !s) return s;
+    if (auto s = txn.put(idx.names, parse_message_name(f.name).base, key); !s) return s;
+    if (auto s = txn.put(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
+    uid_out = uid;
+    return {};
+}
+
+}  // namespace
+
+Status FolderIndex::sync() {
+    const std::string new_dir = dir_ + "/new", cur_dir = dir_ + "/cur";
+    bool pending_new = dir_has_entries(new_dir);
+    int64_t cur_mtime = file_mtime_ns(cur_dir);
+    if (cur_mtime < 0) return errno_error("stat " + cur_dir);
+    {
+        auto txn = env_->begin_read();
+        if (!txn) return txn.error();
+        auto m = read_meta(*txn);
+        if (!m) return m.error();
+        if (!pending_new && m->uidvalidity != 0 && m->cur_mtime != 0 && m->cur_mtime == cur_mtime) return {};
+    }
+
+    // Pass 1 (one transaction): new/ → cur/, renamed files, removed files.
+    // Unknown files are collected and indexed in batches afterwards.
+    std::vector<std::string> fresh;
+    int64_t scanned_mtime = 0;
+    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+        fresh.clear();
+        auto m = read_meta(txn);
+        if (!m) return m.error();
+        init_meta(*m);
+        if (auto names_in_new = list_dir(new_dir); names_in_new) {
+            for (const auto& n : *names_in_new) {
+                auto parsed = parse_message_name(n);
+                std::string target = parsed.has_info ? n : n + ":2,";
+                (void)rename_no_replace(new_dir + "/" + n, cur_dir + "/" + target);
+            }
+        }
+        scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
+        auto listing = list_dir(cur_dir);
+        if (!listing) return listing.error();
+        uint64_t modseq = m->modseq + 1;
+        bool changed = false;
+        std::vector<uint32_t> seen;
+        seen.reserve(listing->size());
+        for (const auto& n : *listing) {
+            auto parsed = parse_message_name(n);
+            auto known = txn.get(names, parsed.base);
+            if (!known) return known.error();
+            if (!*known) {
+                fresh.push_back(n);
+                continue;
+            }
+            uint32_t uid = key_uid(**known);
+            std::string key = uid_key(uid);
+            auto rec_raw = txn.get(msgs, key);
+            if (!rec_raw) return rec_raw.error();
+            std::optional<MessageRecord> rec = *rec_raw ? decode_record(**rec_raw) : std::nullopt;
+            if (!rec) {
+                // A stale name entry: index the file afresh.
+                (void)txn.del(names, parsed.base);
+                fresh.push_back(n);
+                continue;
+            }
+            seen.push_back(uid);
+            if (rec->filename != n) {
+                MessageRecord upd = *rec;
+                upd.filename = n;
+                uint8_t flags = flags_from_letters(parsed.letters);
+                if (flags != rec->flags) {
+                    upd.flags = flags;
+                    upd.modseq = modseq;
+                    changed = true;
+                }
+                if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
+            }
+        }
+        std::sort(seen.begin(), seen.end());
+        // Records whose file is gone: expunged behind our back.
+        std::vector<std::pair<uint32_t, std::string>> gone;
+        {
+            auto cur = txn.cursor(msgs);
+            if (!cur) return cur.error();
+            for (auto e = cur->first(); e && *e; e = cur->next()) {
+                uint32_t uid = key_uid((*e)->key);
+                if (std::binary_search(seen.begin(), seen.end(), uid)) continue;
+                auto rec = decode_record((*e)->value);
+                gone.emplace_back(uid, rec ? std::string(parse_message_name(rec->filename).base) : std::string());
+            }
+        }
+        for (const auto& [uid, base] : gone) {
+            std::string key = uid_key(uid);
+            if (auto r = txn.del(msgs, key); !r) return r.error();
+            if (auto r = txn.del(cache, key); !r) return r.error();
+            if (!base.empty()) {
+                auto owner = txn.get(names, base);
+                if (owner && *owner && key_uid(**owner) == uid) (void)txn.del(names, base);
+            }
+            if (auto s = txn.put(vanished, key, raw(modseq)); !s) return s;
+            changed = true;
+        }
+        if (changed) m->modseq = modseq;
+        // The directory state is recorded only when nothing is left to index.
+        if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+        return write_meta(txn, *m);
+    });
+    if (!st) return st;
+    if (fresh.empty()) return {};
+
+    // Pass 2: unknown files in arrival order (names start with the time),
+    // parsed outside the transaction, indexed in batches.
+    std::sort(fresh.begin(), fresh.end());
+    for (size_t start = 0; start < fresh.size(); start += kBatch) {
+        size_t end = std::min(fresh.size(), start + kBatch);
+        std::vector<ScannedFile> files;
+        files.reserve(end - start);
+        for (size_t i = start; i < end; ++i) files.push_back(scan_file(cur_dir, fresh[i]));
+        bool last = end == fresh.size();
+        st = env_->write([&](lmdb::Txn& txn) -> Status {
+            auto m = read_meta(txn);
+            if (!m) return m.error();
+            init_meta(*m);
+            uint64_t modseq = m->modseq + 1;
+            bool changed = false;
+            for (const auto& f : files) {
+                if (!f.ok) continue;  // vanished meanwhile
+                auto parsed = parse_message_name(f.name);
+                auto known = txn.get(names, parsed.base);
+                if (!known) return known.error();
+                if (*known) continue;  // another process indexed it meanwhile
+                uint32_t uid = 0;
+                if (auto s = index_file(*this, txn, *m, f, flags_from_letters(parsed.letters), 0, f.mtime, 0, modseq, uid); !s)
+                    return s;
+                changed = true;
+            }
+            if (changed) m->modseq = modseq;
+            if (last) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+            return write_meta(txn, *m);
+        });
+        if (!st) return st;
+    }
+    return sync_to_disk(*env_);
+}
+
+Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming) {
+    const std::string tmp_dir = dir_ + "/tmp", cur_dir = dir_ + "/cur";
+    std::vector<std::string> final_names(incoming.size());
+    std::vector<uint32_t> uids;
+    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+        uids.assign(incoming.size(), 0);
+        auto m = read_meta(txn);
+        if (!m) return m.error();
+        init_meta(*m);
+        uint64_t modseq = m->modseq + 1;
+        for (size_t i = 0; i < incoming.size(); ++i) {
+            Incoming& in = incoming[i];
+            uint64_t kw = 0;
+            for (const auto& k : in.keywords)
+                if (auto bit = keyword_bit(*m, k, true)) kw |= uint64_t{1} << *bit;
+            if (final_names[i].empty()) {
+                // A run after MDB_MAP_FULL finds the file already renamed.
+                std::string base = maildir::unique_name() + ",S=" + std::to_string(in.size) + ",W=" +
+                                   std::to_string(in.crlf_size);
+                std::string name = message_file_name(base, in.flags);
+                if (!rename_no_replace(tmp_dir + "/" + in.tmp_name, cur_dir + "/" + name)) continue;
+                final_names[i] = name;
+            }
+            ScannedFile f;
+            f.name = final_names[i];
+            f.size = in.size;
+            f.crlf_size = in.crlf_size;
+            f.cache = in.cache;
+            if (auto s = index_file(*this, txn, *m, f, in.flags, kw, in.internal_date, in.date_offset, modseq, uids[i]); !s)
+                return s;
+        }
+        m->modseq = modseq;
+        return write_meta(txn, *m);
+    });
+    if (!st) return st.error();
+    if (auto s = sys::fsync_dir(cur_dir); !s) return s.error();
+    if (auto s = sync_to_disk(*env_); !s) return s.error();
+    return uids;
+}
+
+}  // namespace tern::mailstore

@@ -1,0 +1,85 @@
+// One folder's LMDB index (layout in index_records.hpp), shared by every
+// Mailbox of this process that has the folder open: LMDB forbids opening
+// one environment twice in a process (its locks are per process), and one
+// imapd serves many sessions that may select the same folder.
+//
+// The folder index is also where the Maildir is reconciled (sync()) and
+// where messages enter the folder (adopt()): both run inside an LMDB write
+// transaction, which is a lock across processes, so two processes never
+// assign the same UID or index the same file twice.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/core/result.hpp"
+#include "lib/lmdb/lmdb.hpp"
+#include "lib/mailstore/index_records.hpp"
+
+namespace tern::mailstore {
+
+struct IndexMeta {
+    uint32_t uidvalidity = 0;
+    uint32_t uidnext = 1;
+    uint64_t modseq = 1;
+    int64_t cur_mtime = 0;
+    uint64_t vanished_floor = 0;
+    std::vector<std::string> keywords;
+};
+
+// A message entering a folder: a file already linked into the folder's
+// tmp/ (tmp_name), with what the index records about it.
+struct Incoming {
+    std::string tmp_name;
+    uint8_t flags = 0;
+    std::vector<std::string> keywords;
+    uint64_t size = 0, crlf_size = 0;
+    int64_t internal_date = 0;
+    int16_t date_offset = 0;
+    ParsedCache cache;
+};
+
+class FolderIndex {
+public:
+    // dir: the folder's Maildir; index_path: the LMDB file.
+    static Result<std::shared_ptr<FolderIndex>> open(const std::string& dir, const std::string& index_path);
+    ~FolderIndex();
+
+    const std::string& dir() const { return dir_; }
+    const std::string& index_path() const { return index_path_; }
+    lmdb::Env& env() { return *env_; }
+    lmdb::Dbi meta, msgs, names, cache, vanished;
+
+    Result<IndexMeta> read_meta(const lmdb::Txn& txn) const;
+    Status write_meta(lmdb::Txn& txn, const IndexMeta& m);
+
+    // Brings the index in line with new/ and cur/: moves new/ files to cur/,
+    // indexes unknown files (parsing only those), records flag changes made
+    // by renames and forgets removed files.  Cheap when nothing changed.
+    Status sync();
+
+    // Renames each Incoming from tmp/ into cur/ and indexes it with the
+    // next UID, in one transaction; returns the UIDs (0 where that one failed).
+    Result<std::vector<uint32_t>> adopt(std::vector<Incoming>& incoming);
+
+    // Keyword bit for name (added to the list when add is true); nullopt when
+    // unknown or the list is full.
+    static std::optional<unsigned> keyword_bit(IndexMeta& m, const std::string& name, bool add);
+
+private:
+    FolderIndex() = default;
+    std::string dir_, index_path_;
+    std::unique_ptr<lmdb::Env> env_;
+};
+
+// Durably makes the last commits' data reach the disk (UID assignments).
+Status sync_to_disk(lmdb::Env& env);
+
+int64_t file_mtime_ns(const std::string& path);
+
+}  // namespace tern::mailstore

@@ -1,0 +1,534 @@
+// The Maildir Mailbox: view, refresh, reads and flag/expunge/copy/move.
+// See maildir_mailbox.hpp; appends are in message_writer.cpp.
+#include "lib/mailstore/maildir_mailbox.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "lib/core/errno_text.hpp"
+#include "lib/core/fd.hpp"
+#include "lib/mailstore/maildir_names.hpp"
+#include "lib/maildir/maildir.hpp"
+#include "lib/maildir/quota.hpp"
+#include "lib/mime/header.hpp"
+
+namespace tern::mailstore {
+namespace {
+
+class MappedBody final : public MessageBody {
+public:
+    MappedBody(Fd fd, void* map, size_t size) : fd_(std::move(fd)), map_(map), size_(size) {}
+    ~MappedBody() override {
+        if (map_) ::munmap(map_, size_);
+    }
+    std::string_view bytes() const override {
+        return map_ ? std::string_view(static_cast<const char*>(map_), size_) : std::string_view();
+    }
+    int fd() const override { return fd_.get(); }
+
+private:
+    Fd fd_;
+    void* map_;
+    size_t size_;
+};
+
+uint64_t keyword_mask(IndexMeta& m, const std::vector<std::string>& names, bool add, bool& full) {
+    uint64_t mask = 0;
+    for (const auto& k : names) {
+        auto bit = FolderIndex::keyword_bit(m, k, add);
+        if (bit) mask |= uint64_t{1} << *bit;
+        else if (add) full = true;
+    }
+    return mask;
+}
+
+// A hard link of a message file into another folder's tmp/ (a copy when the
+// folders are on different file systems).
+Status link_into_tmp(const std::string& from, const std::string& tmp_path) {
+    if (::link(from.c_str(), tmp_path.c_str()) == 0) return {};
+    if (errno != EXDEV) return errno_error("link " + from + " to " + tmp_path);
+    Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return errno_error("open " + from);
+    Fd out(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!out) return errno_error("create " + tmp_path);
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(in.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            ::unlink(tmp_path.c_str());
+            return errno_error("read " + from);
+        }
+        if (n == 0) break;
+        if (::write(out.get(), buf, static_cast<size_t>(n)) != n) {
+            ::unlink(tmp_path.c_str());
+            return errno_error("write " + tmp_path);
+        }
+    }
+    if (::fsync(out.get()) != 0) return errno_error("fsync " + tmp_path);
+    return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<FolderIndex> index, std::string name,
+                                                             bool read_only, FolderContext context) {
+    std::unique_ptr<MaildirMailbox> mb(new MaildirMailbox);
+    mb->name_ = std::move(name);
+    mb->read_only_ = read_only;
+    mb->context_ = std::move(context);
+    mb->index_ = std::move(index);
+    const std::string& dir = mb->index_->dir();
+    // Watch before the first sync so that nothing delivered in between is missed.
+    auto watch = watch_paths({dir + "/new", dir + "/cur", mb->index_->index_path()});
+    if (!watch) return watch.error();
+    mb->watch_ = std::move(*watch);
+    if (auto s = mb->index_->sync(); !s) return s.error();
+    auto first = mb->update_view();
+    if (!first) return first.error();
+    return mb;
+}
+
+MailboxStatus MaildirMailbox::status() const {
+    MailboxStatus s;
+    s.uidvalidity = uidvalidity_;
+    s.uidnext = uidnext_;
+    s.highestmodseq = highestmodseq_;
+    s.messages = static_cast<uint32_t>(view_.size());
+    for (const auto& e : view_) {
+        if (!(e.flags & kSeen)) ++s.unseen;
+        if (e.flags & kDeleted) ++s.deleted;
+        s.highestmodseq = std::max(s.highestmodseq, e.modseq);
+    }
+    s.size = total_size_;
+    return s;
+}
+
+Result<Changes> MaildirMailbox::refresh() {
+    if (watch_) watch_->drain();
+    if (auto s = index_->sync(); !s) return s.error();
+    return update_view();
+}
+
+Result<Changes> MaildirMailbox::update_view() {
+    Changes ch;
+    auto txn = index_->env().begin_read();
+    if (!txn) return txn.error();
+    auto m = index_->read_meta(*txn);
+    if (!m) return m.error();
+    bool reset = uidvalidity_ != 0 && m->uidvalidity != uidvalidity_;
+    if (!reset && m->modseq == highestmodseq_ && m->uidnext == uidnext_ && m->keywords == keywords_) {
+        ch.exists = static_cast<uint32_t>(view_.size());
+        return ch;
+    }
+    std::vector<ViewEntry> fresh;
+    fresh.reserve(view_.size() + 16);
+    uint64_t total = 0;
+    {
+        auto cur = txn->cursor(index_->msgs);
+        if (!cur) return cur.error();
+        auto e = cur->first();
+        for (; e && *e; e = cur->next()) {
+            auto rec = decode_record((*e)->value);
+            if (!rec) continue;
+            fresh.push_back({key_uid((*e)->key), rec->flags, rec->keywords, rec->modseq});
+            total += rec->crlf_size;
+        }
+        if (!e) return e.error();
+    }
+    if (reset) {
+        ch.uidvalidity_changed = true;
+        view_.clear();
+    }
+    size_t i = 0, j = 0;
+    while (i < view_.size() || j < fresh.size()) {
+        if (j == fresh.size() || (i < view_.size() && view_[i].uid < fresh[j].uid)) {
+            ch.expunged_uids.push_back(view_[i].uid);
+            ch.expunged_seqs.push_back(static_cast<uint32_t>(i + 1));
+            ++i;
+        } else if (i == view_.size() || fresh[j].uid < view_[i].uid) {
+            ch.new_uids.push_back(fresh[j].uid);
+            ++j;
+        } else {
+            const ViewEntry& a = view_[i];
+            const ViewEntry& b = fresh[j];
+            if (a.flags != b.flags || a.keywords != b.keywords || a.modseq != b.modseq) ch.flag_changes.push_back(b.uid);
+            ++i;
+            ++j;
+        }
+    }
+    ch.keywords_changed = m->keywords != keywords_;
+    view_ = std::move(fresh);
+    uidvalidity_ = m->uidvalidity;
+    uidnext_ = m->uidnext;
+    highestmodseq_ = m->modseq;
+    keywords_ = m->keywords;
+    total_size_ = total;
+    ch.exists = static_cast<uint32_t>(view_.size());
+    return ch;
+}
+
+Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
+                                const std::function<void(const MessageData&)>& fn) {
+    auto txn = index_->env().begin_read();
+    if (!txn) return txn.error();
+    bool want_cache = fields & (kFieldEnvelope | kFieldBodyStructure | kFieldBody | kFieldHeaders);
+    for (uint32_t uid : uids) {
+        std::string key = uid_key(uid);
+        auto raw = txn->get(index_->msgs, key);
+        if (!raw) return raw.error();
+        if (!*raw) continue;
+        auto rec = decode_record(**raw);
+        if (!rec) continue;
+        MessageData d;
+        d.uid = uid;
+        d.flags = rec->flags;
+        d.keywords = rec->keywords;
+        d.modseq = rec->modseq;
+        d.size = rec->size;
+        d.crlf_size = rec->crlf_size;
+        d.internal_date = rec->internal_date;
+        d.internal_date_offset = rec->date_offset;
+        if (want_cache) {
+            auto c = txn->get(index_->cache, key);
+            if (!c) return c.error();
+            if (*c) {
+                if (auto cache = decode_cache(**c)) {
+                    d.envelope = cache->envelope;
+                    d.bodystructure = cache->bodystructure;
+                    d.body = cache->body;
+                    d.headers = cache->headers;
+                }
+            }
+        }
+        fn(d);
+    }
+    return {};
+}
+
+Result<std::unique_ptr<MessageBody>> MaildirMailbox::open_body(uint32_t uid) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        std::string filename;
+        {
+            auto txn = index_->env().begin_read();
+            if (!txn) return txn.error();
+            auto raw = txn->get(index_->msgs, uid_key(uid));
+            if (!raw) return raw.error();
+            auto rec = *raw ? decode_record(**raw) : std::nullopt;
+            if (!rec) return make_error("no message with UID " + std::to_string(uid));
+            filename = rec->filename;
+        }
+        std::string path = index_->dir() + "/cur/" + filename;
+        Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+        if (!fd) {
+            if (errno == ENOENT && attempt == 0) {
+                // Renamed by another process or tool: learn the new name.
+                if (auto s = index_->sync(); !s) return s.error();
+                continue;
+            }
+            return errno_error("open " + path);
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0) return errno_error("stat " + path);
+        void* map = nullptr;
+        if (st.st_size > 0) {
+            map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd.get(), 0);
+            if (map == MAP_FAILED) return errno_error("mmap " + path);
+        }
+        return std::unique_ptr<MessageBody>(new MappedBody(std::move(fd), map, static_cast<size_t>(st.st_size)));
+    }
+    return make_error("message with UID " + std::to_string(uid) + " is gone");
+}
+
+Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, FlagOp op, const Flags& flags,
+                                                std::optional<uint64_t> unchanged_since) {
+    if (read_only_) return make_error("mailbox is read-only");
+    StoreResult result;
+    struct Update {
+        uint32_t uid;
+        uint8_t flags;
+        uint64_t keywords, modseq;
+    };
+    std::vector<Update> updates;
+    std::vector<std::string> keywords_after;
+    const std::string cur_dir = index_->dir() + "/cur/";
+    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+        updates.clear();
+        result = StoreResult{};
+        auto m = index_->read_meta(txn);
+        if (!m) return m.error();
+        bool full = false;
+        uint64_t kw = keyword_mask(*m, flags.keywords, op != FlagOp::Remove, full);
+        if (full) return make_error("too many keywords in this mailbox (limit " + std::to_string(kMaxKeywords) + ")");
+        uint64_t modseq = m->modseq + 1;
+        for (uint32_t uid : uids) {
+            if (!entry(uid)) continue;
+            std::string key = uid_key(uid);
+            auto raw = txn.get(index_->msgs, key);
+            if (!raw) return raw.error();
+            auto rec = *raw ? decode_record(**raw) : std::nullopt;
+            if (!rec) continue;
+            if (unchanged_since && rec->modseq > *unchanged_since) {
+                result.modified.push_back(uid);
+                continue;
+            }
+            uint8_t nf = rec->flags;
+            uint64_t nk = rec->keywords;
+            switch (op) {
+            case FlagOp::Add: nf |= flags.system; nk |= kw; break;
+            case FlagOp::Remove: nf &= static_cast<uint8_t>(~flags.system); nk &= ~kw; break;
+            case FlagOp::Replace: nf = flags.system & kAllSystemFlags; nk = kw; break;
+            }
+            if (nf == rec->flags && nk == rec->keywords) continue;
+            std::string filename(rec->filename);
+            if (nf != rec->flags) {
+                auto parsed = parse_message_name(rec->filename);
+                std::string renamed = message_file_name(parsed.base, nf, parsed.letters);
+                if (::rename((cur_dir + filename).c_str(), (cur_dir + renamed).c_str()) != 0) {
+                    struct stat s {};
+                    // Gone (expunged elsewhere) unless a previous run of this transaction renamed it.
+                    if (::stat((cur_dir + renamed).c_str(), &s) != 0) continue;
+                }
+                filename = renamed;
+            }
+            MessageRecord upd = *rec;
+            upd.flags = nf;
+            upd.keywords = nk;
+            upd.modseq = modseq;
+            upd.filename = filename;
+            if (auto s = txn.put(index_->msgs, key, encode_record(upd)); !s) return s;
+            updates.push_back({uid, nf, nk, modseq});
+        }
+        keywords_after = m->keywords;
+        if (updates.empty() && keywords_after == keywords_) return {};
+        if (!updates.empty()) m->modseq = modseq;
+        return index_->write_meta(txn, *m);
+    });
+    if (!st) return st.error();
+    for (const auto& u : updates) {
+        uint32_t seq = seq_of(u.uid);
+        if (!seq) continue;
+        ViewEntry& e = view_[seq - 1];
+        e.flags = u.flags;
+        e.keywords = u.keywords;
+        e.modseq = u.modseq;
+        result.changed.push_back(u.uid);
+    }
+    if (!keywords_after.empty() && keywords_after.size() >= keywords_.size()) keywords_ = keywords_after;
+    return result;
+}
+
+Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
+    struct Removed {
+        uint32_t uid;
+        uint64_t size, crlf_size;
+        bool operator<(const Removed& o) const { return uid < o.uid; }
+    };
+    std::vector<Removed> removed;
+    const std::string cur_dir = index_->dir() + "/cur/";
+    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+        removed.clear();
+        auto m = index_->read_meta(txn);
+        if (!m) return m.error();
+        uint64_t modseq = m->modseq + 1;
+        for (uint32_t uid : uids) {
+            std::string key = uid_key(uid);
+            auto raw = txn.get(index_->msgs, key);
+            if (!raw) return raw.error();
+            auto rec = *raw ? decode_record(**raw) : std::nullopt;
+            if (!rec) continue;
+            if (::unlink((cur_dir + std::string(rec->filename)).c_str()) != 0 && errno != ENOENT)
+                return errno_error("unlink " + cur_dir + std::string(rec->filename));
+            std::string base(parse_message_name(rec->filename).base);
+            Removed gone{uid, rec->size, rec->crlf_size};
+            if (auto r = txn.del(index_->msgs, key); !r) return r.error();
+            if (auto r = txn.del(index_->cache, key); !r) return r.error();
+            (void)txn.del(index_->names, base);
+            if (auto s = txn.put(index_->vanished, key, std::string(reinterpret_cast<const char*>(&modseq), 8)); !s)
+                return s;
+            removed.push_back(gone);
+        }
+        if (removed.empty()) return {};
+        m->modseq = modseq;
+        return index_->write_meta(txn, *m);
+    });
+    if (!st) return st.error();
+    Changes ch;
+    if (!removed.empty() && context_.quota_bytes > 0) {
+        int64_t bytes = 0;
+        for (auto& r : removed) bytes += static_cast<int64_t>(r.size);
+        (void)maildir::quota_record(context_.root, context_.quota_bytes, -bytes, -static_cast<int64_t>(removed.size()));
+    }
+    std::sort(removed.begin(), removed.end());
+    std::vector<ViewEntry> kept;
+    kept.reserve(view_.size());
+    size_t k = 0;
+    for (size_t i = 0; i < view_.size(); ++i) {
+        while (k < removed.size() && removed[k].uid < view_[i].uid) ++k;
+        if (k < removed.size() && removed[k].uid == view_[i].uid) {
+            ch.expunged_uids.push_back(view_[i].uid);
+            ch.expunged_seqs.push_back(static_cast<uint32_t>(i + 1));
+        } else {
+            kept.push_back(view_[i]);
+        }
+    }
+    view_ = std::move(kept);
+    ch.exists = static_cast<uint32_t>(view_.size());
+    for (auto& r : removed) total_size_ -= std::min(total_size_, r.crlf_size);
+    return ch;
+}
+
+Result<Changes> MaildirMailbox::expunge(std::optional<std::span<const uint32_t>> only) {
+    if (read_only_) return make_error("mailbox is read-only");
+    std::vector<uint32_t> wanted;
+    {
+        auto txn = index_->env().begin_read();
+        if (!txn) return txn.error();
+        auto consider = [&](uint32_t uid) -> Status {
+            if (!entry(uid)) return {};
+            auto raw = txn->get(index_->msgs, uid_key(uid));
+            if (!raw) return raw.error();
+            auto rec = *raw ? decode_record(**raw) : std::nullopt;
+            if (rec && (rec->flags & kDeleted)) wanted.push_back(uid);
+            return {};
+        };
+        if (only) {
+            for (uint32_t uid : *only)
+                if (auto s = consider(uid); !s) return s.error();
+        } else {
+            for (const auto& e : view_)
+                if (auto s = consider(e.uid); !s) return s.error();
+        }
+    }
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    return remove(wanted);
+}
+
+Result<CopyResult> MaildirMailbox::copy(std::span<const uint32_t> uids, const std::string& dest_folder) {
+    auto dest = context_.open_folder(dest_folder);
+    if (!dest) return dest.error();
+    CopyResult result;
+    std::vector<uint32_t> sorted(uids.begin(), uids.end());
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    const std::string src_cur = index_->dir() + "/cur/", dest_tmp = (*dest)->dir() + "/tmp/";
+    constexpr size_t kChunk = 500;
+    uint64_t copied_bytes = 0;
+    for (size_t start = 0; start < sorted.size(); start += kChunk) {
+        std::vector<Incoming> incoming;
+        std::vector<uint32_t> sources;
+        {
+            auto txn = index_->env().begin_read();
+            if (!txn) return txn.error();
+            auto m = index_->read_meta(*txn);
+            if (!m) return m.error();
+            for (size_t i = start; i < std::min(sorted.size(), start + kChunk); ++i) {
+                uint32_t uid = sorted[i];
+                if (!entry(uid)) continue;
+                std::string key = uid_key(uid);
+                auto raw = txn->get(index_->msgs, key);
+                if (!raw) return raw.error();
+                auto rec = *raw ? decode_record(**raw) : std::nullopt;
+                if (!rec) continue;
+                Incoming in;
+                in.tmp_name = maildir::unique_name();
+                if (auto s = link_into_tmp(src_cur + std::string(rec->filename), dest_tmp + in.tmp_name); !s) {
+                    if (errno == ENOENT) continue;  // expunged meanwhile
+                    return s.error();
+                }
+                in.flags = rec->flags;
+                for (size_t b = 0; b < m->keywords.size(); ++b)
+                    if (rec->keywords & (uint64_t{1} << b)) in.keywords.push_back(m->keywords[b]);
+                in.size = rec->size;
+                in.crlf_size = rec->crlf_size;
+                in.internal_date = rec->internal_date;
+                in.date_offset = rec->date_offset;
+                auto c = txn->get(index_->cache, key);
+                if (c && *c) {
+                    if (auto cache = decode_cache(**c)) {
+                        in.cache.envelope = cache->envelope;
+                        in.cache.bodystructure = cache->bodystructure;
+                        in.cache.body = cache->body;
+                        in.cache.headers = cache->headers;
+                    }
+                }
+                incoming.push_back(std::move(in));
+                sources.push_back(uid);
+            }
+        }
+        auto new_uids = (*dest)->adopt(incoming);
+        if (!new_uids) {
+            for (const auto& in : incoming) ::unlink((dest_tmp + in.tmp_name).c_str());
+            return new_uids.error();
+        }
+        for (size_t i = 0; i < sources.size(); ++i) {
+            if ((*new_uids)[i] == 0) continue;
+            result.source_uids.push_back(sources[i]);
+            result.dest_uids.push_back((*new_uids)[i]);
+            copied_bytes += incoming[i].size;
+        }
+    }
+    auto txn = (*dest)->env().begin_read();
+    if (!txn) return txn.error();
+    auto dm = (*dest)->read_meta(*txn);
+    if (!dm) return dm.error();
+    result.dest_uidvalidity = dm->uidvalidity;
+    if (context_.quota_bytes > 0 && copied_bytes > 0) {
+        // Copies count against the quota like deliveries (the Maildir++ quota covers all folders).
+        (void)maildir::quota_record(context_.root, context_.quota_bytes, static_cast<int64_t>(copied_bytes),
+                                    static_cast<int64_t>(result.dest_uids.size()));
+    }
+    return result;
+}
+
+Result<CopyResult> MaildirMailbox::move(std::span<const uint32_t> uids, const std::string& dest_folder,
+                                        Changes& expunged) {
+    if (read_only_) return make_error("mailbox is read-only");
+    auto copied = copy(uids, dest_folder);
+    if (!copied) return copied.error();
+    std::vector<uint32_t> sources = copied->source_uids;
+    std::sort(sources.begin(), sources.end());
+    auto removed = remove(sources);
+    if (!removed) return removed.error();
+    expunged = std::move(*removed);
+    return copied;
+}
+
+Result<std::vector<uint32_t>> MaildirMailbox::vanished_since(uint64_t modseq, bool& complete) {
+    std::vector<uint32_t> out;
+    auto txn = index_->env().begin_read();
+    if (!txn) return txn.error();
+    auto m = index_->read_meta(*txn);
+    if (!m) return m.error();
+    complete = modseq >= m->vanished_floor;
+    auto cur = txn->cursor(index_->vanished);
+    if (!cur) return cur.error();
+    auto e = cur->first();
+    for (; e && *e; e = cur->next()) {
+        uint64_t ms = 0;
+        if ((*e)->value.size() == sizeof ms) std::memcpy(&ms, (*e)->value.data(), sizeof ms);
+        if (ms > modseq) out.push_back(key_uid((*e)->key));
+    }
+    if (!e) return e.error();
+    return out;
+}
+
+std::string MaildirMailbox::unique_id(uint32_t uid) const {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%08X%08X", uidvalidity_, uid);
+    return buf;
+}
+
+Result<std::unique_ptr<MessageWriter>> MaildirMailbox::append() {
+    if (read_only_) return make_error("mailbox is read-only");
+    return begin_message(index_, context_);
+}
+
+}  // namespace tern::mailstore

@@ -1,0 +1,75 @@
+// The Mailbox of the Maildir store: a session's view over one folder's
+// index (folder_index.hpp), its change notices (change_watcher.hpp), and
+// the operations that write the folder.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/mailstore/change_watcher.hpp"
+#include "lib/mailstore/folder_index.hpp"
+#include "lib/mailstore/mailstore.hpp"
+
+namespace tern::mailstore {
+
+// How a Mailbox reaches other folders of its store (COPY/MOVE targets) and
+// keeps the Maildir++ quota file current.
+struct FolderContext {
+    std::string root;
+    uint64_t quota_bytes = 0;
+    std::function<Result<std::shared_ptr<FolderIndex>>(const std::string& folder)> open_folder;
+};
+
+class MaildirMailbox final : public Mailbox {
+public:
+    static Result<std::unique_ptr<MaildirMailbox>> open(std::shared_ptr<FolderIndex> index, std::string name,
+                                                        bool read_only, FolderContext context);
+
+    const std::string& name() const override { return name_; }
+    MailboxStatus status() const override;
+    bool read_only() const override { return read_only_; }
+    std::span<const ViewEntry> view() const override { return view_; }
+    const std::vector<std::string>& keywords() const override { return keywords_; }
+
+    Result<Changes> refresh() override;
+    int notify_fd() const override { return watch_ ? watch_->fd() : -1; }
+
+    Status for_each(std::span<const uint32_t> uids, uint32_t fields,
+                    const std::function<void(const MessageData&)>& fn) override;
+    Result<std::unique_ptr<MessageBody>> open_body(uint32_t uid) override;
+
+    Result<StoreResult> store_flags(std::span<const uint32_t> uids, FlagOp op, const Flags& flags,
+                                    std::optional<uint64_t> unchanged_since) override;
+    Result<Changes> expunge(std::optional<std::span<const uint32_t>> only) override;
+    Result<std::unique_ptr<MessageWriter>> append() override;
+    Result<CopyResult> copy(std::span<const uint32_t> uids, const std::string& dest_folder) override;
+    Result<CopyResult> move(std::span<const uint32_t> uids, const std::string& dest_folder, Changes& expunged) override;
+    Result<std::vector<uint32_t>> vanished_since(uint64_t modseq, bool& complete) override;
+    std::string unique_id(uint32_t uid) const override;
+
+private:
+    MaildirMailbox() = default;
+    Result<Changes> update_view();
+    // Removes the given UIDs (files and records); updates the view.
+    Result<Changes> remove(const std::vector<uint32_t>& uids);
+
+    std::string name_;
+    bool read_only_ = false;
+    FolderContext context_;
+    std::shared_ptr<FolderIndex> index_;
+    std::unique_ptr<ChangeSubscription> watch_;
+    std::vector<ViewEntry> view_;
+    std::vector<std::string> keywords_;
+    uint32_t uidvalidity_ = 0;
+    uint32_t uidnext_ = 1;
+    uint64_t highestmodseq_ = 0;
+    uint64_t total_size_ = 0;
+};
+
+// Writes an APPEND / delivery into a folder's tmp/ and adopts it on commit.
+// Also used by the Store for folders that are not open.
+Result<std::unique_ptr<MessageWriter>> begin_message(std::shared_ptr<FolderIndex> index, FolderContext context);
+
+}  // namespace tern::mailstore

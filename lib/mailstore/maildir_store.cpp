@@ -1,0 +1,342 @@
+// The Maildir++ Store: folders as ROOT/.Name.Sub directories, the
+// subscriptions file, SPECIAL-USE attributes, quota.  See maildir_store.hpp.
+#include "lib/mailstore/maildir_store.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "lib/core/errno_text.hpp"
+#include "lib/mailstore/maildir_mailbox.hpp"
+#include "lib/maildir/maildir.hpp"
+#include "lib/maildir/quota.hpp"
+#include "lib/sys/files.hpp"
+
+namespace tern::mailstore {
+namespace {
+
+constexpr const char* kSubscriptions = "subscriptions";
+constexpr const char* kSpecialUseFile = "tern-special-use";
+constexpr const char* kIndexFile = "tern-index.lmdb";
+constexpr size_t kMaxNameBytes = 512;
+
+bool is_dir(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+    std::vector<std::string> out;
+    auto data = sys::read_file(path, 4 << 20);
+    if (!data) return out;
+    size_t start = 0;
+    while (start < data->size()) {
+        size_t nl = data->find('\n', start);
+        if (nl == std::string::npos) nl = data->size();
+        if (nl > start) out.push_back(data->substr(start, nl - start));
+        start = nl + 1;
+    }
+    return out;
+}
+
+Status write_lines(const std::string& path, const std::vector<std::string>& lines) {
+    std::string data;
+    for (const auto& l : lines) data += l + "\n";
+    return sys::write_file_atomic(path, data, 0600);
+}
+
+SpecialUse parse_use(std::string_view s) {
+    for (auto u : {SpecialUse::All, SpecialUse::Archive, SpecialUse::Drafts, SpecialUse::Flagged, SpecialUse::Junk,
+                   SpecialUse::Sent, SpecialUse::Trash})
+        if (special_use_name(u) == s) return u;
+    return SpecialUse::None;
+}
+
+Status valid_name(const std::string& name) {
+    if (name.empty()) return make_error("empty mailbox name");
+    if (name.size() > kMaxNameBytes) return make_error("mailbox name too long");
+    if (name.front() == kSeparator || name.back() == kSeparator ||
+        name.find(std::string(2, kSeparator)) != std::string::npos)
+        return make_error("mailbox name has an empty level");
+    for (unsigned char c : name)
+        if (c < 0x20 || c == 0x7f) return make_error("mailbox name has a control character");
+    return {};
+}
+
+class MaildirStore final : public Store {
+public:
+    explicit MaildirStore(MaildirOptions options) : opt_(std::move(options)) {}
+
+    Result<std::vector<FolderInfo>> list_folders() override;
+    Result<bool> exists(const std::string& name) override;
+    Status create_folder(const std::string& name, SpecialUse use) override;
+    Status delete_folder(const std::string& name) override;
+    Status rename_folder(const std::string& from, const std::string& to) override;
+    Status subscribe(const std::string& name, bool on) override;
+    Result<std::vector<std::string>> subscriptions() override;
+    Status create_default_folders() override;
+    Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only) override;
+    Result<MailboxStatus> status(const std::string& name) override;
+    Result<QuotaUsage> quota_usage() override;
+
+private:
+    static std::string folder_dir(const MaildirOptions& o, const std::string& name) {
+        return name == kInbox ? o.root : o.root + "/" + folder_dir_name(name);
+    }
+    static std::string index_path(const MaildirOptions& o, const std::string& name) {
+        if (o.index_dir.empty()) return folder_dir(o, name) + "/" + kIndexFile;
+        return o.index_dir + "/" + (name == kInbox ? std::string("INBOX") : folder_dir_name(name)) + "." + kIndexFile;
+    }
+    static Result<std::shared_ptr<FolderIndex>> open_index(const MaildirOptions& o, const std::string& raw_name) {
+        std::string name = canonical_name(raw_name);
+        std::string dir = folder_dir(o, name);
+        if (!is_dir(dir + "/cur")) return make_error("mailbox does not exist: " + name);
+        if (auto s = maildir::ensure_maildir(dir); !s) return s.error();
+        return FolderIndex::open(dir, index_path(o, name));
+    }
+    FolderContext context() const {
+        FolderContext c;
+        c.root = opt_.root;
+        c.quota_bytes = opt_.quota_bytes;
+        MaildirOptions o = opt_;
+        c.open_folder = [o](const std::string& name) { return open_index(o, name); };
+        return c;
+    }
+    std::map<std::string, SpecialUse> special_uses() const {
+        std::map<std::string, SpecialUse> out;
+        for (const auto& line : read_lines(opt_.root + "/" + kSpecialUseFile)) {
+            size_t tab = line.find('\t');
+            if (tab == std::string::npos) continue;
+            SpecialUse u = parse_use(line.substr(0, tab));
+            if (u != SpecialUse::None) out[line.substr(tab + 1)] = u;
+        }
+        return out;
+    }
+    Status save_special_uses(const std::map<std::string, SpecialUse>& uses) {
+        std::vector<std::string> lines;
+        for (const auto& [name, use] : uses) lines.push_back(std::string(special_use_name(use)) + "\t" + name);
+        return write_lines(opt_.root + "/" + kSpecialUseFile, lines);
+    }
+    // Every folder directory below the root, decoded.
+    std::vector<std::string> folder_names() const {
+        std::vector<std::string> out;
+        DIR* d = ::opendir(opt_.root.c_str());
+        if (!d) return out;
+        while (struct dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            if (n.size() < 2 || n[0] != '.' || n == "..") continue;
+            auto folder = folder_from_dir_name(n);
+            if (folder && is_dir(opt_.root + "/" + n + "/cur")) out.push_back(*folder);
+        }
+        ::closedir(d);
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    MaildirOptions opt_;
+};
+
+Result<std::vector<FolderInfo>> MaildirStore::list_folders() {
+    std::vector<std::string> names = folder_names();
+    std::set<std::string> all(names.begin(), names.end());
+    std::set<std::string> selectable = all;
+    all.insert(std::string(kInbox));
+    selectable.insert(std::string(kInbox));
+    // Parents that exist only through their children (\Noselect, RFC 9051 6.3.9).
+    for (const auto& n : names)
+        for (size_t p = n.find(kSeparator); p != std::string::npos; p = n.find(kSeparator, p + 1)) all.insert(n.substr(0, p));
+    auto uses = special_uses();
+    auto subs = subscriptions();
+    std::set<std::string> subscribed;
+    if (subs) subscribed.insert(subs->begin(), subs->end());
+    std::vector<FolderInfo> out;
+    for (const auto& n : all) {
+        FolderInfo f;
+        f.name = n;
+        f.selectable = selectable.count(n) > 0;
+        f.subscribed = subscribed.count(n) > 0;
+        auto u = uses.find(n);
+        if (u != uses.end()) f.special_use = u->second;
+        auto next = all.upper_bound(n);
+        f.has_children = next != all.end() && next->size() > n.size() && next->compare(0, n.size(), n) == 0 &&
+                         (*next)[n.size()] == kSeparator;
+        // A child may sort after names like "n!" that share the prefix: look further.
+        if (!f.has_children) {
+            std::string prefix = n + kSeparator;
+            auto it = all.lower_bound(prefix);
+            f.has_children = it != all.end() && it->compare(0, prefix.size(), prefix) == 0;
+        }
+        out.push_back(std::move(f));
+    }
+    return out;
+}
+
+Result<bool> MaildirStore::exists(const std::string& raw) {
+    std::string name = canonical_name(raw);
+    if (name != kInbox)
+        if (auto v = valid_name(name); !v) return false;
+    return is_dir(folder_dir(opt_, name) + "/cur");
+}
+
+Status MaildirStore::create_folder(const std::string& raw, SpecialUse use) {
+    std::string name = canonical_name(raw);
+    if (auto v = valid_name(name); !v) return v;
+    if (name == kInbox) return make_error("INBOX always exists");
+    std::string dir = folder_dir(opt_, name);
+    if (is_dir(dir + "/cur")) return make_error("mailbox already exists: " + name);
+    if (auto s = maildir::ensure_maildir(dir); !s) return s;
+    // Maildir++: marks a folder for deliverers that look (courier, maildrop).
+    if (auto s = sys::write_file_atomic(dir + "/maildirfolder", "", 0600); !s) return s;
+    if (use != SpecialUse::None) {
+        auto uses = special_uses();
+        uses[name] = use;
+        if (auto s = save_special_uses(uses); !s) return s;
+    }
+    return {};
+}
+
+Status MaildirStore::delete_folder(const std::string& raw) {
+    std::string name = canonical_name(raw);
+    if (name == kInbox) return make_error("INBOX cannot be deleted");
+    if (auto v = valid_name(name); !v) return v;
+    std::string dir = folder_dir(opt_, name);
+    if (!is_dir(dir + "/cur")) return make_error("mailbox does not exist: " + name);
+    std::error_code ec;
+    // Rename first so that a half-done removal never looks like a folder.
+    std::string doomed = opt_.root + "/tern-deleting." + std::to_string(::getpid()) + "." + std::to_string(::time(nullptr));
+    if (::rename(dir.c_str(), doomed.c_str()) != 0) return errno_error("rename " + dir);
+    std::filesystem::remove_all(doomed, ec);
+    if (ec) return make_error("remove " + doomed + ": " + ec.message());
+    if (!opt_.index_dir.empty()) {
+        std::string idx = index_path(opt_, name);
+        ::unlink(idx.c_str());
+        ::unlink((idx + "-lock").c_str());
+    }
+    auto uses = special_uses();
+    if (uses.erase(name)) return save_special_uses(uses);
+    return {};
+}
+
+Status MaildirStore::rename_folder(const std::string& raw_from, const std::string& raw_to) {
+    std::string from = canonical_name(raw_from), to = canonical_name(raw_to);
+    if (auto v = valid_name(to); !v) return v;
+    if (to == kInbox) return make_error("cannot rename to INBOX");
+    if (is_dir(folder_dir(opt_, to) + "/cur")) return make_error("mailbox already exists: " + to);
+    if (to.size() > from.size() && to.compare(0, from.size(), from) == 0 && to[from.size()] == kSeparator)
+        return make_error("cannot rename a mailbox into itself");
+    if (from == kInbox) {
+        // RFC 9051 6.3.6: move INBOX's messages into a new folder; INBOX stays, empty.
+        if (auto s = create_folder(to, SpecialUse::None); !s) return s;
+        auto inbox = open(std::string(kInbox), false);
+        if (!inbox) return inbox.error();
+        std::vector<uint32_t> uids;
+        for (const auto& e : (*inbox)->view()) uids.push_back(e.uid);
+        Changes gone;
+        auto moved = (*inbox)->move(uids, to, gone);
+        if (!moved) return moved.error();
+        return {};
+    }
+    if (auto v = valid_name(from); !v) return v;
+    std::vector<std::string> affected;
+    for (const auto& n : folder_names())
+        if (n == from || (n.size() > from.size() && n.compare(0, from.size(), from) == 0 && n[from.size()] == kSeparator))
+            affected.push_back(n);
+    if (affected.empty()) return make_error("mailbox does not exist: " + from);
+    auto uses = special_uses();
+    for (const auto& n : affected) {
+        std::string target = to + n.substr(from.size());
+        if (::rename(folder_dir(opt_, n).c_str(), folder_dir(opt_, target).c_str()) != 0)
+            return errno_error("rename " + folder_dir(opt_, n));
+        if (!opt_.index_dir.empty()) {
+            ::rename(index_path(opt_, n).c_str(), index_path(opt_, target).c_str());
+            ::rename((index_path(opt_, n) + "-lock").c_str(), (index_path(opt_, target) + "-lock").c_str());
+        }
+        auto u = uses.find(n);
+        if (u != uses.end()) {
+            SpecialUse use = u->second;
+            uses.erase(u);
+            uses[target] = use;
+        }
+    }
+    return save_special_uses(uses);
+}
+
+Status MaildirStore::subscribe(const std::string& raw, bool on) {
+    std::string name = canonical_name(raw);
+    if (name != kInbox)
+        if (auto v = valid_name(name); !v) return v;
+    auto lines = read_lines(opt_.root + "/" + kSubscriptions);
+    auto it = std::find(lines.begin(), lines.end(), name);
+    if (on == (it != lines.end())) return {};
+    if (on) lines.push_back(name);
+    else lines.erase(it);
+    return write_lines(opt_.root + "/" + kSubscriptions, lines);
+}
+
+Result<std::vector<std::string>> MaildirStore::subscriptions() {
+    return read_lines(opt_.root + "/" + kSubscriptions);
+}
+
+Status MaildirStore::create_default_folders() {
+    if (auto s = maildir::ensure_maildir(opt_.root); !s) return s;
+    if (auto s = subscribe(std::string(kInbox), true); !s) return s;
+    const std::pair<const char*, SpecialUse> defaults[] = {{"Drafts", SpecialUse::Drafts},
+                                                           {"Sent", SpecialUse::Sent},
+                                                           {"Trash", SpecialUse::Trash},
+                                                           {"Junk", SpecialUse::Junk},
+                                                           {"Archive", SpecialUse::Archive}};
+    auto uses = special_uses();
+    for (const auto& [name, use] : defaults) {
+        bool taken = std::any_of(uses.begin(), uses.end(), [&](const auto& u) { return u.second == use; });
+        if (!is_dir(folder_dir(opt_, name) + "/cur")) {
+            if (auto s = create_folder(name, taken ? SpecialUse::None : use); !s) return s;
+            if (auto s = subscribe(name, true); !s) return s;
+        } else if (!taken && !uses.count(name)) {
+            uses[name] = use;
+            if (auto s = save_special_uses(uses); !s) return s;
+        }
+        uses = special_uses();
+    }
+    return {};
+}
+
+Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool read_only) {
+    std::string name = canonical_name(raw);
+    if (name != kInbox)
+        if (auto v = valid_name(name); !v) return v.error();
+    auto idx = open_index(opt_, name);
+    if (!idx) return idx.error();
+    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context());
+    if (!mb) return mb.error();
+    return std::unique_ptr<Mailbox>(std::move(*mb));
+}
+
+Result<MailboxStatus> MaildirStore::status(const std::string& name) {
+    auto mb = open(name, true);
+    if (!mb) return mb.error();
+    return (*mb)->status();
+}
+
+Result<QuotaUsage> MaildirStore::quota_usage() {
+    auto u = opt_.quota_bytes > 0 ? maildir::quota_usage(opt_.root, opt_.quota_bytes) : maildir::scan_usage(opt_.root);
+    if (!u) return u.error();
+    return QuotaUsage{u->bytes, u->messages};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_maildir_store(const MaildirOptions& options) {
+    if (options.root.empty() || options.root.front() != '/') return make_error("mail root must be an absolute path");
+    if (!is_dir(options.root + "/cur")) {
+        if (!options.create) return make_error("no Maildir at " + options.root);
+        if (auto s = maildir::ensure_maildir(options.root); !s) return s.error();
+    }
+    return std::unique_ptr<Store>(new MaildirStore(options));
+}
+
+}  // namespace tern::mailstore

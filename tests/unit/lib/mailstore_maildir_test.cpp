@@ -1,0 +1,500 @@
+// Unit tests for lib/mailstore's Maildir + LMDB implementation: folders,
+// append/fetch byte accounting, changes behind the store's back (delivery
+// into new/, flag renames, removals), persistence across reopen, CONDSTORE,
+// expunge/copy/move, concurrent writers in two processes, change notices.
+#include <catch2/catch.hpp>
+
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+#include "lib/mailstore/maildir_names.hpp"
+#include "lib/mailstore/maildir_store.hpp"
+#include "lib/maildir/maildir.hpp"
+
+using namespace tern::mailstore;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempRoot {
+    fs::path path;
+    TempRoot() {
+        char tmpl[] = "/tmp/tern-mailstore-XXXXXX";
+        path = ::mkdtemp(tmpl);
+        path /= "Maildir";
+    }
+    ~TempRoot() { fs::remove_all(path.parent_path()); }
+};
+
+std::unique_ptr<Store> open_store(const TempRoot& t) {
+    MaildirOptions o;
+    o.root = t.path.string();
+    auto s = open_maildir_store(o);
+    REQUIRE(s.ok());
+    return std::move(*s);
+}
+
+uint32_t append(Mailbox& mb, std::string_view data, Flags flags = {}, int64_t date = 0) {
+    auto w = mb.append();
+    REQUIRE(w.ok());
+    // In two pieces, split inside a CRLF, as a literal arrives from the network.
+    size_t half = data.find("\r\n") != std::string_view::npos ? data.find("\r\n") + 1 : data.size() / 2;
+    REQUIRE((*w)->write(data.substr(0, half)).ok());
+    REQUIRE((*w)->write(data.substr(half)).ok());
+    auto uid = (*w)->commit(flags, date);
+    REQUIRE(uid.ok());
+    return *uid;
+}
+
+std::string deliver(const fs::path& maildir, const std::string& body) {
+    auto w = tern::maildir::MaildirWriter::create(maildir.string());
+    REQUIRE(w.ok());
+    REQUIRE(w->write(body).ok());
+    auto d = w->commit();
+    REQUIRE(d.ok());
+    return d->path;
+}
+
+std::vector<std::string> files_in(const fs::path& dir) {
+    std::vector<std::string> out;
+    for (auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+bool readable_within(int fd, int ms) {
+    struct pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+
+const std::string kMsg =
+    "From: Alice <alice@example.org>\r\nTo: bob@example.net\r\nSubject: hello\r\n"
+    "Date: Wed, 2 Dec 2026 05:00:00 +0000\r\nMessage-ID: <1@example.org>\r\n\r\nHi Bob.\r\nBye.\r\n";
+
+}  // namespace
+
+TEST_CASE("mailstore names: folders and message files", "[mailstore]") {
+    CHECK(folder_dir_name("Sent") == ".Sent");
+    CHECK(folder_dir_name("Work/2024.Q1") == ".Work.2024%2EQ1");
+    CHECK(folder_dir_name("~x/%y") == ".%7Ex.%25y");
+    for (std::string n : {"Sent", "Work/2024.Q1", "~x/%y", "caf\xc3\xa9", "a/b/c"})
+        CHECK(folder_from_dir_name(folder_dir_name(n)) == std::optional<std::string>(n));
+    CHECK_FALSE(folder_from_dir_name("."));
+    CHECK_FALSE(folder_from_dir_name(".."));
+    CHECK_FALSE(folder_from_dir_name("..a"));
+    CHECK_FALSE(folder_from_dir_name(".a."));
+    CHECK_FALSE(folder_from_dir_name("cur"));
+
+    auto m = parse_message_name("1700000000.M1P2Q3.host,S=120,W=124:2,FS");
+    CHECK(m.base == "1700000000.M1P2Q3.host,S=120,W=124");
+    CHECK(m.letters == "FS");
+    CHECK(m.size == std::optional<uint64_t>(120));
+    CHECK(m.crlf_size == std::optional<uint64_t>(124));
+    CHECK(flags_from_letters("DFPRST") == (kDraft | kFlagged | kAnswered | kSeen | kDeleted));
+    auto plain = parse_message_name("123.abc");
+    CHECK_FALSE(plain.has_info);
+    CHECK_FALSE(plain.size);
+    CHECK(message_file_name("b", kSeen | kAnswered, "Pa") == "b:2,PRSa");
+    CHECK(message_file_name("b", 0) == "b:2,");
+}
+
+TEST_CASE("mailstore: default folders, hierarchy, subscriptions", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    REQUIRE(store->create_default_folders().ok());
+    REQUIRE(store->create_default_folders().ok());  // idempotent
+    REQUIRE(store->create_folder("Work/Projects/tern").ok());
+    CHECK_FALSE(store->create_folder("Sent").ok());
+    CHECK_FALSE(store->create_folder("a//b").ok());
+    CHECK_FALSE(store->create_folder("/a").ok());
+    CHECK_FALSE(store->create_folder("inbox").ok());
+    auto list = store->list_folders();
+    REQUIRE(list.ok());
+    std::map<std::string, FolderInfo> by;
+    for (auto& f : *list) by[f.name] = f;
+    REQUIRE(by.count("INBOX"));
+    CHECK(by["INBOX"].subscribed);
+    CHECK(by["Sent"].special_use == SpecialUse::Sent);
+    CHECK(by["Trash"].special_use == SpecialUse::Trash);
+    CHECK(by["Junk"].special_use == SpecialUse::Junk);
+    CHECK(by["Drafts"].special_use == SpecialUse::Drafts);
+    CHECK(by["Archive"].special_use == SpecialUse::Archive);
+    CHECK(by["Archive"].subscribed);
+    CHECK_FALSE(by["Work"].selectable);  // only a parent
+    CHECK(by["Work"].has_children);
+    CHECK(by["Work/Projects/tern"].selectable);
+    CHECK_FALSE(by["Work/Projects/tern"].has_children);
+    CHECK(fs::is_directory(t.path / ".Work.Projects.tern" / "cur"));
+    CHECK(store->exists("work/Projects/tern").ok());
+    CHECK(*store->exists("inbox"));
+    CHECK_FALSE(*store->exists("Nope"));
+
+    REQUIRE(store->rename_folder("Work", "Jobs").ok());
+    CHECK(fs::is_directory(t.path / ".Jobs.Projects.tern"));
+    CHECK(*store->exists("Jobs/Projects/tern"));
+    CHECK_FALSE(store->rename_folder("Jobs/Projects/tern", "Sent").ok());
+    REQUIRE(store->rename_folder("Sent", "Sent Items").ok());
+    auto after = store->list_folders();
+    REQUIRE(after.ok());
+    bool sent_moved = false;
+    for (auto& f : *after)
+        if (f.name == "Sent Items") sent_moved = f.special_use == SpecialUse::Sent;
+    CHECK(sent_moved);
+
+    REQUIRE(store->subscribe("Jobs/Projects/tern", true).ok());
+    REQUIRE(store->subscribe("Drafts", false).ok());
+    auto subs = store->subscriptions();
+    REQUIRE(subs.ok());
+    std::set<std::string> s(subs->begin(), subs->end());
+    CHECK(s.count("Jobs/Projects/tern"));
+    CHECK_FALSE(s.count("Drafts"));
+
+    REQUIRE(store->delete_folder("Jobs/Projects/tern").ok());
+    CHECK_FALSE(*store->exists("Jobs/Projects/tern"));
+    CHECK_FALSE(store->delete_folder("INBOX").ok());
+    CHECK_FALSE(store->delete_folder("Nope").ok());
+}
+
+TEST_CASE("mailstore: append stores LF, reports exact CRLF size, caches ENVELOPE", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    Mailbox& inbox = **mb;
+    uint32_t uidvalidity = inbox.status().uidvalidity;
+    CHECK(uidvalidity != 0);
+    Flags f;
+    f.system = kSeen;
+    f.keywords = {"$Forwarded"};
+    uint32_t uid = append(inbox, kMsg, f, 1700000000);
+    CHECK(uid == 1);
+    CHECK(inbox.view().empty());  // not before refresh
+    auto ch = inbox.refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->new_uids == std::vector<uint32_t>{1});
+    CHECK(ch->exists == 1);
+    REQUIRE(inbox.view().size() == 1);
+    CHECK(inbox.view()[0].flags == kSeen);
+    REQUIRE(inbox.keywords() == std::vector<std::string>{"$Forwarded"});
+    CHECK(inbox.view()[0].keywords == 1);
+
+    std::string lf = kMsg;
+    for (size_t p; (p = lf.find("\r\n")) != std::string::npos;) lf.replace(p, 2, "\n");
+    bool seen = false;
+    REQUIRE(inbox.for_each(std::vector<uint32_t>{1}, kFieldSizes | kFieldInternalDate | kFieldEnvelope | kFieldHeaders |
+                                                       kFieldBodyStructure,
+                           [&](const MessageData& d) {
+                               seen = true;
+                               CHECK(d.size == lf.size());
+                               CHECK(d.crlf_size == kMsg.size());
+                               CHECK(d.internal_date == 1700000000);
+                               CHECK(d.envelope ==
+                                     "(\"Wed, 2 Dec 2026 05:00:00 +0000\" \"hello\" ((\"Alice\" NIL \"alice\" \"example.org\")) "
+                                     "((\"Alice\" NIL \"alice\" \"example.org\")) ((\"Alice\" NIL \"alice\" \"example.org\")) "
+                                     "((NIL NIL \"bob\" \"example.net\")) NIL NIL NIL \"<1@example.org>\")");
+                               CHECK(d.bodystructure ==
+                                     "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 15 2 NIL NIL NIL NIL)");
+                               CHECK(d.headers.find("Subject: hello\n") != std::string_view::npos);
+                               CHECK(d.headers.find("Message-ID: <1@example.org>\n") != std::string_view::npos);
+                           })
+                .ok());
+    CHECK(seen);
+    auto body = inbox.open_body(1);
+    REQUIRE(body.ok());
+    CHECK((*body)->bytes() == lf);
+    auto cur = files_in(t.path / "cur");
+    REQUIRE(cur.size() == 1);
+    CHECK(cur[0].find(",S=" + std::to_string(lf.size()) + ",W=" + std::to_string(kMsg.size()) + ":2,S") != std::string::npos);
+    CHECK(files_in(t.path / "tmp").empty());
+    CHECK(inbox.unique_id(1).size() == 16);
+    CHECK(inbox.seq_of(1) == 1);
+    CHECK(inbox.seq_of(2) == 0);
+}
+
+TEST_CASE("mailstore: changes behind the store's back, notices, restart", "[mailstore]") {
+    TempRoot t;
+    uint32_t uidvalidity = 0;
+    {
+        auto store = open_store(t);
+        auto mb = store->open("INBOX");
+        REQUIRE(mb.ok());
+        Mailbox& inbox = **mb;
+        uidvalidity = inbox.status().uidvalidity;
+
+        // A delivery by local-delivery: noticed within a second, moved to cur/.
+        deliver(t.path, "Subject: one\n\nfirst\n");
+        REQUIRE(inbox.notify_fd() >= 0);
+        CHECK(readable_within(inbox.notify_fd(), 1000));
+        auto ch = inbox.refresh();
+        REQUIRE(ch.ok());
+        CHECK(ch->new_uids == std::vector<uint32_t>{1});
+        CHECK(files_in(t.path / "new").empty());
+        auto cur = files_in(t.path / "cur");
+        REQUIRE(cur.size() == 1);
+        CHECK(cur[0].size() > 3);
+        CHECK(cur[0].substr(cur[0].size() - 3) == ":2,");
+        auto quiet = inbox.refresh();
+        REQUIRE(quiet.ok());
+        CHECK_FALSE(quiet->any());
+
+        deliver(t.path, "Subject: two\n\nsecond\n");
+        deliver(t.path, "Subject: three\n\nthird\n");
+        ch = inbox.refresh();
+        REQUIRE(ch.ok());
+        CHECK(ch->new_uids == std::vector<uint32_t>{2, 3});
+        uint64_t modseq_before = inbox.view()[0].modseq;
+
+        // Another tool (mutt) marks message 1 seen and flagged by renaming it.
+        cur = files_in(t.path / "cur");
+        std::string first;
+        for (auto& n : cur) {
+            std::ifstream in(t.path / "cur" / n);
+            std::string line;
+            std::getline(in, line);
+            if (line == "Subject: one") first = n;
+        }
+        REQUIRE_FALSE(first.empty());
+        fs::rename(t.path / "cur" / first, t.path / "cur" / (first + "FS"));
+        CHECK(readable_within(inbox.notify_fd(), 1000));
+        ch = inbox.refresh();
+        REQUIRE(ch.ok());
+        CHECK(ch->flag_changes == std::vector<uint32_t>{1});
+        CHECK(inbox.view()[0].flags == (kSeen | kFlagged));
+        CHECK(inbox.view()[0].modseq > modseq_before);
+
+        // Another tool deletes message 2.
+        for (auto& n : files_in(t.path / "cur")) {
+            std::ifstream in(t.path / "cur" / n);
+            std::string line;
+            std::getline(in, line);
+            if (line == "Subject: two") fs::remove(t.path / "cur" / n);
+        }
+        ch = inbox.refresh();
+        REQUIRE(ch.ok());
+        CHECK(ch->expunged_uids == std::vector<uint32_t>{2});
+        CHECK(ch->expunged_seqs == std::vector<uint32_t>{2});
+        CHECK(ch->exists == 2);
+        bool complete = false;
+        auto gone = inbox.vanished_since(1, complete);
+        REQUIRE(gone.ok());
+        CHECK(*gone == std::vector<uint32_t>{2});
+        CHECK(complete);
+
+        // Content is parsed only for new files: rewriting a known file in
+        // place does not change its cached envelope.
+        for (auto& n : files_in(t.path / "cur")) {
+            std::ifstream in(t.path / "cur" / n);
+            std::string line;
+            std::getline(in, line);
+            if (line == "Subject: three") {
+                in.close();
+                std::ofstream out(t.path / "cur" / n, std::ios::trunc);
+                out << "Subject: changed\n\nx\n";
+            }
+        }
+        REQUIRE(inbox.refresh().ok());
+        std::string env;
+        REQUIRE(inbox.for_each(std::vector<uint32_t>{3}, kFieldEnvelope, [&](const MessageData& d) { env = d.envelope; }).ok());
+        CHECK(env.find("\"three\"") != std::string::npos);
+    }
+    // Restart: same UIDVALIDITY, UIDs, flags and modseqs.
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    CHECK((*mb)->status().uidvalidity == uidvalidity);
+    REQUIRE((*mb)->view().size() == 2);
+    CHECK((*mb)->view()[0].uid == 1);
+    CHECK((*mb)->view()[0].flags == (kSeen | kFlagged));
+    CHECK((*mb)->view()[1].uid == 3);
+    CHECK((*mb)->status().uidnext == 4);
+
+    // Losing the index gives a new UIDVALIDITY (RFC 9051 2.3.1.1), messages kept.
+    mb->reset();
+    store.reset();
+    fs::remove(t.path / "tern-index.lmdb");
+    fs::remove(t.path / "tern-index.lmdb-lock");
+    store = open_store(t);
+    auto again = store->open("INBOX");
+    REQUIRE(again.ok());
+    CHECK((*again)->view().size() == 2);
+    CHECK((*again)->view()[0].flags == (kSeen | kFlagged));  // from the file name
+}
+
+TEST_CASE("mailstore: STORE with UNCHANGEDSINCE, two sessions, expunge", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto a = store->open("INBOX");
+    auto b = store->open("INBOX");
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    for (int i = 0; i < 3; ++i) append(**a, "Subject: m" + std::to_string(i) + "\r\n\r\nbody\r\n");
+    REQUIRE((*a)->refresh().ok());
+    REQUIRE((*b)->refresh().ok());
+    uint64_t ms2 = (*a)->entry(2)->modseq;
+    uint64_t ms3 = (*a)->entry(3)->modseq;  // appends each got their own modseq
+    CHECK(ms3 > ms2);
+
+    Flags del;
+    del.system = kDeleted | kSeen;
+    auto r = (*a)->store_flags(std::vector<uint32_t>{1, 2}, FlagOp::Add, del, ms2);
+    REQUIRE(r.ok());
+    CHECK(r->changed == std::vector<uint32_t>{1, 2});
+    CHECK(r->modified.empty());
+    uint64_t ms_after = (*a)->entry(2)->modseq;
+    CHECK(ms_after > ms2);
+    // Own changes are not reported again.
+    auto own = (*a)->refresh();
+    REQUIRE(own.ok());
+    CHECK(own->flag_changes.empty());
+    // The other session sees them.
+    auto other = (*b)->refresh();
+    REQUIRE(other.ok());
+    CHECK(other->flag_changes == std::vector<uint32_t>{1, 2});
+    CHECK((*b)->entry(1)->flags == (kDeleted | kSeen));
+    // A stale UNCHANGEDSINCE is refused per message (RFC 7162 3.1.3).
+    Flags flagged;
+    flagged.system = kFlagged;
+    auto stale = (*b)->store_flags(std::vector<uint32_t>{2, 3}, FlagOp::Add, flagged, ms3);
+    REQUIRE(stale.ok());
+    CHECK(stale->modified == std::vector<uint32_t>{2});
+    CHECK(stale->changed == std::vector<uint32_t>{3});
+    // Keywords: added on demand, removed, and the file name keeps system flags.
+    Flags kw;
+    kw.keywords = {"Work", "$Junk"};
+    REQUIRE((*a)->store_flags(std::vector<uint32_t>{3}, FlagOp::Add, kw).ok());
+    CHECK((*a)->keywords().size() == 2);
+    CHECK((*a)->entry(3)->keywords == 3);
+    Flags only_work;
+    only_work.keywords = {"work"};
+    REQUIRE((*a)->store_flags(std::vector<uint32_t>{3}, FlagOp::Remove, only_work).ok());
+    CHECK((*a)->entry(3)->keywords == 2);
+
+    // UID EXPUNGE of 2 only, then EXPUNGE.
+    auto e1 = (*a)->expunge(std::vector<uint32_t>{2});
+    REQUIRE(e1.ok());
+    CHECK(e1->expunged_uids == std::vector<uint32_t>{2});
+    CHECK(e1->expunged_seqs == std::vector<uint32_t>{2});
+    auto e2 = (*a)->expunge();
+    REQUIRE(e2.ok());
+    CHECK(e2->expunged_uids == std::vector<uint32_t>{1});
+    CHECK((*a)->view().size() == 1);
+    CHECK(files_in(t.path / "cur").size() == 1);
+    auto seen_by_b = (*b)->refresh();
+    REQUIRE(seen_by_b.ok());
+    CHECK(seen_by_b->expunged_uids == std::vector<uint32_t>{1, 2});
+    CHECK(seen_by_b->expunged_seqs == std::vector<uint32_t>{1, 2});
+
+    auto ro = store->open("INBOX", true);
+    REQUIRE(ro.ok());
+    CHECK_FALSE((*ro)->store_flags(std::vector<uint32_t>{3}, FlagOp::Add, flagged).ok());
+    CHECK_FALSE((*ro)->expunge().ok());
+}
+
+TEST_CASE("mailstore: COPY and MOVE keep flags, keywords, dates, cache", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    REQUIRE(store->create_default_folders().ok());
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    Flags f;
+    f.system = kFlagged;
+    f.keywords = {"$Label1"};
+    append(**mb, kMsg, f, 1600000000);
+    append(**mb, "Subject: two\r\n\r\nx\r\n");
+    REQUIRE((*mb)->refresh().ok());
+    auto c = (*mb)->copy(std::vector<uint32_t>{1, 2}, "Archive");
+    REQUIRE(c.ok());
+    CHECK(c->source_uids == std::vector<uint32_t>{1, 2});
+    CHECK(c->dest_uids == std::vector<uint32_t>{1, 2});
+    CHECK(c->dest_uidvalidity == store->status("Archive")->uidvalidity);
+    CHECK_FALSE((*mb)->copy(std::vector<uint32_t>{1}, "Nope").ok());
+
+    auto archive = store->open("Archive");
+    REQUIRE(archive.ok());
+    REQUIRE((*archive)->view().size() == 2);
+    CHECK((*archive)->view()[0].flags == kFlagged);
+    CHECK((*archive)->keywords() == std::vector<std::string>{"$Label1"});
+    REQUIRE((*archive)->for_each(std::vector<uint32_t>{1}, kFieldSizes | kFieldInternalDate | kFieldEnvelope,
+                                 [&](const MessageData& d) {
+                                     CHECK(d.crlf_size == kMsg.size());
+                                     CHECK(d.internal_date == 1600000000);
+                                     CHECK(d.envelope.find("\"hello\"") != std::string_view::npos);
+                                 })
+                .ok());
+
+    Changes gone;
+    auto m = (*mb)->move(std::vector<uint32_t>{2}, "Trash", gone);
+    REQUIRE(m.ok());
+    CHECK(m->dest_uids == std::vector<uint32_t>{1});
+    CHECK(gone.expunged_uids == std::vector<uint32_t>{2});
+    CHECK((*mb)->view().size() == 1);
+    CHECK(store->status("Trash")->messages == 1);
+    CHECK(store->status("INBOX")->messages == 1);
+    auto usage = store->quota_usage();
+    REQUIRE(usage.ok());
+    CHECK(usage->messages == 4);  // INBOX 1, Archive 2, Trash 1
+
+    // RENAME INBOX moves its messages into the new folder.
+    REQUIRE(store->rename_folder("INBOX", "Old").ok());
+    CHECK(store->status("Old")->messages == 1);
+    CHECK(store->status("INBOX")->messages == 0);
+}
+
+TEST_CASE("mailstore: two processes append concurrently, UIDs never repeat", "[mailstore]") {
+    TempRoot t;
+    {
+        auto store = open_store(t);
+        REQUIRE(store->open("INBOX").ok());
+    }
+    constexpr int kEach = 40;
+    pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        MaildirOptions o;
+        o.root = t.path.string();
+        auto s = open_maildir_store(o);
+        if (!s) ::_exit(2);
+        auto mb = (*s)->open("INBOX");
+        if (!mb) ::_exit(3);
+        for (int i = 0; i < kEach; ++i) {
+            auto w = (*mb)->append();
+            if (!w || !(*w)->write("Subject: child\r\n\r\nx\r\n").ok() || !(*w)->commit({}).ok()) ::_exit(4);
+            // Deliveries behind the back interleave with the appends.
+            if (i % 10 == 0) {
+                auto d = tern::maildir::MaildirWriter::create(o.root);
+                if (!d || !d->write("Subject: d\n\nx\n").ok() || !d->commit().ok()) ::_exit(5);
+            }
+        }
+        ::_exit(0);
+    }
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    std::set<uint32_t> mine;
+    for (int i = 0; i < kEach; ++i) {
+        mine.insert(append(**mb, "Subject: parent\r\n\r\nx\r\n"));
+        if (i % 7 == 0) REQUIRE((*mb)->refresh().ok());
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(mine.size() == kEach);
+    REQUIRE((*mb)->refresh().ok());
+    constexpr size_t kTotal = 2 * kEach + kEach / 10;  // appends of both + the child's deliveries
+    CHECK((*mb)->view().size() == kTotal);
+    std::set<uint32_t> all;
+    for (const auto& e : (*mb)->view()) all.insert(e.uid);
+    CHECK(all.size() == kTotal);
+    CHECK(*all.rbegin() == kTotal);  // no UID skipped or used twice
+    CHECK(files_in(t.path / "cur").size() == kTotal);
+    CHECK(files_in(t.path / "new").empty());
+    CHECK(files_in(t.path / "tmp").empty());
+}
