@@ -2,6 +2,7 @@
 #include "lib/pop3/command.hpp"
 
 #include <array>
+#include <string>
 
 namespace tern::pop3 {
 namespace {
@@ -71,10 +72,9 @@ Result<Command> parse_command(std::string_view line) {
         rest.remove_prefix(skip);
         size_t len = rest.find(' ');
         std::string_view arg = rest.substr(0, len);
-        // AUTH's initial response is base64 of up to 3 KiB (RFC 5034 4);
-        // everything else is bounded by RFC 1939 3.
+        // AUTH's initial response is base64 of up to 3 KiB (RFC 5034 4).
         if (arg.size() > kMaxArgument && cmd.verb != Verb::Auth)
-            return Error{"argument too long (at most 40 characters)"};
+            return Error{"argument too long (at most " + std::to_string(kMaxArgument) + " characters)"};
         if (cmd.args.size() == kMaxArguments) return Error{"too many arguments"};
         cmd.args.push_back(arg);
         rest.remove_prefix(arg.size());

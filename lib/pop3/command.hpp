@@ -8,7 +8,8 @@
 //   auto msg = pop3::message_number(cmd->args[0]);       // 1-based, nullopt if bad
 //
 // RFC 1939 3: a keyword of three or four printable characters, arguments
-// separated by single spaces, each up to 40 characters.  Clients in the
+// separated by single spaces (each up to 40 characters there, up to a
+// 255-octet line with RFC 2449).  Clients in the
 // field send several spaces or a trailing one, so runs of spaces are
 // accepted as one separator.  PASS and AUTH keep the raw rest of the line
 // as well (RFC 1939 7: a password may contain spaces).
@@ -28,7 +29,9 @@ enum class Verb {
     User, Pass, Apop, Auth, Stat, List, Retr, Dele, Noop, Rset, Quit, Top, Uidl, Capa, Stls, Unknown,
 };
 
-inline constexpr size_t kMaxArgument = 40;   // RFC 1939 3
+// RFC 1939 3 allows 40 characters; RFC 2449 4 lifts that (a command line
+// may have 255 octets), which long addresses in USER need.
+inline constexpr size_t kMaxArgument = 253;
 inline constexpr size_t kMaxArguments = 4;   // more is never valid for any command
 
 struct Command {

@@ -69,8 +69,8 @@ TEST_CASE("pop3 command: unknown and malformed keywords", "[pop3]") {
 }
 
 TEST_CASE("pop3 command: argument limits", "[pop3]") {
-    CHECK(parse_command("USER " + std::string(40, 'u')));
-    CHECK(parse_command("USER " + std::string(41, 'u')).message() == "argument too long (at most 40 characters)");
+    CHECK(parse_command("USER " + std::string(253, 'u')));
+    CHECK(parse_command("USER " + std::string(254, 'u')).message() == "argument too long (at most 253 characters)");
     CHECK(parse_command("TOP 1 2 3 4"));
     CHECK(parse_command("TOP 1 2 3 4 5").message() == "too many arguments");
 }
