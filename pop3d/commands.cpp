@@ -66,15 +66,22 @@ void Session::cmd_quit() {
     if (state_ == State::Transaction && maildrop_) {
         // RFC 1939 6: the UPDATE state.
         size_t marked = maildrop_->marked();
+        std::string answer;
         auto r = maildrop_->update();
         if (!r) {
             log::warning("user=<%s>: removing %zu messages at QUIT failed: %s", user_.c_str(), marked,
                          r.message().c_str());
-            send(pop3::err("SYS/TEMP", "deleted messages could not be removed, they are still there"));
+            answer = pop3::err("SYS/TEMP", "deleted messages could not be removed, they are still there");
         } else {
             log::info("update: user=<%s>, deleted=%zu, already gone=%zu", user_.c_str(), r->deleted, r->gone);
-            send(pop3::ok("logging out, " + std::to_string(r->deleted) + " messages deleted"));
+            answer = pop3::ok("logging out, " + std::to_string(r->deleted) + " messages deleted");
         }
+        // Done with the mailbox: a client that reconnects as soon as it
+        // reads the answer must not find it locked.
+        maildrop_.reset();
+        store_.reset();
+        lock_ = Fd();
+        send(answer);
     } else {
         send(pop3::ok("logging out"));
     }

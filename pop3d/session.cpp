@@ -190,6 +190,7 @@ void Session::close_after_reply() {
 
 void Session::close_now(const char* why) {
     if (!bev_) return;
+    lock_ = Fd();  // first: a client that saw the connection close may log in again at once
     log_disconnect(quit_ ? nullptr : why);
     if (ticket_) {
         server_.auth().cancel(ticket_);
@@ -199,7 +200,6 @@ void Session::close_now(const char* why) {
     body_.reset();
     maildrop_.reset();  // no UPDATE: marked messages stay (RFC 1939 6)
     store_.reset();
-    lock_ = Fd();
     bufferevent_free(bev_);
     bev_ = nullptr;
     input_ = Input::Closing;
