@@ -13,7 +13,8 @@ RETR byte-exact (CRLF, dot-stuffed) and TOP; UIDL stable across sessions;
 DELE + QUIT removes, DELE + dropped connection does not; a delivery during
 a session does not shift its numbering; a message removed behind the
 session's back answers -ERR and the session goes on; [IN-USE] for a second
-session; [AUTH] for a bad password; overlong lines, unknown commands and bad
+session; [AUTH] for a bad password, and the session closed after three;
+overlong lines, unknown commands and bad
 arguments; the idle timeout; a 24 MB message streamed without a copy of it
 in pop3d's heap.
 """
@@ -306,6 +307,20 @@ class Pop3Test(unittest.TestCase):
         self.assertTrue(c.cmd("AUTH PLAIN !!!").startswith("-ERR "))
         c.cmd("USER " + USER)
         self.assertEqual(c.cmd("PASS wrong"), "-ERR [AUTH] authentication failed")
+
+    def test_failed_logins_close_the_session(self):
+        # Another client address and user, so that the auth daemon's
+        # throttling of these failures touches no other test's logins.
+        c = self.conn(self.stack.port("pop3s"), source="127.0.0.3", tls=True)
+        for _ in range(2):
+            self.assertEqual(c.cmd("AUTH PLAIN " + plain_ir("nobody@tern.test", "guess")),
+                             "-ERR [AUTH] authentication failed")
+        c.cmd("USER nobody@tern.test")
+        self.assertEqual(c.cmd("PASS guess"), "-ERR [AUTH] authentication failed")
+        self.assertEqual(c.line(), "-ERR too many failed logins, closing the connection")
+        self.assertEqual(c.sock.recv(10), b"")
+        self.assertRegex(self.stack.log_text(), r"auth\[\d+\]: authentication failed: user=<nobody@tern.test>, "
+                                                r"rip=127.0.0.3, service=pop3")
 
     def test_stls_with_poplib_and_pipelined_plaintext_discarded(self):
         p = poplib.POP3("127.0.0.1", self.stack.port("pop3"), timeout=10)
