@@ -33,7 +33,7 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, program_exists  # noqa: E402
+from harness import MAILCTL, Stack, program_exists  # noqa: E402
 
 NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "auth", "pop3d", "mailctl")
 USER, PASSWORD = "demo@tern.test", "demo"
@@ -449,6 +449,29 @@ class Pop3Test(unittest.TestCase):
         self.assertEqual(c.cmd(f"DELE {victim}"), f"+OK message {victim} deleted")
         self.assertEqual(c.cmd("QUIT"), "+OK logging out, 0 messages deleted")
         self.assertEqual(len(self.files()), 1)
+
+    def test_new_user_without_mail(self):
+        # Added with mailctl; nothing was ever delivered, so no Maildir yet.
+        proc = subprocess.run([MAILCTL, "-c", self.stack.conf_dir, "user", "add", "fresh@tern.test",
+                               "--password-stdin"], input="s3cret\n", capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 0, proc.stdout + proc.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.stack.mail_dir, "tern.test", "fresh")))
+
+        def login():
+            c = Conn(self.stack.port("pop3"))
+            self.conns.append(c)
+            c.line()
+            c.cmd("USER fresh@tern.test")
+            return c if c.cmd("PASS s3cret").startswith("+OK logged in, 0 messages (0 octets)") else None
+        # The auth daemon notices the edited users file by itself.
+        c = self.stack.wait_for(login, 15, "login of the new user")
+        self.assertEqual(c.cmd("STAT"), "+OK 0 0")
+        self.assertEqual(c.cmd("LIST"), "+OK 0 messages (0 octets)")
+        self.assertEqual(c.multiline(), b"")
+        self.assertEqual(c.cmd("UIDL"), "+OK unique-id listing follows")
+        self.assertEqual(c.multiline(), b"")
+        self.assertEqual(c.cmd("RETR 1"), "-ERR no such message")
+        self.assertEqual(c.cmd("QUIT"), "+OK logging out, 0 messages deleted")
 
     def test_in_use(self):
         self.send_mail(uuid.uuid4().hex)
