@@ -155,9 +155,9 @@ void Session::check_credentials(std::string mechanism, auth::Credentials credent
 }
 
 // RFC 1939 8 wants an exclusive lock on the maildrop; [IN-USE] (RFC 2449 8.1.1)
-// tells a second session that it is held.  A flock on a file per user in
-// run_directory, so that every pop3d process sees it, and it goes with
-// the process if it dies.
+// tells a second session that it is held.  A flock on a file per user
+// under mail_directory, so that every pop3d process sees it, and it goes
+// with the process if it dies.
 bool Session::lock_mailbox(const std::string& user) {
     const Settings& settings = server_.settings();
     if (!settings.lock_session) return true;

@@ -6,6 +6,9 @@
 #include <netinet/tcp.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "lib/log/log.hpp"
 #include "pop3d/session.hpp"
 
@@ -25,7 +28,9 @@ Result<Settings> Settings::from(const config::Config& config) {
     if (!networks) return Error{"pop3d_secure_networks: " + networks.message()};
     s.secure_networks = std::move(*networks);
     s.lock_session = config.get_bool("pop3d_lock_session");
-    s.lock_directory = config.get("run_directory") + "/pop3-locks";
+    // Beside the virtual mailboxes: owned by vmail_user, which pop3d runs
+    // as (run_directory belongs to root).  No domain starts with a dot.
+    s.lock_directory = config.get("mail_directory") + "/.pop3-locks";
     s.auth_socket = config.get("auth_socket");
     s.greeting = config.get("pop3d_greeting");
     return s;
@@ -48,8 +53,11 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     }
     if (server->settings_.lock_session) {
         const std::string& dir = server->settings_.lock_directory;
-        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-            return Error{"cannot create " + dir + ": " + std::string(strerror(errno))};
+        if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+            log::warning("cannot create %s: %s: POP3 sessions are not locked (no [IN-USE])", dir.c_str(),
+                         strerror(errno));
+            server->settings_.lock_session = false;
+        }
     }
     server->auth_ = std::make_unique<auth::Client>(base, server->settings_.auth_socket);
     Server* raw = server.get();

@@ -30,7 +30,7 @@ struct Settings {
     std::chrono::seconds timeout{600};  // RFC 1939 3: autologout after at least 10 minutes
     net::NetworkList secure_networks;   // where USER/PASS/AUTH are allowed without TLS
     bool lock_session = true;           // one POP3 session per mailbox (RFC 1939 8, [IN-USE])
-    std::string lock_directory;         // $run_directory/pop3-locks
+    std::string lock_directory;         // $mail_directory/.pop3-locks
     std::string auth_socket;
     std::string greeting;
     static Result<Settings> from(const config::Config& config);
