@@ -14,6 +14,10 @@
 namespace tern::smtpd {
 
 void Session::dispatch(std::string_view line) {
+    if (sasl_) {  // a line of the SASL exchange (RFC 4954 4), not a command
+        auth_continue(line);
+        return;
+    }
     smtp::Command cmd = smtp::parse_command(line);
     auto& count = counts_[static_cast<size_t>(cmd.verb)];
     ++commands_;
@@ -43,7 +47,7 @@ void Session::dispatch(std::string_view line) {
     case smtp::Verb::Vrfy: ok = cmd_vrfy(cmd); break;
     case smtp::Verb::Expn: error_reply("502 5.5.1 Error: EXPN is not offered"); break;
     case smtp::Verb::Starttls: ok = cmd_starttls(cmd); break;
-    case smtp::Verb::Auth: error_reply("503 5.5.1 Error: authentication not enabled"); break;
+    case smtp::Verb::Auth: ok = cmd_auth(cmd); break;
     case smtp::Verb::Unknown: error_reply("502 5.5.2 Error: command not recognized"); break;
     }
     if (ok) {
@@ -70,6 +74,7 @@ bool Session::cmd_helo(const smtp::Command& cmd, bool extended) {
     lines.push_back(settings.message_size_limit ? "SIZE " + std::to_string(settings.message_size_limit) : "SIZE");
     if (settings.vrfy) lines.push_back("VRFY");
     if (server_.tls() && !tls_ && settings.tls_level != TlsLevel::None) lines.push_back("STARTTLS");
+    if (auth_offered()) lines.push_back(std::string("AUTH ") + auth::SaslExchange::mechanisms());
     lines.insert(lines.end(), {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"});
     send(smtp::format_multiline(250, "", lines));
     return true;
@@ -81,7 +86,7 @@ bool Session::need_tls_first() {
     return true;
 }
 
-bool Session::may_relay() const { return in_mynetworks_; }
+bool Session::may_relay() const { return in_mynetworks_ || !sasl_user_.empty(); }
 
 std::string Session::reject_context() const {
     return "from=<" + mail_.sender.address + "> proto=" + (esmtp_ ? "ESMTP" : "SMTP") + " helo=<" + helo_ + ">";
@@ -110,6 +115,7 @@ bool Session::cmd_mail(const smtp::Command& cmd) {
         error_reply("552 5.3.4 Message size exceeds fixed limit");
         return false;
     }
+    if (!submission_mail_allowed(mail->sender.address)) return false;
     if (auto* limits = server_.limits()) {
         int64_t now = sys::now_s();
         const std::string& sender = mail->sender.address;
@@ -177,6 +183,7 @@ bool Session::cmd_rcpt(const smtp::Command& cmd) {
         error_reply(verdict.reply);
         return false;
     }
+    if (!account_within_limits(0, 1)) return false;
     queue::Recipient r;
     r.index = static_cast<uint32_t>(rcpts_.size());
     r.address = rcpt->recipient.address;
@@ -260,7 +267,7 @@ bool Session::cmd_rset(const smtp::Command& cmd) {
 }
 
 bool Session::cmd_help() {
-    reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS");
+    reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH");
     return true;
 }
 

@@ -93,6 +93,9 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     server->mynetworks_ = std::move(*networks);
 
     server->wake_.init(base, config.get("run_directory") + "/qmgr.sock");
+    auto submission = Submission::create(base, config, s.mode != Mode::Smtp);
+    if (!submission) return submission.error();
+    server->submission_ = std::move(*submission);
     Server* raw = server.get();
     server->reaper_ = event::timer(base, [raw](short) { raw->reap(); });
     server->resume_accept_ = event::timer(base, [raw](short) { raw->resume_accepting(); });

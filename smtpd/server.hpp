@@ -23,6 +23,7 @@
 #include "lib/queue/queue.hpp"
 #include "lib/tables/recipient_check.hpp"
 #include "lib/tls/context.hpp"
+#include "smtpd/submission.hpp"
 #include "smtpd/wake.hpp"
 
 namespace tern::smtpd {
@@ -76,6 +77,8 @@ public:
     const net::NetworkList& mynetworks() const { return mynetworks_; }
     tables::RecipientCheck& recipients();
     QmgrWake& qmgr() { return wake_; }
+    Submission* submission() { return submission_.get(); }
+    const Submission* submission() const { return submission_.get(); }
 
 private:
     Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
@@ -94,6 +97,7 @@ private:
     int64_t recipients_checked_ = 0;  // monotonic ms of the last reload_if_changed
     net::NetworkList mynetworks_;
     QmgrWake wake_;
+    std::unique_ptr<Submission> submission_;
     std::vector<event::Listener> listeners_;
     std::map<Session*, std::shared_ptr<Session>> sessions_;
     std::vector<std::shared_ptr<Session>> dead_;

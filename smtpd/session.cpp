@@ -49,6 +49,7 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
         // this process.  Postfix's "unknown" keeps log filters working.
         name_ = is_loopback(peer) ? "localhost" : "unknown";
         in_mynetworks_ = server_.mynetworks().contains(peer);
+        loopback_ = is_loopback(peer);
     }
     peer_ = name_ + "[" + addr_ + "]";
     event_base* base = server_.base();
@@ -269,6 +270,7 @@ void Session::close_now(const char* why) {
     if (!bev_) return;
     if (why && !quitting_) log::info("%s after %s from %s", why, last_command_.c_str(), peer_.c_str());
     abandon_body();
+    auth_cancel();
     log_summary();
     if (counted_connection_) {
         if (auto* limits = server_.limits()) (void)limits->disconnect(addr_, getpid());
@@ -306,6 +308,7 @@ void Session::tls_established() {
     log::info("Anonymous TLS connection established from %s: %s", peer_.c_str(), tls_description_.c_str());
     // RFC 3207 4.2: forget everything learned before the handshake.
     reset_transaction();
+    sasl_user_.clear();
     helo_.clear();
     esmtp_ = false;
     input_ = Input::Command;

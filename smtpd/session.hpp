@@ -15,7 +15,9 @@
 #include <string_view>
 #include <vector>
 
+#include "lib/auth/sasl.hpp"
 #include "lib/core/fd.hpp"
+#include "lib/auth/client.hpp"
 #include "lib/event/loop.hpp"
 #include "lib/queue/queue.hpp"
 #include "lib/smtp/command.hpp"
@@ -71,6 +73,16 @@ private:
     bool may_relay() const;
     bool need_tls_first();
 
+    // SMTP AUTH and submission checks (auth.cpp)
+    bool auth_offered() const;
+    bool cmd_auth(const smtp::Command& cmd);
+    void auth_continue(std::string_view line);
+    bool auth_step(const auth::SaslStep& step);
+    void auth_answered(const auth::Answer& answer);
+    void auth_cancel();
+    bool submission_mail_allowed(const std::string& sender);
+    bool account_within_limits(long long messages, long long recipients);
+
     // Transaction (transaction.cpp)
     void reset_transaction();
     bool begin_body();
@@ -90,6 +102,7 @@ private:
     std::string name_;            // "unknown", "localhost"
     std::string peer_;            // "unknown[192.0.2.1]" for logs
     bool in_mynetworks_ = false;
+    bool loopback_ = false;       // 127.0.0.0/8, ::1 (AUTH before TLS: smtpd_sasl_loopback_plaintext)
     bool counted_connection_ = false;
     Input input_ = Input::Command;
     bool implicit_tls_ = false;
@@ -111,6 +124,12 @@ private:
     std::array<std::pair<int, int>, 16> counts_{};
     int commands_ = 0;
     int command_ok_ = 0;
+
+    // SMTP AUTH state
+    std::unique_ptr<auth::SaslExchange> sasl_;  // an exchange in progress
+    uint64_t auth_ticket_ = 0;                  // the auth daemon's check in flight
+    std::string sasl_user_;                     // the login once authenticated
+    std::string sasl_method_;
 
     // Transaction state
     bool have_mail_ = false;

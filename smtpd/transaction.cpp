@@ -57,15 +57,17 @@ std::string Session::protocol_name() const {
     std::string p = esmtp_ ? "ESMTP" : "SMTP";
     if (mail_.smtputf8) p = "UTF8SMTP";
     if (tls_) p += "S";
+    if (!sasl_user_.empty()) p += "A";  // RFC 3848: ESMTPA, ESMTPSA
     return p;
 }
 
 std::string Session::received_header() const {
     const Settings& settings = server_.settings();
     std::string ip = addr_.find(':') != std::string::npos ? "IPv6:" + addr_ : addr_;
-    std::string h = "Received: from " + helo_ + " (" + name_ + " [" + ip + "])\n";
-    if (tls_) h += "\t(using " + tls_description_ + ")\n";
-    h += "\tby " + settings.myhostname + " (tern) with " + protocol_name() + " id " + queue_id_;
+    bool hide = !sasl_user_.empty() && server_.submission() && server_.submission()->settings().hide_client;
+    std::string h = hide ? "Received: " : "Received: from " + helo_ + " (" + name_ + " [" + ip + "])\n";
+    if (tls_ && !hide) h += "\t(using " + tls_description_ + ")\n";
+    h += std::string(hide ? "" : "\t") + "by " + settings.myhostname + " (tern) with " + protocol_name() + " id " + queue_id_;
     // Naming the recipient is only safe when there is one (no Bcc leak).
     if (rcpts_.size() == 1) h += "\n\tfor <" + rcpts_.front().address + ">";
     h += "; " + rfc5322_date(time(nullptr)) + "\n";
@@ -89,12 +91,14 @@ bool Session::begin_body() {
         return false;
     }
     body_fd_ = std::move(*fd);
-    log::info("%s: client=%s", queue_id_.c_str(), peer_.c_str());
+    if (sasl_user_.empty()) log::info("%s: client=%s", queue_id_.c_str(), peer_.c_str());
+    else log::info("%s: client=%s, sasl_method=%s, sasl_username=%s", queue_id_.c_str(), peer_.c_str(),
+                   sasl_method_.c_str(), sasl_user_.c_str());
     BodyOptions options;
     options.received = received_header();
     // Like Postfix's local_header_rewrite_clients: only our own clients get
     // missing headers filled in; mail from the world is stored as sent.
-    options.add_missing = in_mynetworks_;
+    options.add_missing = in_mynetworks_ || !sasl_user_.empty();
     options.new_message_id = "<" + queue_id_ + "@" + server_.settings().myhostname + ">";
     options.date = rfc5322_date(time(nullptr));
     body_ = std::make_unique<BodyWriter>(body_fd_.get(), std::move(options));

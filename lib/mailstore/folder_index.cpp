@@ -258,6 +258,27 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, const ScannedF
 
 }  // namespace
 
+// Whether cur/ holds exactly the indexed files under their indexed names:
+// the mtime to record (0 = too recent to trust) when it does, -1 when not.
+Result<int64_t> FolderIndex::unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const {
+    int64_t scanned = file_mtime_ns(cur_dir);
+    auto listing = list_dir(cur_dir);
+    if (!listing) return listing.error();
+    MDB_stat st{};
+    if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+    if (st.ms_entries != listing->size()) return int64_t{-1};
+    for (const auto& n : *listing) {
+        auto known = txn.get(names, parse_message_name(n).base);
+        if (!known) return known.error();
+        if (!*known) return int64_t{-1};
+        auto rec_raw = txn.get(msgs, **known);
+        if (!rec_raw) return rec_raw.error();
+        auto rec = *rec_raw ? decode_record(**rec_raw) : std::nullopt;
+        if (!rec || rec->filename != n) return int64_t{-1};
+    }
+    return now_ns() - scanned >= 1000000000 ? scanned : int64_t{0};
+}
+
 Status FolderIndex::sync() {
     const std::string new_dir = dir_ + "/new", cur_dir = dir_ + "/cur";
     bool pending_new = dir_has_entries(new_dir);
@@ -269,6 +290,26 @@ Status FolderIndex::sync() {
         auto m = read_meta(*txn);
         if (!m) return m.error();
         if (!pending_new && m->uidvalidity != 0 && m->cur_mtime != 0 && m->cur_mtime == cur_mtime) return {};
+        if (!pending_new && m->uidvalidity != 0) {
+            // cur/ may have changed: look before taking the write lock (and an
+            // fsync'd commit) — usually nothing did, or only its mtime.
+            auto quiet = unchanged_listing(*txn, cur_dir);
+            if (!quiet) return quiet.error();
+            if (*quiet >= 0) {
+                int64_t trusted = *quiet;
+                if (trusted == m->cur_mtime) return {};
+                uint64_t modseq = m->modseq;
+                uint32_t uidnext = m->uidnext;
+                txn->abort();
+                return env_->write([&](lmdb::Txn& w) -> Status {
+                    auto now = read_meta(w);
+                    if (!now) return now.error();
+                    if (now->modseq != modseq || now->uidnext != uidnext) return {};  // someone else synced
+                    now->cur_mtime = trusted;
+                    return write_meta(w, *now);
+                });
+            }
+        }
     }
 
     // Pass 1 (one transaction): new/ → cur/, renamed files, removed files.

@@ -73,6 +73,7 @@ public:
 
 private:
     FolderIndex() = default;
+    Result<int64_t> unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const;
     std::string dir_, index_path_;
     std::unique_ptr<lmdb::Env> env_;
 };

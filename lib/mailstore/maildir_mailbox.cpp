@@ -75,6 +75,50 @@ Status link_into_tmp(const std::string& from, const std::string& tmp_path) {
     return {};
 }
 
+// Reads records by ascending UID: steps the cursor forward when the next
+// wanted UID is close (FETCH 1:* walks the whole database in order), seeks
+// otherwise.
+class UidCursor {
+public:
+    explicit UidCursor(lmdb::Cursor c) : cursor_(std::move(c)) {}
+    Result<std::optional<std::string_view>> get(uint32_t uid) {
+        if (positioned_ && at_ == uid) return std::optional<std::string_view>(value_);
+        if (positioned_ && at_ < uid) {
+            for (int step = 0; step < 8; ++step) {
+                auto e = cursor_.next();
+                if (!e) return e.error();
+                if (!*e) {
+                    positioned_ = false;
+                    return std::optional<std::string_view>();
+                }
+                take(**e);
+                if (at_ == uid) return std::optional<std::string_view>(value_);
+                if (at_ > uid) return std::optional<std::string_view>();
+            }
+        }
+        auto e = cursor_.seek(uid_key(uid));
+        if (!e) return e.error();
+        if (!*e) {
+            positioned_ = false;
+            return std::optional<std::string_view>();
+        }
+        take(**e);
+        if (at_ == uid) return std::optional<std::string_view>(value_);
+        return std::optional<std::string_view>();
+    }
+
+private:
+    void take(const lmdb::Cursor::Entry& e) {
+        positioned_ = true;
+        at_ = key_uid(e.key);
+        value_ = e.value;
+    }
+    lmdb::Cursor cursor_;
+    bool positioned_ = false;
+    uint32_t at_ = 0;
+    std::string_view value_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<FolderIndex> index, std::string name,
@@ -179,9 +223,13 @@ Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
     auto txn = index_->env().begin_read();
     if (!txn) return txn.error();
     bool want_cache = fields & (kFieldEnvelope | kFieldBodyStructure | kFieldBody | kFieldHeaders);
+    auto msgs_cursor = txn->cursor(index_->msgs);
+    if (!msgs_cursor) return msgs_cursor.error();
+    auto cache_cursor = txn->cursor(index_->cache);
+    if (!cache_cursor) return cache_cursor.error();
+    UidCursor by_uid{std::move(*msgs_cursor)}, cache_by_uid{std::move(*cache_cursor)};
     for (uint32_t uid : uids) {
-        std::string key = uid_key(uid);
-        auto raw = txn->get(index_->msgs, key);
+        auto raw = by_uid.get(uid);
         if (!raw) return raw.error();
         if (!*raw) continue;
         auto rec = decode_record(**raw);
@@ -196,7 +244,7 @@ Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
         d.internal_date = rec->internal_date;
         d.internal_date_offset = rec->date_offset;
         if (want_cache) {
-            auto c = txn->get(index_->cache, key);
+            auto c = cache_by_uid.get(uid);
             if (!c) return c.error();
             if (*c) {
                 if (auto cache = decode_cache(**c)) {
@@ -281,7 +329,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
             uint8_t nf = rec->flags;
             uint64_t nk = rec->keywords;
             switch (op) {
-            case FlagOp::Add: nf |= flags.system; nk |= kw; break;
+            case FlagOp::Add: nf |= flags.system & kAllSystemFlags; nk |= kw; break;
             case FlagOp::Remove: nf &= static_cast<uint8_t>(~flags.system); nk &= ~kw; break;
             case FlagOp::Replace: nf = flags.system & kAllSystemFlags; nk = kw; break;
             }
@@ -320,7 +368,10 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
         e.modseq = u.modseq;
         result.changed.push_back(u.uid);
     }
-    if (!keywords_after.empty() && keywords_after.size() >= keywords_.size()) keywords_ = keywords_after;
+    if (keywords_after.size() > keywords_.size()) {
+        keywords_ = keywords_after;
+        result.keywords_changed = true;
+    }
     return result;
 }
 

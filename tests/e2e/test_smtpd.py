@@ -24,6 +24,7 @@ NEEDED = ("master", "smtpd", "mailctl")
 SMTPD_ONLY = [
     "smtp inet 127.0.0.1:{port} - 1 smtpd",
     "smtps inet 127.0.0.1:{port} - 1 smtpd -o smtpd_mode=smtps",
+    "auth unix $run_directory/auth.sock - 1 auth",  # smtps (submission) needs AUTH
 ]
 QUEUED = re.compile(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]+)")
 
@@ -273,12 +274,12 @@ class SmtpdTest(unittest.TestCase):
             f.flush()
             before = set(queue_files(self.stack))
             proc = subprocess.run(["curl", "-sS", "-k", f"smtps://127.0.0.1:{self.stack.port('smtps')}",
-                                   "--mail-from", "a@example.org", "--mail-rcpt", "demo@tern.test",
+                                   "-u", "demo@tern.test:demo", "--mail-from", "demo@tern.test", "--mail-rcpt", "demo@tern.test",
                                    "-T", f.name], capture_output=True, text=True, timeout=30)
         self.assertEqual(proc.returncode, 0, proc.stderr)
         new = set(queue_files(self.stack)) - before
         self.assertEqual(len(new), 1)
-        self.assertIn(b"with ESMTPS id", read_body(self.stack, new.pop()))
+        self.assertIn(b"with ESMTPSA id", read_body(self.stack, new.pop()))
 
     def test_8bitmime_and_smtputf8(self):
         sender = "j\u00f6rg@b\u00fccher.example"

@@ -266,7 +266,8 @@ TEST_CASE("shipped services.conf files parse", "[services]") {
     REQUIRE(services);
     std::vector<std::string> names;
     for (const auto& s : *services) names.push_back(s.name);
-    CHECK(names == std::vector<std::string>{"smtp", "submission", "smtps", "qmgr", "local"});
+    CHECK(names == std::vector<std::string>{"smtp", "submission", "smtps", "qmgr", "local", "auth"});
+    CHECK((*services)[5].user == "tern-auth");
     CHECK((*services)[0].listen.size() == 2);
     CHECK((*services)[0].listen[1].to_string() == "[::]:25");
     CHECK((*services)[3].listen[0].path == "/run/tern/qmgr.sock");
