@@ -13,7 +13,9 @@ RETR byte-exact (CRLF, dot-stuffed) and TOP; UIDL stable across sessions;
 DELE + QUIT removes, DELE + dropped connection does not; a delivery during
 a session does not shift its numbering; a message removed behind the
 session's back answers -ERR and the session goes on; [IN-USE] for a second
-session; [AUTH] for a bad password, and the session closed after three;
+session, also when an IMAP client expunged it (with imapd built); UIDL
+equal to IMAP's UIDVALIDITY and UIDs (same); [AUTH] for a bad password,
+and the session closed after three;
 overlong lines, unknown commands and bad
 arguments; the idle timeout; a 24 MB message streamed without a copy of it
 in pop3d's heap.
@@ -131,9 +133,22 @@ class Pop3Test(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # A third listener with a short idle timeout for test_idle_timeout.
-        cls.stack = Stack(config={"pop3d_secure_networks": "127.0.0.1/32"},
-                          extra_services=["pop3short inet 127.0.0.1:{port} - 1 pop3d -o pop3d_timeout=3s"])
+        cls.stack = Stack(extra_services=["pop3short inet 127.0.0.1:{port} - 1 pop3d -o pop3d_timeout=3s"],
+                          autostart=False)
+        # 127.0.0.2 counts as remote for the plaintext-login tests.
+        for line in list(cls.stack.services):
+            if line.split()[0] in ("pop3", "pop3s"):
+                cls.stack.set_service(line.split()[0], line + " -o pop3d_secure_networks=127.0.0.1/32")
+        # IMAP beside POP3 for the UIDL/UID comparison, when imapd is built
+        # (the harness adds it itself once it knows imapd).
+        if program_exists("imapd") and "imap" not in cls.stack.service_names():
+            cls.stack.set_service("imap", "imap inet 127.0.0.1:{port} - 1 imapd")
         cls.stack.__enter__()
+        try:
+            cls.stack.start()
+        except BaseException:
+            cls.stack.__exit__(*sys.exc_info())
+            raise
         global _stack_cert
         _stack_cert = os.path.join(cls.stack.conf_dir, "tls", "cert.pem")
 
@@ -472,6 +487,60 @@ class Pop3Test(unittest.TestCase):
         self.assertEqual(c.multiline(), b"")
         self.assertEqual(c.cmd("RETR 1"), "-ERR no such message")
         self.assertEqual(c.cmd("QUIT"), "+OK logging out, 0 messages deleted")
+
+    def imap(self):
+        if "imap" not in self.stack.service_names():
+            self.skipTest("imapd is not built")
+        import imaplib
+        m = imaplib.IMAP4("127.0.0.1", self.stack.port("imap"), timeout=10)
+        m.login(USER, PASSWORD)
+        return m
+
+    def test_uidl_matches_imap_uidvalidity_and_uids(self):
+        for i in range(3):
+            self.send_mail(f"imap-{i}-" + uuid.uuid4().hex)
+        m = self.imap()
+        try:
+            typ, data = m.select("INBOX")
+            self.assertEqual(typ, "OK")
+            uidvalidity = int(re.search(rb"\d+", m.response("UIDVALIDITY")[1][0]).group())
+            typ, data = m.uid("SEARCH", None, "ALL")
+            uids = sorted(int(u) for u in data[0].split())
+            m.logout()
+        finally:
+            m.shutdown() if m.state != "LOGOUT" else None
+        self.assertEqual(len(uids), 3)
+        c = self.conn()
+        c.login()
+        c.cmd("UIDL")
+        listing = c.multiline().decode().split("\r\n")[:-1]
+        self.assertEqual(listing, [f"{n} {uidvalidity:08X}{uid:08X}" for n, uid in enumerate(uids, 1)])
+        c.cmd("QUIT")
+
+    def test_imap_expunge_during_pop3_session(self):
+        first, second = "x-" + uuid.uuid4().hex, "y-" + uuid.uuid4().hex
+        self.send_mail(first)
+        self.send_mail(second)
+        c = self.conn()
+        c.login()
+        c.cmd("TOP 1 0")
+        victim = 1 if first.encode() in c.multiline() else 2
+        m = self.imap()
+        try:
+            m.select("INBOX")
+            typ, data = m.search(None, "HEADER", "Message-ID", first)
+            self.assertEqual(typ, "OK")
+            m.store(data[0].decode(), "+FLAGS", "\\Deleted")
+            m.expunge()
+            m.logout()
+        finally:
+            m.shutdown() if m.state != "LOGOUT" else None
+        self.assertEqual(c.cmd(f"RETR {victim}"), f"-ERR message {victim} is no longer available")
+        self.assertTrue(c.cmd(f"RETR {3 - victim}").endswith(" octets"))
+        self.assertIn(second.encode(), c.multiline())
+        c.cmd(f"DELE {victim}")
+        self.assertEqual(c.cmd("QUIT"), "+OK logging out, 0 messages deleted")
+        self.assertEqual(len(self.files()), 1)
 
     def test_in_use(self):
         self.send_mail(uuid.uuid4().hex)
