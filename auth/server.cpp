@@ -156,8 +156,7 @@ void Server::check(uint64_t conn, ipc::Message& m) {
         [users, settings, login, password, result, dummy = dummy_hash_] {
             *result = check_login(*users, *settings, login, password, dummy);
         },
-        [this, conn, request_id, result, rip, login, user_key, service, mechanism, log_failure_ctx = 0] {
-            (void)log_failure_ctx;
+        [this, conn, request_id, result, rip, login, user_key, service, mechanism] {
             --in_flight_;
             auth::Answer& a = result->answer;
             if (a.outcome == auth::Outcome::ok) {

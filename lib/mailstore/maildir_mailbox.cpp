@@ -329,7 +329,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
             uint8_t nf = rec->flags;
             uint64_t nk = rec->keywords;
             switch (op) {
-            case FlagOp::Add: nf |= flags.system; nk |= kw; break;
+            case FlagOp::Add: nf |= flags.system & kAllSystemFlags; nk |= kw; break;
             case FlagOp::Remove: nf &= static_cast<uint8_t>(~flags.system); nk &= ~kw; break;
             case FlagOp::Replace: nf = flags.system & kAllSystemFlags; nk = kw; break;
             }
@@ -368,7 +368,10 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
         e.modseq = u.modseq;
         result.changed.push_back(u.uid);
     }
-    if (!keywords_after.empty() && keywords_after.size() >= keywords_.size()) keywords_ = keywords_after;
+    if (keywords_after.size() > keywords_.size()) {
+        keywords_ = keywords_after;
+        result.keywords_changed = true;
+    }
     return result;
 }
 

@@ -169,6 +169,7 @@ enum class FlagOp : uint8_t { Add, Remove, Replace };
 struct StoreResult {
     std::vector<uint32_t> changed;   // UIDs whose flags changed (their ViewEntry has the new modseq)
     std::vector<uint32_t> modified;  // CONDSTORE: UIDs refused because modseq > unchangedsince (RFC 7162 3.1.3)
+    bool keywords_changed = false;   // a new keyword joined keywords() (IMAP: send FLAGS / PERMANENTFLAGS)
 };
 
 struct CopyResult {

@@ -126,7 +126,11 @@ bool TextMatcher::matches_text(std::string_view utf8) const {
 }
 
 bool header_contains(const Part& message, std::string_view data, std::string_view field, const TextMatcher& m) {
-    HeaderBlock h = parse_header(data.substr(message.header_begin, message.body_begin - message.header_begin));
+    return header_block_contains(data.substr(message.header_begin, message.body_begin - message.header_begin), field, m);
+}
+
+bool header_block_contains(std::string_view header_block, std::string_view field, const TextMatcher& m) {
+    HeaderBlock h = parse_header(header_block);
     for (const auto& f : h.fields)
         if (iequals(f.name, field) && m.matches_text(decode_words(f.value))) return true;
     return false;

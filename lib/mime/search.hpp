@@ -30,6 +30,10 @@ private:
 // HEADER field string: any field of that name whose decoded value contains
 // the needle (an empty needle matches when the field exists).
 bool header_contains(const Part& message, std::string_view data, std::string_view field, const TextMatcher& m);
+// The same over a bare header block, such as the cached header lines of
+// mailstore::MessageData::headers (SEARCH SUBJECT/FROM/... without opening
+// the message when the field is among mailstore::cached_header_fields()).
+bool header_block_contains(std::string_view header_block, std::string_view field, const TextMatcher& m);
 // BODY string: the text of any part (decoded), headers excluded.
 bool body_contains(const Part& message, std::string_view data, const TextMatcher& m);
 // TEXT string: header or body.

@@ -16,7 +16,7 @@ What a Stack is:
   vmail_user = the current user, myhostname = mail.tern.test,
   virtual_mailbox_domains = tern.test, plus `config={key: value}`;
 - services.conf: smtp, submission, smtps on free loopback ports, qmgr and
-  local and auth on UNIX sockets in run_directory, imap and imaps on free
+  local and auth on UNIX sockets in run_directory, imap, imaps, pop3 and pop3s on free
   loopback ports -- only those whose program exists
   in the build folder.  `procs={"smtp": 1}` changes process counts;
   `services=[lines]` replaces the whole file (a "{port}" in a line becomes a
@@ -275,6 +275,9 @@ class Stack:
             lines.append(f"imap inet 127.0.0.1:{free_port()} - {n('imap', 1)} imapd")
             lines.append(f"imaps inet 127.0.0.1:{free_port()} - {n('imaps', 1)} imapd "
                          "-o imapd_mode=imaps")
+        if program_exists("pop3d"):
+            lines.append(f"pop3 inet 127.0.0.1:{free_port()} - {n('pop3', 1)} pop3d")
+            lines.append(f"pop3s inet 127.0.0.1:{free_port()} - {n('pop3s', 1)} pop3d -o pop3d_mode=pop3s")
         return lines
 
     def write_config(self):

@@ -368,8 +368,14 @@ TEST_CASE("mailstore: STORE with UNCHANGEDSINCE, two sessions, expunge", "[mails
     // Keywords: added on demand, removed, and the file name keeps system flags.
     Flags kw;
     kw.keywords = {"Work", "$Junk"};
-    REQUIRE((*a)->store_flags(std::vector<uint32_t>{3}, FlagOp::Add, kw).ok());
+    auto added = (*a)->store_flags(std::vector<uint32_t>{3}, FlagOp::Add, kw);
+    REQUIRE(added.ok());
+    CHECK(added->keywords_changed);
     CHECK((*a)->keywords().size() == 2);
+    auto b_kw = (*b)->refresh();
+    REQUIRE(b_kw.ok());
+    CHECK(b_kw->keywords_changed);
+    CHECK(b_kw->flag_changes == std::vector<uint32_t>{3});
     CHECK((*a)->entry(3)->keywords == 3);
     Flags only_work;
     only_work.keywords = {"work"};

@@ -118,6 +118,8 @@ TEST_CASE("nested multipart with message/rfc822 and RFC 2231 attachment", "[mime
     CHECK(header_contains(root, msg, "subject", TextMatcher("CAF\xc3\x89 rep")));
     CHECK(header_contains(root, msg, "from", TextMatcher("andr\xc3\xa9")));
     CHECK_FALSE(header_contains(root, msg, "to", TextMatcher("andre")));
+    CHECK(header_block_contains("Subject: =?UTF-8?B?w4lURQ==?=\nFrom: x\n", "SUBJECT", TextMatcher("\xc3\xa9te")));  // "\xc3\x89TE" folded
+    CHECK_FALSE(header_block_contains("Subject: summer\n", "from", TextMatcher("summer")));
     CHECK(body_contains(root, msg, TextMatcher("OL\xc3\x89")));
     CHECK(body_contains(root, msg, TextMatcher("break and = sign")));
     CHECK(body_contains(root, msg, TextMatcher("inner text")));

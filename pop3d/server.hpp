@@ -1,0 +1,72 @@
+// pop3d's per-process state: settings from tern.conf, the TLS context, the
+// auth daemon client, the listeners and the sessions.  One Server per
+// process; one process serves many connections (virtual users all live
+// under vmail_user, so no process per connection is needed).
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lib/auth/client.hpp"
+#include "lib/config/config.hpp"
+#include "lib/core/fd.hpp"
+#include "lib/event/loop.hpp"
+#include "lib/net/address.hpp"
+#include "lib/tls/context.hpp"
+
+namespace tern::pop3d {
+
+class Session;
+
+struct Settings {
+    bool implicit_tls = false;          // pop3d_mode = pop3s (port 995, RFC 8314)
+    size_t line_length_limit = 2048;    // longest command line, CRLF excluded
+    std::chrono::seconds timeout{600};  // RFC 1939 3: autologout after at least 10 minutes
+    net::NetworkList secure_networks;   // where USER/PASS/AUTH are allowed without TLS
+    bool lock_session = true;           // one POP3 session per mailbox (RFC 1939 8, [IN-USE])
+    std::string lock_directory;         // $mail_directory/.pop3-locks
+    std::string auth_socket;
+    std::string greeting;
+    static Result<Settings> from(const config::Config& config);
+};
+
+class Server {
+public:
+    static Result<std::unique_ptr<Server>> create(event_base* base, const config::Config& config);
+    ~Server();
+
+    Status listen(std::vector<Fd> listeners);
+    void stop_accepting();
+    size_t session_count() const { return sessions_.size(); }
+    // Called by a session when it is done; destroyed soon, never inside its own callback.
+    void finished(Session* session);
+
+    event_base* base() const { return base_; }
+    const Settings& settings() const { return settings_; }
+    SSL_CTX* tls() const { return tls_.get(); }
+    auth::Client& auth() { return *auth_; }
+
+private:
+    Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
+    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+    static void on_accept_error(evconnlistener*, void* arg);
+    void resume_accepting();
+
+    event_base* base_;
+    Settings settings_;
+    tls::Context tls_;
+    std::unique_ptr<auth::Client> auth_;
+    std::vector<event::Listener> listeners_;
+    std::map<Session*, std::shared_ptr<Session>> sessions_;
+    std::vector<std::shared_ptr<Session>> dead_;
+    event::Watch reaper_;
+    event::Watch resume_accept_;
+};
+
+}  // namespace tern::pop3d
