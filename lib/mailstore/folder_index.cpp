@@ -521,8 +521,9 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
     return uids;
 }
 
-Status FolderIndex::fill(const std::vector<uint32_t>& uids) {
+Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
     const std::string cur_dir = dir_ + "/cur";
+    size_t unread = 0;
     for (size_t start = 0; start < uids.size(); start += kBatch) {
         size_t end = std::min(uids.size(), start + kBatch);
         std::vector<std::pair<uint32_t, ScannedFile>> files;
@@ -539,7 +540,10 @@ Status FolderIndex::fill(const std::vector<uint32_t>& uids) {
             }
         }
         // Read and parse outside the lock; a file renamed meanwhile is read at the next need.
-        for (auto& [uid, f] : files) f = scan_file(cur_dir, f.name);
+        for (auto& [uid, f] : files) {
+            f = scan_file(cur_dir, f.name);
+            if (!f.ok) ++unread;
+        }
         auto st = env_->write([&](lmdb::Txn& txn) -> Status {
             for (const auto& [uid, f] : files) {
                 if (!f.ok) continue;
@@ -562,9 +566,9 @@ Status FolderIndex::fill(const std::vector<uint32_t>& uids) {
             }
             return {};
         });
-        if (!st) return st;
+        if (!st) return st.error();
     }
-    return {};
+    return unread;
 }
 
 }  // namespace tern::mailstore

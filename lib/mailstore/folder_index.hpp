@@ -70,8 +70,9 @@ public:
 
     // Reads the files of these UIDs whose cache is not filled yet and stores
     // their ENVELOPE/BODYSTRUCTURE/... and internal date (no new modseq: the
-    // messages did not change).
-    Status fill(const std::vector<uint32_t>& uids);
+    // messages did not change).  Returns how many files could not be read
+    // (renamed or removed meanwhile).
+    Result<size_t> fill(const std::vector<uint32_t>& uids);
 
     // Keyword bit for name (added to the list when add is true); nullopt when
     // unknown or the list is full.

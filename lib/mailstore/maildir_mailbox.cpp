@@ -238,8 +238,15 @@ Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
                 if (rec && !rec->cached) missing.push_back(uid);
             }
         }
-        if (!missing.empty())
-            if (auto s = index_->fill(missing); !s) return s;
+        if (!missing.empty()) {
+            auto unread = index_->fill(missing);
+            if (!unread) return unread.error();
+            if (*unread > 0) {
+                // Renamed by another tool meanwhile: learn the names, try once more.
+                if (auto s = index_->sync(); !s) return s;
+                if (auto again = index_->fill(missing); !again) return again.error();
+            }
+        }
     }
     auto txn = index_->env().begin_read();
     if (!txn) return txn.error();
@@ -254,6 +261,8 @@ Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
         if (!*raw) continue;
         auto rec = decode_record(**raw);
         if (!rec) continue;
+        // Still unreadable (gone): no half answer with empty strings.
+        if (!rec->cached && (want_cache || (fields & kFieldInternalDate))) continue;
         MessageData d;
         d.uid = uid;
         d.flags = rec->flags;
