@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -83,6 +84,31 @@ bool rename_no_replace(const std::string& from, const std::string& to) {
     return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0;
 }
 
+// Natural order: runs of digits compare as numbers, so that
+// "1700000000.M99999P1" sorts before "1700000000.M100000P1".
+bool arrival_order(const std::string& a, const std::string& b) {
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+        if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+            size_t ie = i, je = j;
+            while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
+            while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
+            std::string_view x(a.data() + i, ie - i), y(b.data() + j, je - j);
+            while (x.size() > 1 && x.front() == '0') x.remove_prefix(1);
+            while (y.size() > 1 && y.front() == '0') y.remove_prefix(1);
+            if (x.size() != y.size()) return x.size() < y.size();
+            if (x != y) return x < y;
+            i = ie;
+            j = je;
+            continue;
+        }
+        if (a[i] != b[j]) return a[i] < b[j];
+        ++i;
+        ++j;
+    }
+    return a.size() - i < b.size() - j;
+}
+
 // Reads a message file and builds what the index keeps about it.
 struct ScannedFile {
     std::string name;
@@ -90,7 +116,22 @@ struct ScannedFile {
     int64_t mtime = 0;
     ParsedCache cache;
     bool ok = false;
+    bool cached = true;  // false: cache and mtime not read yet
 };
+
+// A file known from its name alone (local-delivery's and Dovecot's names
+// carry both sizes): nothing is read until a FETCH needs it.
+ScannedFile name_only(const std::string& name) {
+    ScannedFile f;
+    f.name = name;
+    auto parsed = parse_message_name(name);
+    if (!parsed.size || !parsed.crlf_size) return f;
+    f.size = *parsed.size;
+    f.crlf_size = *parsed.crlf_size;
+    f.ok = true;
+    f.cached = false;
+    return f;
+}
 
 ScannedFile scan_file(const std::string& dir, const std::string& name) {
     ScannedFile f;
@@ -247,11 +288,13 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, const ScannedF
     r.internal_date = date;
     r.date_offset = offset;
     r.flags = flags;
+    r.cached = f.cached;
     r.filename = f.name;
     std::string key = uid_key(uid);
     if (auto s = txn.put(idx.msgs, key, encode_record(r)); !s) return s;
     if (auto s = txn.put(idx.names, parse_message_name(f.name).base, key); !s) return s;
-    if (auto s = txn.put(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
+    if (f.cached)
+        if (auto s = txn.put(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
     uid_out = uid;
     return {};
 }
@@ -399,14 +442,17 @@ Status FolderIndex::sync() {
     if (!st) return st;
     if (fresh.empty()) return {};
 
-    // Pass 2: unknown files in arrival order (names start with the time),
-    // parsed outside the transaction, indexed in batches.
-    std::sort(fresh.begin(), fresh.end());
+    // Pass 2: unknown files in arrival order (names start with the time:
+    // "<sec>.M<usec>..." compared number by number), indexed in batches.
+    std::sort(fresh.begin(), fresh.end(), arrival_order);
     for (size_t start = 0; start < fresh.size(); start += kBatch) {
         size_t end = std::min(fresh.size(), start + kBatch);
         std::vector<ScannedFile> files;
         files.reserve(end - start);
-        for (size_t i = start; i < end; ++i) files.push_back(scan_file(cur_dir, fresh[i]));
+        for (size_t i = start; i < end; ++i) {
+            files.push_back(name_only(fresh[i]));
+            if (!files.back().ok) files.back() = scan_file(cur_dir, fresh[i]);
+        }
         bool last = end == fresh.size();
         st = env_->write([&](lmdb::Txn& txn) -> Status {
             auto m = read_meta(txn);
@@ -462,6 +508,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             f.size = in.size;
             f.crlf_size = in.crlf_size;
             f.cache = in.cache;
+            f.cached = in.cached;
             if (auto s = index_file(*this, txn, *m, f, in.flags, kw, in.internal_date, in.date_offset, modseq, uids[i]); !s)
                 return s;
         }
@@ -472,6 +519,56 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
     if (auto s = sys::fsync_dir(cur_dir); !s) return s.error();
     if (auto s = sync_to_disk(*env_); !s) return s.error();
     return uids;
+}
+
+Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
+    const std::string cur_dir = dir_ + "/cur";
+    size_t unread = 0;
+    for (size_t start = 0; start < uids.size(); start += kBatch) {
+        size_t end = std::min(uids.size(), start + kBatch);
+        std::vector<std::pair<uint32_t, ScannedFile>> files;
+        {
+            auto txn = env_->begin_read();
+            if (!txn) return txn.error();
+            for (size_t i = start; i < end; ++i) {
+                auto raw = txn->get(msgs, uid_key(uids[i]));
+                if (!raw) return raw.error();
+                auto rec = *raw ? decode_record(**raw) : std::nullopt;
+                if (!rec || rec->cached) continue;
+                files.emplace_back(uids[i], ScannedFile{});
+                files.back().second.name = rec->filename;
+            }
+        }
+        // Read and parse outside the lock; a file renamed meanwhile is read at the next need.
+        for (auto& [uid, f] : files) {
+            f = scan_file(cur_dir, f.name);
+            if (!f.ok) ++unread;
+        }
+        auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+            for (const auto& [uid, f] : files) {
+                if (!f.ok) continue;
+                std::string key = uid_key(uid);
+                auto raw = txn.get(msgs, key);
+                if (!raw) return raw.error();
+                auto rec = *raw ? decode_record(**raw) : std::nullopt;
+                if (!rec || rec->cached) continue;
+                MessageRecord upd = *rec;
+                upd.cached = true;
+                upd.internal_date = f.mtime;
+                // The name's sizes are what other readers were told; keep them
+                // unless the name had none.
+                if (upd.size == 0 && upd.crlf_size == 0) {
+                    upd.size = f.size;
+                    upd.crlf_size = f.crlf_size;
+                }
+                if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
+                if (auto s = txn.put(cache, key, encode_cache(f.cache.view())); !s) return s;
+            }
+            return {};
+        });
+        if (!st) return st.error();
+    }
+    return unread;
 }
 
 }  // namespace tern::mailstore

@@ -42,6 +42,7 @@ struct Incoming {
     int64_t internal_date = 0;
     int16_t date_offset = 0;
     ParsedCache cache;
+    bool cached = true;  // false: cache empty, read the file at the first need
 };
 
 class FolderIndex {
@@ -66,6 +67,12 @@ public:
     // Renames each Incoming from tmp/ into cur/ and indexes it with the
     // next UID, in one transaction; returns the UIDs (0 where that one failed).
     Result<std::vector<uint32_t>> adopt(std::vector<Incoming>& incoming);
+
+    // Reads the files of these UIDs whose cache is not filled yet and stores
+    // their ENVELOPE/BODYSTRUCTURE/... and internal date (no new modseq: the
+    // messages did not change).  Returns how many files could not be read
+    // (renamed or removed meanwhile).
+    Result<size_t> fill(const std::vector<uint32_t>& uids);
 
     // Keyword bit for name (added to the list when add is true); nullopt when
     // unknown or the list is full.

@@ -10,7 +10,8 @@
 namespace tern::mailstore {
 namespace {
 
-constexpr size_t kFixed = 8 * 5 + 2 + 1 + 1;  // five u64/i64, i16, flags, version
+constexpr size_t kFixed = 8 * 5 + 2 + 1 + 1 + 1;  // five u64/i64, i16, flags, cached, version
+constexpr uint8_t kVersion = 2;
 
 template <typename T>
 void put(std::string& out, T v) {
@@ -38,13 +39,14 @@ std::string encode_record(const MessageRecord& r) {
     put(out, r.internal_date);
     put(out, r.date_offset);
     put(out, r.flags);
-    put(out, uint8_t{1});  // record version
+    put(out, static_cast<uint8_t>(r.cached ? 1 : 0));
+    put(out, kVersion);
     out += r.filename;
     return out;
 }
 
 std::optional<MessageRecord> decode_record(std::string_view d) {
-    if (d.size() < kFixed || d[kFixed - 1] != 1) return std::nullopt;
+    if (d.size() < kFixed || static_cast<uint8_t>(d[kFixed - 1]) != kVersion) return std::nullopt;
     MessageRecord r;
     const char* p = d.data();
     r.modseq = get<uint64_t>(p);
@@ -54,6 +56,7 @@ std::optional<MessageRecord> decode_record(std::string_view d) {
     r.internal_date = get<int64_t>(p + 32);
     r.date_offset = get<int16_t>(p + 40);
     r.flags = get<uint8_t>(p + 42);
+    r.cached = get<uint8_t>(p + 43) != 0;
     r.filename = d.substr(kFixed);
     return r;
 }

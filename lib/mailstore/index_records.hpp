@@ -11,7 +11,9 @@
 //
 // msgs records are small and fixed-layout so that building a view of a
 // 100,000-message folder is one sequential cursor pass; the large cached
-// strings live apart in `cache`.  Integers are stored in host byte order
+// strings live apart in `cache`, written when a file is first read (a new
+// folder of other software's files is indexed from the directory listing
+// alone; ENVELOPE and friends are parsed at the first FETCH that wants them).  Integers are stored in host byte order
 // (the index is local to the host) except keys, which are big-endian.
 #pragma once
 
@@ -30,6 +32,9 @@ struct MessageRecord {
     int64_t internal_date = 0;
     int16_t date_offset = 0;  // minutes east of UTC
     uint8_t flags = 0;
+    // False until the file was read: its `cache` entry and internal_date are
+    // filled on first need (sizes come from the ,S=/,W= name fields).
+    bool cached = true;
     std::string_view filename;  // current name in cur/ (points into the encoded record)
 };
 

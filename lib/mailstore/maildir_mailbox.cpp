@@ -220,9 +220,36 @@ Result<Changes> MaildirMailbox::update_view() {
 
 Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
                                 const std::function<void(const MessageData&)>& fn) {
+    bool want_cache = fields & (kFieldEnvelope | kFieldBodyStructure | kFieldBody | kFieldHeaders);
+    if (want_cache || (fields & kFieldInternalDate)) {
+        // Files indexed from their names alone are read now, once.
+        std::vector<uint32_t> missing;
+        {
+            auto txn = index_->env().begin_read();
+            if (!txn) return txn.error();
+            auto c = txn->cursor(index_->msgs);
+            if (!c) return c.error();
+            UidCursor by_uid{std::move(*c)};
+            for (uint32_t uid : uids) {
+                auto raw = by_uid.get(uid);
+                if (!raw) return raw.error();
+                if (!*raw) continue;
+                auto rec = decode_record(**raw);
+                if (rec && !rec->cached) missing.push_back(uid);
+            }
+        }
+        if (!missing.empty()) {
+            auto unread = index_->fill(missing);
+            if (!unread) return unread.error();
+            if (*unread > 0) {
+                // Renamed by another tool meanwhile: learn the names, try once more.
+                if (auto s = index_->sync(); !s) return s;
+                if (auto again = index_->fill(missing); !again) return again.error();
+            }
+        }
+    }
     auto txn = index_->env().begin_read();
     if (!txn) return txn.error();
-    bool want_cache = fields & (kFieldEnvelope | kFieldBodyStructure | kFieldBody | kFieldHeaders);
     auto msgs_cursor = txn->cursor(index_->msgs);
     if (!msgs_cursor) return msgs_cursor.error();
     auto cache_cursor = txn->cursor(index_->cache);
@@ -234,6 +261,8 @@ Status MaildirMailbox::for_each(std::span<const uint32_t> uids, uint32_t fields,
         if (!*raw) continue;
         auto rec = decode_record(**raw);
         if (!rec) continue;
+        // Still unreadable (gone): no half answer with empty strings.
+        if (!rec->cached && (want_cache || (fields & kFieldInternalDate))) continue;
         MessageData d;
         d.uid = uid;
         d.flags = rec->flags;
@@ -501,6 +530,7 @@ Result<CopyResult> MaildirMailbox::copy(std::span<const uint32_t> uids, const st
                 in.crlf_size = rec->crlf_size;
                 in.internal_date = rec->internal_date;
                 in.date_offset = rec->date_offset;
+                in.cached = rec->cached;  // not read yet: the copy is read at its first need (same file)
                 auto c = txn->get(index_->cache, key);
                 if (c && *c) {
                     if (auto cache = decode_cache(**c)) {
