@@ -93,7 +93,7 @@ const std::vector<KeyInfo> kKeys = {
     {"run_directory", Kind::Path, "/run/tern",
      "sockets and pid files (master control socket, qmgr and local sockets)"},
     {"setgid_group", Kind::String, "tern-drop",
-     "group owning the maildrop directory that sendmail(1) writes through"},
+     "sendmail(1)'s setgid group: owns the maildrop and the public/pickup wake-up FIFO"},
     {"smtpd_banner", Kind::String, "$myhostname ESMTP tern",
      "text after 220 in the SMTP greeting (RFC 5321 4.3.1)"},
     {"smtpd_block_time", Kind::Duration, "3600s",
