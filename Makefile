@@ -9,7 +9,8 @@
 #   make check           unit + fuzz smoke + end-to-end tests; last line "N passed, N failed"
 #   make check SANITIZE=1  the same, built with ASan + UBSan into build-asan/
 #   make run / stop      run the whole stack from the checkout (run/, loopback high ports)
-#   make install         DESTDIR=, PREFIX= (FHS layout)
+#   make install         DESTDIR=, PREFIX= (FHS layout), UNITDIR= (systemd unit directory)
+#   make deb             Debian package into build-deb/pkg/ (dpkg-buildpackage), checked by lintian
 #   make clean
 
 SHELL := /bin/bash
@@ -55,9 +56,10 @@ PREFIX ?= /usr
 SYSCONFDIR ?= /etc
 LOCALSTATEDIR ?= /var
 
-.PHONY: all deps check unit-check run stop install clean
+.PHONY: all programs deps check unit-check run stop install deb clean
 .SECONDARY:
 all: $(PROGRAMS) $(UNIT_BIN) $(FUZZ_BINS)
+programs: $(PROGRAMS)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps
@@ -95,10 +97,23 @@ run: all
 stop:
 	@scripts/dev-run stop $(BUILD)
 
-install: all
-	scripts/install-tree "$(DESTDIR)" "$(PREFIX)" "$(SYSCONFDIR)" "$(LOCALSTATEDIR)" "$(BUILD)"
+install: programs
+	scripts/install-tree "$(DESTDIR)" "$(PREFIX)" "$(SYSCONFDIR)" "$(LOCALSTATEDIR)" "$(BUILD)" $(UNITDIR)
+
+# The Debian package (debian/; programs built with dpkg-buildflags into
+# build-deb/): build-deb/pkg/tern_VERSION_ARCH.deb, then lintian.
+DEB_VERSION = $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_ARCH = $(shell dpkg --print-architecture 2>/dev/null)
+deb: $(DEPS_STAMP)
+	@TERN_PACKAGING=1 scripts/install-deps
+	@mkdir -p build-deb/pkg
+	dpkg-buildpackage -b -us -uc -J2 \
+	    --buildinfo-file=build-deb/pkg/tern_$(DEB_VERSION)_$(DEB_ARCH).buildinfo \
+	    --changes-file=build-deb/pkg/tern_$(DEB_VERSION)_$(DEB_ARCH).changes \
+	    --buildinfo-option=-ubuild-deb/pkg --changes-option=-ubuild-deb/pkg
+	lintian --fail-on error build-deb/pkg/tern_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-deb
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

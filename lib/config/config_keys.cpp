@@ -157,7 +157,7 @@ const std::vector<KeyInfo> kKeys = {
     {"run_directory", Kind::Path, "/run/tern",
      "sockets and pid files (master control socket, qmgr and local sockets)"},
     {"setgid_group", Kind::String, "tern-drop",
-     "group owning the maildrop directory that sendmail(1) writes through"},
+     "sendmail(1)'s setgid group: owns the maildrop and the public/pickup wake-up FIFO"},
     {"smtp_address_preference", Kind::String, "any",
      "remote delivery: which addresses of a host to try first: ipv4, ipv6 or any (both, IPv6 first)"},
     {"smtp_connect_timeout", Kind::Duration, "30s",
