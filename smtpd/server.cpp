@@ -67,6 +67,10 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     auto store = queue::Store::open(config.get("queue_directory"));
     if (!store) return Error{"queue: " + store.message()};
     server->store_ = std::move(*store);
+    // Body files are created ahead by a helper thread, not on the loop
+    // (lib/queue/spare.hpp): enough for a burst of new transactions.
+    if (auto st = server->store_->keep_spare_bodies(kSpareBodies); !st)
+        log::warning("spare body files: %s; creating each on the event loop", st.message().c_str());
     server->committer_ = std::make_unique<queue::Committer>(base, *server->store_);
 
     std::string cert = config.get("smtpd_tls_cert_file"), key = config.get("smtpd_tls_key_file");

@@ -83,6 +83,7 @@ public:
 private:
     Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
     static constexpr int kAcceptsPerWake = 4;
+    static constexpr size_t kSpareBodies = 32;
     void accept_from(int listener);
     void reap();
 

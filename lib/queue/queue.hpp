@@ -93,7 +93,12 @@ public:
     std::string body_path(std::string_view id) const;
 
     // Creates the body file (O_EXCL, mode 0600) and its hash directory.
+    // With spare bodies kept (smtpd), it renames a spare file into place.
     Result<Fd> create_body(std::string_view id);
+    // Keeps `ready` empty files in <queue>/spare/, created by a helper
+    // thread, for create_body (lib/queue/spare.hpp): the inode allocation
+    // leaves the caller's thread.
+    Status keep_spare_bodies(size_t ready);
     Result<Fd> open_body(std::string_view id) const;
     // fd of the directory that holds the body (for fsync of the entry).
     Result<Fd> open_body_dir(std::string_view id) const;

@@ -19,6 +19,7 @@
 #include "lib/log/log.hpp"
 #include "lib/queue/queue.hpp"
 #include "lib/queue/records.hpp"
+#include "lib/queue/spare.hpp"
 
 namespace tern::queue {
 
@@ -83,6 +84,7 @@ std::optional<int64_t> earliest_pending(const std::vector<Recipient>& recipients
 
 struct Store::Impl {
     std::string dir;
+    std::unique_ptr<SpareFiles> spares;
     std::unique_ptr<lmdb::Env> env;
     lmdb::Dbi env_db, rcpt_db, due_db, hold_db;
 
@@ -256,6 +258,8 @@ std::string Store::body_path(std::string_view id) const {
 Result<Fd> Store::create_body(std::string_view id) {
     if (!valid_queue_id(id)) return Error{"create_body: invalid queue id '" + std::string(id) + "'"};
     std::string path = body_path(id);
+    if (impl_->spares)
+        if (Fd spare = impl_->spares->take(path)) return spare;
     Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd && errno == ENOENT) {
         // The hash directory is missing (open() creates them all, so only
@@ -267,6 +271,13 @@ Result<Fd> Store::create_body(std::string_view id) {
     }
     if (!fd) return errno_error("create " + path);
     return fd;
+}
+
+Status Store::keep_spare_bodies(size_t ready) {
+    auto spares = SpareFiles::start(impl_->dir + "/spare", ready);
+    if (!spares) return spares.error();
+    impl_->spares = std::move(*spares);
+    return {};
 }
 
 Result<Fd> Store::open_body(std::string_view id) const {

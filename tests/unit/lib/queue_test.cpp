@@ -10,6 +10,7 @@
 
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <set>
@@ -19,6 +20,7 @@
 #include "lib/queue/committer.hpp"
 #include "lib/queue/queue.hpp"
 #include "lib/queue/records.hpp"
+#include "lib/queue/spare.hpp"
 
 using namespace tern;
 using namespace tern::queue;
@@ -541,4 +543,42 @@ TEST_CASE("queue committer: a bad submission fails alone", "[queue]") {
     CHECK(failed == 2);
     for (const auto& id : good) CHECK(s.load(id));
     CHECK(s.list_all().size() == 4);
+}
+
+TEST_CASE("queue: spare body files are renamed into place, leftovers of dead processes removed", "[queue]") {
+    char tmpl[] = "/tmp/tern-spare-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    std::string spare_dir = dir + "/spare";
+    REQUIRE(::mkdir(spare_dir.c_str(), 0700) == 0);
+    // A spare of a process that no longer exists (pid far above pid_max) and
+    // a file that is not a spare.
+    { std::ofstream(spare_dir + "/999999999.1") << ""; }
+    { std::ofstream(spare_dir + "/notes") << ""; }
+    {
+        auto spares = tern::queue::SpareFiles::start(spare_dir, 4);
+        REQUIRE(spares);
+        CHECK_FALSE(std::filesystem::exists(spare_dir + "/999999999.1"));
+        CHECK(std::filesystem::exists(spare_dir + "/notes"));
+        // The helper thread fills the pool: wait for 4 (bounded).
+        auto count = [&] {
+            size_t n = 0;
+            for (auto& e : std::filesystem::directory_iterator(spare_dir)) n += e.path().filename() != "notes";
+            return n;
+        };
+        for (int i = 0; i < 500 && count() < 4; ++i) ::usleep(2000);
+        CHECK(count() == 4);
+        Fd fd = (*spares)->take(dir + "/body1");
+        REQUIRE(fd);
+        CHECK(::write(fd.get(), "abc", 3) == 3);
+        CHECK(std::filesystem::file_size(dir + "/body1") == 3);
+        // Never replaces an existing file: the caller creates it instead.
+        Fd again = (*spares)->take(dir + "/body1");
+        CHECK_FALSE(again);
+        CHECK(std::filesystem::file_size(dir + "/body1") == 3);
+    }
+    // Stopping removes the spares not taken.
+    size_t left = 0;
+    for (auto& e : std::filesystem::directory_iterator(spare_dir)) left += e.path().filename() != "notes";
+    CHECK(left == 0);
+    std::filesystem::remove_all(dir);
 }
