@@ -69,8 +69,7 @@ class Root:
         self.log_lines = []
         deadline = time.monotonic() + 10
         # unshare execs sleep in the new namespace: wait until it did.
-        while self.holder.poll() is not None or \
-                os.readlink(f"/proc/{self.holder.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+        while True:
             if self.holder.poll() is not None:
                 err = self.holder.stderr.read().strip()
                 os.rmdir(self.dir)
@@ -80,6 +79,11 @@ class Root:
                 if "propagation" in err:
                     raise unittest.SkipTest(f"cannot isolate mounts here ({err}): / is not a mount point")
                 raise AssertionError(f"unshare failed: {err}")
+            try:
+                if os.readlink(f"/proc/{self.holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                    break
+            except FileNotFoundError:
+                continue  # it exited after the poll above: the next poll sees it
             if time.monotonic() > deadline:
                 raise AssertionError("unshare did not enter a new mount namespace")
             time.sleep(0.02)
