@@ -36,6 +36,20 @@ Identity current_identity() {
     return Identity{::getuid(), ::getgid(), std::to_string(::getuid()), "/"};
 }
 
+namespace {
+
+// A process that cannot get its own ids back would run later deliveries
+// as the wrong user: stop it instead (master restarts it).
+[[noreturn]] void die_without_root(const char* what) {
+    log::fatal("cannot restore root %s after a delivery switch: %s", what, std::strerror(errno));
+}
+
+void restore_groups_or_die(const std::vector<gid_t>& groups) {
+    if (::setgroups(groups.size(), groups.data()) != 0) die_without_root("groups");
+}
+
+}  // namespace
+
 AsUser::AsUser(const Identity& who) {
     if (!running_as_root() || who.uid == 0) return;
     int n = ::getgroups(0, nullptr);
@@ -49,13 +63,13 @@ AsUser::AsUser(const Identity& who) {
     if (::setgroups(1, &gid) != 0) { status_ = errno_error("setgroups"); return; }
     if (::setegid(who.gid) != 0) {
         status_ = errno_error("setegid " + std::to_string(who.gid));
-        (void)::setgroups(saved_groups_.size(), saved_groups_.data());
+        restore_groups_or_die(saved_groups_);
         return;
     }
     if (::seteuid(who.uid) != 0) {
         status_ = errno_error("seteuid " + std::to_string(who.uid));
-        (void)::setegid(0);
-        (void)::setgroups(saved_groups_.size(), saved_groups_.data());
+        if (::setegid(0) != 0) die_without_root("gid");
+        restore_groups_or_die(saved_groups_);
         return;
     }
     switched_ = true;
@@ -63,11 +77,9 @@ AsUser::AsUser(const Identity& who) {
 
 AsUser::~AsUser() {
     if (!switched_) return;
-    // Failing to regain root would leave later deliveries running as the
-    // wrong user: stop the process instead (master restarts it).
-    if (::seteuid(0) != 0 || ::setegid(0) != 0 ||
-        ::setgroups(saved_groups_.size(), saved_groups_.data()) != 0)
-        log::fatal("cannot restore root privileges after a delivery: %s", std::strerror(errno));
+    if (::seteuid(0) != 0) die_without_root("uid");
+    if (::setegid(0) != 0) die_without_root("gid");
+    restore_groups_or_die(saved_groups_);
 }
 
 }  // namespace tern::local
