@@ -34,6 +34,7 @@ import time
 import unittest
 
 from harness import BUILD, ROOT, free_port
+from mountns import hold_private_mount_namespace
 
 ALICE, BOB = 2001, 2002
 USER_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
@@ -60,33 +61,16 @@ class Root:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="tern-root-")
-        self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"],
-                                       stderr=subprocess.PIPE, text=True)
         self.syslog = None
         self.reader = None
         self.closing = False
         self.lock = threading.Lock()
         self.log_lines = []
-        deadline = time.monotonic() + 10
-        # unshare execs sleep in the new namespace: wait until it did.
-        while True:
-            if self.holder.poll() is not None:
-                err = self.holder.stderr.read().strip()
-                os.rmdir(self.dir)
-                # Inside a chroot whose root is a plain directory (not a mount
-                # point), mounts cannot be made private, and a scratch root
-                # whose mounts could reach the host's is not isolated.
-                if "propagation" in err:
-                    raise unittest.SkipTest(f"cannot isolate mounts here ({err}): / is not a mount point")
-                raise AssertionError(f"unshare failed: {err}")
-            try:
-                if os.readlink(f"/proc/{self.holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
-                    break
-            except FileNotFoundError:
-                continue  # it exited after the poll above: the next poll sees it
-            if time.monotonic() > deadline:
-                raise AssertionError("unshare did not enter a new mount namespace")
-            time.sleep(0.02)
+        try:
+            self.holder = hold_private_mount_namespace()
+        except BaseException:
+            os.rmdir(self.dir)
+            raise
         self.host = f"/proc/{self.holder.pid}/root{self.dir}"  # the root as seen from here
         try:
             self._mount()
@@ -246,6 +230,7 @@ for n in null zero random urandom; do : >"$R/dev/$n"; mount --bind "/dev/$n" "$R
             self.syslog.close()
         self.holder.kill()
         self.holder.wait()
+        self.holder.stderr.close()
         os.rmdir(self.dir)  # empty on the host: everything was in the tmpfs
 
 

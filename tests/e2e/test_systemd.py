@@ -38,6 +38,7 @@ import time
 import unittest
 
 from harness import BUILD, ROOT
+from mountns import hold_private_mount_namespace
 
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "procps", "adduser", "openssl", "libevent-2.1-7",
             "libevent-openssl-2.1-7", "libevent-pthreads-2.1-7", "libldns3", "liblmdb0", "libssl3", "libcrypt1"]
@@ -109,10 +110,12 @@ class Container:
     def __init__(self, tarball, deb):
         self.dir = tempfile.mkdtemp(prefix="tern-systemd-")
         self.boot = None
-        self.holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "--", "sleep", "infinity"],
-                                       stderr=subprocess.PIPE, text=True)
         try:
-            self._wait_for_namespace()
+            self.holder = hold_private_mount_namespace()
+        except BaseException:
+            os.rmdir(self.dir)
+            raise
+        try:
             # nspawn keeps per-container state under /run/systemd/nspawn and
             # refuses to clean it up unless that is a tmpfs.
             self.ns(f"""mount -t tmpfs -o size=2g tern-systemd "$1"
@@ -123,23 +126,6 @@ cp '{deb}' "$1/var/tmp/tern.deb"
         except BaseException:
             self.close()
             raise
-
-    def _wait_for_namespace(self):
-        deadline = time.monotonic() + 10
-        while True:
-            if self.holder.poll() is not None:
-                err = self.holder.stderr.read().strip()
-                if "propagation" in err:
-                    raise unittest.SkipTest(f"cannot isolate mounts here ({err}): / is not a mount point")
-                raise AssertionError(f"unshare failed: {err}")
-            try:
-                if os.readlink(f"/proc/{self.holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
-                    return
-            except FileNotFoundError:
-                continue
-            if time.monotonic() > deadline:
-                raise AssertionError("unshare did not enter a new mount namespace")
-            time.sleep(0.02)
 
     def ns(self, script, check=True, timeout=120):
         """A shell script in the private mount namespace (host side); $1 is the root."""
