@@ -36,7 +36,8 @@ struct Agent::Job {
     uint64_t id = 0;
     delivery::Request request;
     Done done;
-    std::string nexthop;
+    std::string nexthop;  // where it goes: the domain, or the transport/relayhost next hop
+    Plan plan;
     double received = 0, started = 0, setup_done = 0, transfer = 0;
     bool resolved = false, any_connected = false, has_relay = false;
     std::vector<Target> targets;
@@ -69,8 +70,8 @@ struct Agent::Route {
     std::string dead_reason;
 };
 
-Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns)
-    : base_(base), settings_(std::move(settings)), resolver_(base, std::move(dns)) {
+Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Policy policy)
+    : base_(base), settings_(std::move(settings)), resolver_(base, std::move(dns)), policy_(std::move(policy)) {
     reaper_ = event::timer(base_, [this](short) { graveyard_.clear(); });
     idle_timer_ = event::timer(base_, [this](short) { expire_idle(); });
 }
@@ -82,13 +83,21 @@ Agent::Route& Agent::route(const std::string& nexthop) { return routes_[nexthop]
 void Agent::deliver(delivery::Request request, Done done) {
     auto job = std::make_unique<Job>();
     job->id = next_id_++;
-    job->nexthop = request.nexthop;
+    job->plan = policy_.plan(request.nexthop);
+    job->nexthop = job->plan.nexthop.empty() ? request.nexthop : job->plan.nexthop;
     job->request = std::move(request);
     job->done = std::move(done);
     job->received = now();
     Job* raw = job.get();
     jobs_.emplace(raw->id, std::move(job));
     Route& r = route(raw->nexthop);
+    if (raw->plan.refused) {
+        raw->settle_open(raw->plan.outcome, raw->plan.dsn, raw->plan.text);
+        raw->started = raw->setup_done = raw->received;
+        ++r.active;  // complete() counts it down
+        complete(raw);
+        return;
+    }
     if (r.dead_until > raw->received) {
         raw->settle_open(delivery::Outcome::Deferred, "4.4.1", "delivery temporarily suspended: " + r.dead_reason);
         raw->started = raw->setup_done = raw->received;
@@ -134,7 +143,7 @@ void Agent::try_next(Job* job) {
     uint64_t id = job->id;
     if (!job->resolved) {
         job->resolved = true;
-        find_next_hop(resolver_, settings_, job->nexthop, [this, id](NextHop hop) {
+        find_next_hop(resolver_, settings_, job->nexthop, job->plan.level, [this, id](NextHop hop) {
             auto it = jobs_.find(id);
             if (it == jobs_.end()) return;
             Job* j = it->second.get();
@@ -161,13 +170,17 @@ void Agent::try_next(Job* job) {
         return;
     }
     Target target = job->targets[job->next++];
-    job->session = std::make_unique<Session>(base_, settings_, target, settings_.tls_level);
+    std::optional<std::pair<std::string, std::string>> auth;
+    if (job->plan.auth) auth.emplace(job->plan.auth->user, job->plan.auth->password);
+    job->session = std::make_unique<Session>(base_, settings_, target, std::move(auth));
     job->session->open([this, id](OpenResult result) {
         auto it = jobs_.find(id);
         if (it == jobs_.end()) return;
         Job* j = it->second.get();
         std::unique_ptr<Session> s = std::move(j->session);
         if (!result.ok) {
+            // A server that answered (even to refuse) is not a dead host.
+            j->any_connected = j->any_connected || result.reached;
             j->last_dsn = result.dsn;
             j->last_text = result.text;
             j->relay = s->target();

@@ -1,7 +1,9 @@
 // The remote delivery agent: one delivery request from qmgr at a time per
 // connection, many at once per process, all on one event loop.
 //
-// For each request: a destination marked dead defers at once; otherwise an
+// For each request: the policy (policy.hpp) says where it goes (transport
+// table, relayhost or the domain's MX), with which TLS level and
+// credentials; a destination marked dead defers at once; otherwise an
 // idle cached session to the destination is reused (RSET, new MAIL), or
 // the next hop is looked up (nexthop.hpp) and each address tried in order
 // until one server gives every recipient an answer.  Recipients whose
@@ -33,6 +35,7 @@
 #include "lib/dns/resolver.hpp"
 #include "lib/event/loop.hpp"
 #include "smtp-client/nexthop.hpp"
+#include "smtp-client/policy.hpp"
 #include "smtp-client/session.hpp"
 #include "smtp-client/settings.hpp"
 
@@ -42,7 +45,7 @@ class Agent {
 public:
     using Done = std::function<void(delivery::Response)>;
 
-    Agent(event_base* base, Settings settings, dns::ResolverSettings dns);
+    Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Policy policy);
     ~Agent();
     void deliver(delivery::Request request, Done done);
     size_t active() const { return jobs_.size(); }
@@ -65,6 +68,7 @@ private:
     event_base* base_;
     Settings settings_;
     dns::Resolver resolver_;
+    Policy policy_;
     std::map<uint64_t, std::unique_ptr<Job>> jobs_;
     std::map<std::string, Route> routes_;
     std::vector<std::unique_ptr<Session>> closing_;

@@ -6,6 +6,9 @@
 #include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -64,8 +67,9 @@ struct Session::Tx {
     double start = 0;
 };
 
-Session::Session(event_base* base, const Settings& settings, Target target, TlsLevel level)
-    : base_(base), settings_(settings), target_(std::move(target)), level_(level) {
+Session::Session(event_base* base, const Settings& settings, Target target,
+                 std::optional<std::pair<std::string, std::string>> auth)
+    : base_(base), settings_(settings), target_(std::move(target)), level_(target_.level), auth_(std::move(auth)) {
     timer_ = event::timer(base_, [this](short) { fail("timeout while " + phase_); });
     later_ = event::timer(base_, [this](short) {
         std::vector<std::function<void()>> calls;
@@ -84,6 +88,7 @@ void Session::later(std::function<void()> fn) {
 void Session::open(std::function<void(OpenResult)> done) {
     on_open_ = std::move(done);
     busy_ = true;
+    connecting_ = true;
     phase_ = "connecting";
     on_broken_ = [this](const std::string& why) {
         bool connecting = connecting_;
@@ -235,7 +240,7 @@ void Session::open_failed(delivery::Outcome outcome, std::string dsn, std::strin
     on_open_ = nullptr;
     on_broken_ = nullptr;
     if (!cb) return;
-    OpenResult r{false, outcome, std::move(dsn), std::move(text)};
+    OpenResult r{false, !connecting_, outcome, std::move(dsn), std::move(text)};
     later([cb, r] { cb(r); });
 }
 
@@ -270,6 +275,13 @@ void Session::after_ehlo(const smtp::Reply& r) {
         return;
     }
     ext_ = helo_ ? smtp::Extensions() : smtp::parse_ehlo(r);
+    if (level_ == TlsLevel::Dane && target_.tlsa.empty()) {
+        // RFC 7672 2.2: TLSA records we could not look up mean no
+        // connection at all, never a downgrade.
+        open_failed(delivery::Outcome::Deferred, "4.7.5",
+                    "TLSA lookup error for " + target_.label() + ": " + target_.tlsa_error);
+        return;
+    }
     if (!tls_ && level_ != TlsLevel::None) {
         if (ext_.starttls) {
             phase_ = "sending STARTTLS";
@@ -279,7 +291,7 @@ void Session::after_ehlo(const smtp::Reply& r) {
                 } else if (level_ >= TlsLevel::Encrypt) {
                     open_failed(delivery::Outcome::Deferred, "4.7.4", "TLS is required, but " + said(s, "STARTTLS"));
                 } else {
-                    opened();
+                    authenticate();
                 }
             });
             return;
@@ -290,7 +302,7 @@ void Session::after_ehlo(const smtp::Reply& r) {
             return;
         }
     }
-    opened();
+    authenticate();
 }
 
 void Session::start_tls() {
@@ -300,9 +312,19 @@ void Session::start_tls() {
         return;
     }
     SSL_set_tlsext_host_name(ssl, target_.host.c_str());
-    // The name is checked with the chain; the verdict is read after the
-    // handshake, so that opportunistic TLS still encrypts to anyone.
-    SSL_set1_host(ssl, target_.host.c_str());
+    if (level_ == TlsLevel::Dane) {
+        // RFC 7672: the TLSA records are the trust anchors; DANE-EE(3)
+        // matches the key itself, with no name check (section 3.1.1).
+        SSL_dane_enable(ssl, target_.host.c_str());
+        SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+        for (const auto& t : target_.tlsa)
+            SSL_dane_tlsa_add(ssl, t.usage, t.selector, t.matching, reinterpret_cast<const unsigned char*>(t.data.data()),
+                              t.data.size());
+    } else {
+        // The name is checked with the chain; the verdict is read after the
+        // handshake, so that opportunistic TLS still encrypts to anyone.
+        SSL_set1_host(ssl, target_.host.c_str());
+    }
     SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
     bufferevent* tb = bufferevent_openssl_filter_new(base_, bev_.get(), ssl, BUFFEREVENT_SSL_CONNECTING,
                                                      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -337,6 +359,13 @@ void Session::tls_established() {
                        : verify == X509_V_ERR_HOSTNAME_MISMATCH ? "Trusted"
                                                                  : "Untrusted";
     log::info("%s TLS connection established to %s: %s", word, target_.label().c_str(), tls::describe(ssl).c_str());
+    if (level_ == TlsLevel::Dane && verify != X509_V_OK) {
+        // A TLSA mismatch defers; it never falls back to plaintext.
+        open_failed(delivery::Outcome::Deferred, "4.7.5",
+                    "Server certificate not trusted: no TLSA record matches (" +
+                        std::string(X509_verify_cert_error_string(verify)) + ") for " + target_.label());
+        return;
+    }
     if (level_ == TlsLevel::Verify && verify != X509_V_OK) {
         open_failed(delivery::Outcome::Deferred, "4.7.5",
                     "Server certificate not verified (" + std::string(X509_verify_cert_error_string(verify)) + ") for " +
@@ -348,13 +377,65 @@ void Session::tls_established() {
     flush();
 }
 
+void Session::authenticate() {
+    if (!auth_) {
+        opened();
+        return;
+    }
+    if (!tls_) {
+        open_failed(delivery::Outcome::Deferred, "4.7.4",
+                    "TLS is required for SMTP AUTH, but was not established with " + target_.label());
+        return;
+    }
+    auto has = [&](const char* m) { return std::find(ext_.auth.begin(), ext_.auth.end(), m) != ext_.auth.end(); };
+    auto b64 = [](const std::string& in) {
+        std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+        int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+        out.resize(static_cast<size_t>(n));
+        return out;
+    };
+    auto done = [this](const smtp::Reply& r) {
+        if (r.code == 235) {
+            opened();
+            return;
+        }
+        // Postfix defers on a failed login and tries the next server.
+        open_failed(delivery::Outcome::Deferred, r.code >= 500 ? "4.7.8" : r.dsn(),
+                    "SASL authentication failed; server " + target_.host + "[" + target_.ip + "] said: " + r.text());
+    };
+    phase_ = "performing the SASL authentication";
+    const auto& [user, password] = *auth_;
+    if (has("PLAIN")) {
+        // RFC 4616: authzid NUL authcid NUL password.
+        command("AUTH PLAIN " + b64(std::string(1, '\0') + user + std::string(1, '\0') + password), done);
+    } else if (has("LOGIN")) {
+        std::string u = b64(user), p = b64(password);
+        command("AUTH LOGIN", [this, u, p, done](const smtp::Reply& r) {
+            if (r.code != 334) return done(r);
+            command(u, [this, p, done](const smtp::Reply& r2) {
+                if (r2.code != 334) return done(r2);
+                command(p, done);
+            });
+        });
+    } else {
+        std::string offered;
+        for (const auto& m : ext_.auth) offered += (offered.empty() ? "" : " ") + m;
+        open_failed(delivery::Outcome::Deferred, "4.7.0",
+                    "SASL authentication failed: no mechanism in common with " + target_.label() + " (it offers: " +
+                        (offered.empty() ? "none" : offered) + ")");
+        return;
+    }
+    flush();
+}
+
 void Session::opened() {
     busy_ = false;
     on_broken_ = [this](const std::string&) {};  // noticed by the next send()
     phase_ = "idle";
     auto cb = std::move(on_open_);
     on_open_ = nullptr;
-    if (cb) later([cb] { cb(OpenResult{true, delivery::Outcome::Delivered, "", ""}); });
+    if (cb) later([cb] { cb(OpenResult{true, true, delivery::Outcome::Delivered, "", ""}); });
 }
 
 void Session::send(const delivery::Request& request, std::vector<const delivery::RequestRecipient*> recipients,

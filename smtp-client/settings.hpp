@@ -11,7 +11,7 @@
 namespace tern::smtpc {
 
 enum class AddressPreference { Any, IPv4, IPv6 };
-enum class TlsLevel { None, May, Encrypt, Verify };
+enum class TlsLevel { None, May, Encrypt, Verify, Dane };
 
 struct Settings {
     std::string helo_name;

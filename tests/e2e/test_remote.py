@@ -6,10 +6,14 @@ port.  Each test uses its own domains, so one stack serves the class.
 """
 import email
 import email.policy
+import hashlib
 import os
 import re
+import shutil
 import smtplib
+import subprocess
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,13 +24,44 @@ from smtpsink import SmtpSink  # noqa: E402
 NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "smtp-client", "mailctl")
 
 
+def openssl(*args, stdin=None):
+    return subprocess.run(["openssl"] + list(args), check=True, capture_output=True, input=stdin, timeout=60).stdout
+
+
+def make_ca_and_cert(directory, host):
+    """A test CA and a certificate for host signed by it (for level verify)."""
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    key, csr, cert = (os.path.join(directory, n) for n in ("host.key", "host.csr", "host.pem"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=tern test CA",
+            "-keyout", ca_key, "-out", ca)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", key, "-out", csr)
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=DNS:{host}\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+            "-extfile", ext, "-out", cert)
+    return ca, cert, key
+
+
+def spki_sha256(certfile):
+    """The DANE 3 1 1 association data of a certificate: SHA-256 of its public key (DER)."""
+    pub = openssl("x509", "-in", certfile, "-pubkey", "-noout")
+    der = openssl("pkey", "-pubin", "-outform", "DER", stdin=pub)
+    return hashlib.sha256(der).digest()
+
+
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
 class RemoteDelivery(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer()
         cls.port = free_port()
+        cls.pki = tempfile.mkdtemp(prefix="tern-e2e-pki-")
+        cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(cls.pki, "mx.verified.test")
         cls.stack = Stack(config={
+            "transport_maps": "$config_directory/transport",
+            "smtp_tls_policy_maps": "$config_directory/tls_policy",
+            "smtp_tls_CAfile": cls.ca,
             "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
             "dns_timeout": "1s",
             "smtp_tcp_port": str(cls.port),
@@ -39,14 +74,21 @@ class RemoteDelivery(unittest.TestCase):
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
             "queue_run_delay": "1s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
+        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"], autostart=False)
+        with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
+            f.write(f"# test routes\nrouted.test smtp:[127.0.0.23]:{cls.port}\n"
+                    "refused.test error:5.7.1 we do not send mail there\n")
+        with open(os.path.join(cls.stack.conf_dir, "tls_policy"), "w") as f:
+            f.write("plain.test encrypt\nverified.test verify\ndane.test dane\ndanebad.test dane\n")
         cls.stack.__enter__()
+        cls.stack.start()
         cls.sinks = []
 
     @classmethod
     def tearDownClass(cls):
         cls.stack.__exit__(None, None, None)
         cls.dns.close()
+        shutil.rmtree(cls.pki, ignore_errors=True)
 
     def tearDown(self):
         for s in self.sinks:
@@ -285,6 +327,147 @@ class RemoteDelivery(unittest.TestCase):
         self.assertTrue(m.tls)
         self.wait_log(r"Untrusted TLS connection established to tls\.test\[127\.0\.0\.21\]:%d: TLSv1\.[23] with cipher"
                       % self.port)
+
+
+    # --- transport table and TLS policy --------------------------------------
+
+    def test_transport_table_routes_to_a_host(self):
+        s = self.sink("127.0.0.23")  # routed.test has no DNS records at all
+        self.send(["vera@routed.test"], b"Subject: routed\n\nby the table\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<vera@routed\.test>, relay=127\.0\.0\.23\[127\.0\.0\.23\]:%d, .*status=sent" % self.port)
+
+    def test_transport_error_bounces(self):
+        self.send(["walt@refused.test"], b"Subject: refused\n\nno\n")
+        self.wait_log(r"to=<walt@refused\.test>, relay=none, .*dsn=5\.7\.1, status=bounced \(we do not send mail there\)")
+        self.bounce_for("we do not send mail there")
+
+    def test_tls_encrypt_policy_never_sends_in_clear(self):
+        self.dns.add("plain.test", "A", "127.0.0.24")
+        s = self.sink("127.0.0.24")  # no STARTTLS
+        self.send(["xena@plain.test"], b"Subject: clear\n\nmust not go in the clear\n")
+        self.wait_log(r"to=<xena@plain\.test>, .*dsn=4\.7\.4, status=deferred \(TLS is required, but was not offered "
+                      r"by host plain\.test\[127\.0\.0\.24\]\)")
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+
+    def test_tls_verify_with_cafile(self):
+        self.dns.add("verified.test", "MX", (10, "mx.verified.test"))
+        self.dns.add("mx.verified.test", "A", "127.0.0.25")
+        s = self.sink("127.0.0.25", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["yann@verified.test"], b"Subject: verify\n\nverified\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.wait_log(r"Verified TLS connection established to mx\.verified\.test\[127\.0\.0\.25\]:%d" % self.port)
+
+    def test_dane_match_delivers_verified(self):
+        cert = _self_signed_cert()  # self-signed: only DANE can vouch for it
+        certfile, keyfile = os.path.join(cert, "cert.pem"), os.path.join(cert, "key.pem")
+        self.dns.secure.add("dane.test")
+        self.dns.add("dane.test", "MX", (10, "mx.dane.test"))
+        self.dns.add("mx.dane.test", "A", "127.0.0.26")
+        self.dns.add(f"_{self.port}._tcp.mx.dane.test", "TLSA", (3, 1, 1, spki_sha256(certfile)))
+        s = self.sink("127.0.0.26", certfile=certfile, keyfile=keyfile)
+        self.send(["zoe@dane.test"], b"Subject: dane\n\npinned\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.wait_log(r"Verified TLS connection established to mx\.dane\.test\[127\.0\.0\.26\]:%d" % self.port)
+
+    def test_dane_mismatch_defers(self):
+        cert = _self_signed_cert()
+        certfile, keyfile = os.path.join(cert, "cert.pem"), os.path.join(cert, "key.pem")
+        self.dns.secure.add("danebad.test")
+        self.dns.add("danebad.test", "MX", (10, "mx.danebad.test"))
+        self.dns.add("mx.danebad.test", "A", "127.0.0.27")
+        self.dns.add(f"_{self.port}._tcp.mx.danebad.test", "TLSA", (3, 1, 1, b"\x00" * 32))
+        s = self.sink("127.0.0.27", certfile=certfile, keyfile=keyfile)
+        self.send(["adam@danebad.test"], b"Subject: dane\n\nwrong pin\n")
+        self.wait_log(r"to=<adam@danebad\.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate not trusted: "
+                      r"no TLSA record matches")
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+        self.assertEqual(len(s.messages), 0)
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
+class Relayhost(unittest.TestCase):
+    """relayhost with SMTP AUTH over required TLS, and expiry of mail that
+    cannot be delivered (a short queue lifetime)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer()
+        cls.port = free_port()
+        cls.stack = Stack(config={
+            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
+            "dns_timeout": "1s",
+            "smtp_tcp_port": str(cls.port),
+            "relayhost": f"[smarthost.test]:{cls.port}",
+            "transport_maps": "$config_directory/transport",
+            "smtp_sasl_password_maps": "$config_directory/sasl_passwd",
+            "smtp_connect_timeout": "5s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+            "queue_run_delay": "1s",
+            "maximal_queue_lifetime": "5s",
+        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"], autostart=False)
+        with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
+            f.write(f"login.test smtp:[smarthost2.test]:{cls.port}\n"
+                    f"down.test smtp:[127.0.0.32]:{cls.port}\n")
+        path = os.path.join(cls.stack.conf_dir, "sasl_passwd")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"# test credentials\n[smarthost.test]:{cls.port} alice:s3cret word\n"
+                    f"[smarthost2.test]:{cls.port} bob:hunter2\n")
+        cls.dns.add("smarthost.test", "A", "127.0.0.30")
+        cls.dns.add("smarthost2.test", "A", "127.0.0.31")
+        cls.stack.__enter__()
+        cls.stack.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.__exit__(None, None, None)
+        cls.dns.close()
+
+    def setUp(self):
+        cert = _self_signed_cert()
+        self.tls = dict(certfile=os.path.join(cert, "cert.pem"), keyfile=os.path.join(cert, "key.pem"))
+        self.sinks = []
+
+    def tearDown(self):
+        for s in self.sinks:
+            s.close()
+
+    send = RemoteDelivery.send
+    wait_log = RemoteDelivery.wait_log
+    wait_messages = RemoteDelivery.wait_messages
+    bounce_for = RemoteDelivery.bounce_for
+
+    def test_relayhost_auth_plain_over_tls(self):
+        s = SmtpSink("127.0.0.30", self.port, auth={"alice": "s3cret word"}, **self.tls)
+        self.sinks.append(s)
+        self.send(["someone@elsewhere.test"], b"Subject: relay\n\nvia the smarthost\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.assertEqual(s.authenticated, [("alice", "PLAIN")])
+        self.wait_log(r"to=<someone@elsewhere\.test>, relay=smarthost\.test\[127\.0\.0\.30\]:%d, .*status=sent"
+                      % self.port)
+
+    def test_auth_login_and_bad_password(self):
+        s = SmtpSink("127.0.0.31", self.port, auth={"bob": "other"}, auth_mechanisms=["LOGIN"], **self.tls)
+        self.sinks.append(s)
+        self.send(["carl@login.test"], b"Subject: login\n\nwrong password first\n")
+        self.wait_log(r"to=<carl@login\.test>, .*status=deferred \(SASL authentication failed; server smarthost2\.test"
+                      r"\[127\.0\.0\.31\] said: 535 5\.7\.8")
+        self.assertEqual(len(s.messages), 0)
+        s.auth["bob"] = "hunter2"
+        self.wait_messages(s, 1, timeout=30)
+        self.assertIn(("bob", "LOGIN"), s.authenticated)
+
+    def test_unreachable_defers_then_bounces(self):
+        self.send(["dora@down.test"], b"Subject: down\n\nnobody listens\n")
+        self.wait_log(r"to=<dora@down\.test>, .*status=deferred \(connect to 127\.0\.0\.32\[127\.0\.0\.32\]:%d: "
+                      r"Connection refused\)" % self.port)
+        raw = self.bounce_for("dora@down.test", timeout=40)
+        self.assertIn(b"Connection refused", raw)
 
 
 if __name__ == "__main__":
