@@ -34,6 +34,7 @@
 #include "lib/delivery/request.hpp"
 #include "lib/dns/resolver.hpp"
 #include "lib/event/loop.hpp"
+#include "smtp-client/mta_sts.hpp"
 #include "smtp-client/nexthop.hpp"
 #include "smtp-client/policy.hpp"
 #include "smtp-client/session.hpp"
@@ -58,6 +59,8 @@ private:
     void start(Job* job);
     void begin(Job* job, std::unique_ptr<Session> cached);
     void try_next(Job* job);
+    void resolve(Job* job);
+    bool apply_sts(Job* job, NextHop& hop);
     void transact(Job* job, std::unique_ptr<Session> session);
     void release(Job* job, std::unique_ptr<Session> session);
     void complete(Job* job);
@@ -69,6 +72,7 @@ private:
     Settings settings_;
     dns::Resolver resolver_;
     Policy policy_;
+    StsCache sts_;
     std::map<uint64_t, std::unique_ptr<Job>> jobs_;
     std::map<std::string, Route> routes_;
     std::vector<std::unique_ptr<Session>> closing_;

@@ -63,6 +63,7 @@ Plan Policy::plan(const std::string& domain) {
         auto parsed = parse_tls_level(**level);
         if (!parsed) return refuse("smtp_tls_policy_maps entry for " + key + ": " + parsed.message());
         plan.level = *parsed;
+        plan.level_from_table = true;
         break;
     }
     if (!sasl_path_.empty()) {
@@ -74,6 +75,7 @@ Plan Policy::plan(const std::string& domain) {
         auto text = sys::read_file(sasl_path_, 1 << 20);
         if (!text) return refuse("smtp_sasl_password_maps: " + text.message());
         plan.auth = tables::find_credentials(*text, plan.nexthop);
+        if (plan.auth) plan.level_from_table = true;
         if (plan.auth && plan.level < TlsLevel::Encrypt) plan.level = TlsLevel::Encrypt;
     }
     return plan;

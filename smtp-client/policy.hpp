@@ -28,6 +28,7 @@ struct Plan {
     std::string dsn, text;
     std::string nexthop;  // "example.org" (MX lookup) or "[host]:port"
     TlsLevel level = TlsLevel::May;
+    bool level_from_table = false;  // smtp_tls_policy_maps or AUTH chose it: MTA-STS does not apply
     std::optional<tables::Credentials> auth;
 };
 

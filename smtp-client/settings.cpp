@@ -33,6 +33,9 @@ Result<Settings> Settings::from(const config::Config& c) {
     long long port = c.get_int("smtp_tcp_port");
     if (port < 1 || port > 65535) return make_error("smtp_tcp_port: not a port number: " + std::to_string(port));
     s.port = static_cast<int>(port);
+    long long sts_port = c.get_int("smtp_mta_sts_port");
+    if (sts_port < 1 || sts_port > 65535) return make_error("smtp_mta_sts_port: not a port number");
+    s.mta_sts_port = static_cast<int>(sts_port);
     std::string pref = c.get("smtp_address_preference");
     if (pref == "any") s.preference = AddressPreference::Any;
     else if (pref == "ipv4") s.preference = AddressPreference::IPv4;

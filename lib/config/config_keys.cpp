@@ -114,6 +114,8 @@ const std::vector<KeyInfo> kKeys = {
      "remote delivery: sessions at once to one destination, per smtp-client process"},
     {"smtp_helo_name", Kind::String, "$myhostname",
      "remote delivery: the name sent in EHLO/HELO"},
+    {"smtp_mta_sts_port", Kind::Int, "443",
+     "remote delivery: the HTTPS port MTA-STS policies are fetched from (443; tests change it)"},
     {"smtp_reply_timeout", Kind::Duration, "300s",
      "remote delivery: time limit for the greeting and each reply of a remote server"},
     {"smtp_sasl_password_maps", Kind::Path, "",

@@ -7,13 +7,16 @@ port.  Each test uses its own domains, so one stack serves the class.
 import email
 import email.policy
 import hashlib
+import http.server
 import os
 import re
 import shutil
 import smtplib
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,8 +31,8 @@ def openssl(*args, stdin=None):
     return subprocess.run(["openssl"] + list(args), check=True, capture_output=True, input=stdin, timeout=60).stdout
 
 
-def make_ca_and_cert(directory, host):
-    """A test CA and a certificate for host signed by it (for level verify)."""
+def make_ca_and_cert(directory, host, *more_hosts):
+    """A test CA and a certificate for host (and more_hosts) signed by it."""
     ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
     key, csr, cert = (os.path.join(directory, n) for n in ("host.key", "host.csr", "host.pem"))
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=tern test CA",
@@ -37,10 +40,48 @@ def make_ca_and_cert(directory, host):
     openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", key, "-out", csr)
     ext = os.path.join(directory, "ext.cnf")
     with open(ext, "w") as f:
-        f.write(f"subjectAltName=DNS:{host}\n")
+        f.write("subjectAltName=" + ",".join(f"DNS:{h}" for h in (host,) + more_hosts) + "\n")
     openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
             "-extfile", ext, "-out", cert)
     return ca, cert, key
+
+
+class PolicyServer:
+    """HTTPS on a loopback address serving MTA-STS policies by Host header."""
+
+    def __init__(self, host, port, certfile, keyfile):
+        self.policies = {}  # "mta-sts.example.test" -> text
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = (self.headers.get("Host") or "").split(":")[0]
+                server.requests.append((name, self.path))
+                text = server.policies.get(name)
+                if self.path != "/.well-known/mta-sts.txt" or text is None:
+                    self.send_error(404)
+                    return
+                body = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(certfile, keyfile)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def spki_sha256(certfile):
@@ -57,11 +98,16 @@ class RemoteDelivery(unittest.TestCase):
         cls.dns = DnsServer()
         cls.port = free_port()
         cls.pki = tempfile.mkdtemp(prefix="tern-e2e-pki-")
-        cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(cls.pki, "mx.verified.test")
+        cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(
+            cls.pki, "mx.verified.test", "mx.sts.test", "mx.stsbad.test", "evil.stsbad.test", "mx.stsweak.test",
+            "mta-sts.sts.test", "mta-sts.stsbad.test", "mta-sts.stsweak.test")
+        cls.sts_port = free_port()
+        cls.sts = PolicyServer("127.0.0.40", cls.sts_port, cls.host_cert, cls.host_key)
         cls.stack = Stack(config={
             "transport_maps": "$config_directory/transport",
             "smtp_tls_policy_maps": "$config_directory/tls_policy",
             "smtp_tls_CAfile": cls.ca,
+            "smtp_mta_sts_port": str(cls.sts_port),
             "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
             "dns_timeout": "1s",
             "smtp_tcp_port": str(cls.port),
@@ -88,6 +134,7 @@ class RemoteDelivery(unittest.TestCase):
     def tearDownClass(cls):
         cls.stack.__exit__(None, None, None)
         cls.dns.close()
+        cls.sts.close()
         shutil.rmtree(cls.pki, ignore_errors=True)
 
     def tearDown(self):
@@ -385,6 +432,44 @@ class RemoteDelivery(unittest.TestCase):
                       r"no TLSA record matches")
         self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
         self.assertEqual(len(s.messages), 0)
+
+    # --- MTA-STS -------------------------------------------------------------
+
+    def sts_domain(self, domain, mx_host, ip, policy_mx):
+        self.dns.add(domain, "MX", (10, mx_host))
+        self.dns.add(mx_host, "A", ip)
+        self.dns.add(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=1;")
+        self.dns.add(f"mta-sts.{domain}", "A", "127.0.0.40")
+        self.sts.policies[f"mta-sts.{domain}"] = (f"version: STSv1\nmode: enforce\nmx: {policy_mx}\n"
+                                                  "max_age: 86400\n")
+
+    def test_mta_sts_enforce_delivers_verified(self):
+        self.sts_domain("sts.test", "mx.sts.test", "127.0.0.41", "*.sts.test")
+        s = self.sink("127.0.0.41", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["beth@sts.test"], b"Subject: sts\n\nenforced\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"MTA-STS policy for sts\.test: mode=enforce, max_age=86400")
+        self.wait_log(r"Verified TLS connection established to mx\.sts\.test\[127\.0\.0\.41\]")
+        # A second message uses the cached policy: no second fetch.
+        self.send(["beth@sts.test"], b"Subject: sts 2\n\ncached\n")
+        self.wait_messages(s, 2)
+        self.assertEqual(self.sts.requests.count(("mta-sts.sts.test", "/.well-known/mta-sts.txt")), 1)
+
+    def test_mta_sts_enforce_refuses_unlisted_mx(self):
+        self.sts_domain("stsbad.test", "evil.stsbad.test", "127.0.0.42", "mx.stsbad.test")
+        s = self.sink("127.0.0.42", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["carl@stsbad.test"], b"Subject: sts\n\nwrong MX\n")
+        self.wait_log(r"to=<carl@stsbad\.test>, relay=none, .*dsn=4\.7\.5, status=deferred \(MTA-STS policy for "
+                      r"stsbad\.test \(enforce\) matches none of its MX hosts\)")
+        self.assertEqual(s.sessions, 0)
+
+    def test_mta_sts_enforce_refuses_unverified_tls(self):
+        cert = _self_signed_cert()
+        self.sts_domain("stsweak.test", "mx.stsweak.test", "127.0.0.43", "mx.stsweak.test")
+        s = self.sink("127.0.0.43", certfile=os.path.join(cert, "cert.pem"), keyfile=os.path.join(cert, "key.pem"))
+        self.send(["dina@stsweak.test"], b"Subject: sts\n\nself-signed\n")
+        self.wait_log(r"to=<dina@stsweak\.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate not verified")
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
