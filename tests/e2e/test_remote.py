@@ -274,6 +274,15 @@ class RemoteDelivery(unittest.TestCase):
         self.assertIn(b"reject.test[127.0.0.10]", raw)
         self.assertIn("multipart/report", msg.get_content_type())
 
+    def test_4xx_reply_kept_in_queue(self):
+        self.dns.add("full.test", "A", "127.0.0.28")
+        s = self.sink("127.0.0.28")
+        s.rcpt_reply = lambda addr: "452 4.2.2 mailbox full, sorry"
+        self.send(["fred@full.test"], b"Subject: full\n\nlater\n")
+        self.wait_log(r"to=<fred@full\.test>, .*dsn=4\.2\.2, status=deferred")
+        self.stack.wait_for(lambda: "said: 452 4.2.2 mailbox full, sorry (in reply to RCPT TO command)"
+                            in self.stack.mailctl("queue", "list", check=True).stdout, 10, "the reply in mailctl queue")
+
     def test_unreachable_defers(self):
         self.dns.add("down.test", "A", "127.0.0.11")  # nothing listens there
         self.send(["kate@down.test"], b"Subject: down\n\nunreachable\n")
