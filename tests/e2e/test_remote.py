@@ -244,6 +244,17 @@ class RemoteDelivery(unittest.TestCase):
         self.wait_messages(s, 1)
         self.wait_log(r"to=<gina@six\.test>, relay=mx\.six\.test\[::1\]:%d" % self.port)
 
+    def test_ipv6_first_then_ipv4(self):
+        # smtp_address_preference = any tries IPv6 first; nothing listens on
+        # [::1] at this port, so the IPv4 address of the same host takes it.
+        self.dns.add("dual.test", "MX", (10, "mx.dual.test"))
+        self.dns.add("mx.dual.test", "AAAA", "::1")
+        self.dns.add("mx.dual.test", "A", "127.0.0.29")
+        s = self.sink("127.0.0.29")
+        self.send(["hugo@dual.test"], b"Subject: dual\n\nfalls back\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<hugo@dual\.test>, relay=mx\.dual\.test\[127\.0\.0\.29\]:%d, .*status=sent" % self.port)
+
     # --- remote replies ------------------------------------------------------
 
     def test_451_then_delivered_on_retry(self):
