@@ -585,6 +585,10 @@ void Session::send_body() {
     }
     t.sending_body = true;
     bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputHigh / 4, 0);
+    // No reply is awaited while the body streams: a server that stops
+    // reading is caught by a write timeout instead (on_event, TIMEOUT).
+    timeval write_limit{static_cast<time_t>(settings_.reply_timeout.count() / 1000), 0};
+    bufferevent_set_timeouts(bev_.get(), nullptr, &write_limit);
     pump_body();
 }
 
@@ -601,6 +605,7 @@ void Session::pump_body() {
         }
         if (n == 0) {
             t.sending_body = false;
+            bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
             std::string end = t.encoder.finish();
             bufferevent_write(bev_.get(), end.data(), end.size());
             phase_ = "sending end of data -- message may be sent more than once";

@@ -348,6 +348,15 @@ class RemoteDelivery(unittest.TestCase):
         self.assertIn(b"\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n", m.data)
         self.assertNotIn(b"\n\n", m.raw.replace(b"\r\n", b""))  # every LF became CRLF
 
+    def test_large_message_streams_whole(self):
+        self.dns.add("big.test", "A", "127.0.0.33")
+        s = self.sink("127.0.0.33")
+        lines = b"".join(b"%06d .line with a leading dot after the number\n" % i if i % 7 else b".%06d\n" % i
+                         for i in range(20000))
+        self.send(["ivy@big.test"], b"Subject: big\n\n" + lines)
+        m = self.wait_messages(s, 1, timeout=40)[0]
+        self.assertTrue(m.data.endswith(lines.replace(b"\n", b"\r\n")))
+
     def test_dsn_parameters_passed_on(self):
         self.dns.add("dsn.test", "A", "127.0.0.17")
         s = self.sink("127.0.0.17")
