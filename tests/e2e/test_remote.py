@@ -99,7 +99,7 @@ class RemoteDelivery(unittest.TestCase):
         cls.port = free_port()
         cls.pki = tempfile.mkdtemp(prefix="tern-e2e-pki-")
         cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(
-            cls.pki, "mx.verified.test", "mx.sts.test", "mx.stsbad.test", "evil.stsbad.test", "mx.stsweak.test",
+            cls.pki, "mx.verified.test", "mx.daneta.test", "mx.sts.test", "mx.stsbad.test", "evil.stsbad.test", "mx.stsweak.test",
             "mta-sts.sts.test", "mta-sts.stsbad.test", "mta-sts.stsweak.test")
         cls.sts_port = free_port()
         cls.sts = PolicyServer("127.0.0.40", cls.sts_port, cls.host_cert, cls.host_key)
@@ -125,7 +125,7 @@ class RemoteDelivery(unittest.TestCase):
             f.write(f"# test routes\nrouted.test smtp:[127.0.0.23]:{cls.port}\n"
                     "refused.test error:5.7.1 we do not send mail there\n")
         with open(os.path.join(cls.stack.conf_dir, "tls_policy"), "w") as f:
-            f.write("plain.test encrypt\nverified.test verify\ndane.test dane\ndanebad.test dane\n")
+            f.write("plain.test encrypt\nverified.test verify\ndane.test dane\ndanebad.test dane\ndaneta.test dane\n")
         cls.stack.__enter__()
         cls.stack.start()
         cls.sinks = []
@@ -447,6 +447,19 @@ class RemoteDelivery(unittest.TestCase):
         m = self.wait_messages(s, 1)[0]
         self.assertTrue(m.tls)
         self.wait_log(r"Verified TLS connection established to mx\.dane\.test\[127\.0\.0\.26\]:%d" % self.port)
+
+    def test_dane_ta_match(self):
+        # DANE-TA(2) with the whole CA certificate (2 0 0): the server sends
+        # only its own certificate, issued for the MX name by that CA.
+        ca_der = openssl("x509", "-in", self.ca, "-outform", "DER")
+        self.dns.secure.add("daneta.test")
+        self.dns.add("daneta.test", "MX", (10, "mx.daneta.test"))
+        self.dns.add("mx.daneta.test", "A", "127.0.0.34")
+        self.dns.add(f"_{self.port}._tcp.mx.daneta.test", "TLSA", (2, 0, 0, ca_der))
+        s = self.sink("127.0.0.34", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["jack@daneta.test"], b"Subject: dane-ta\n\ntrust anchor\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"Verified TLS connection established to mx\.daneta\.test\[127\.0\.0\.34\]")
 
     def test_dane_mismatch_defers(self):
         cert = _self_signed_cert()
