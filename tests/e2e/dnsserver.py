@@ -7,6 +7,7 @@ third-party Python module (the wire format is packed with struct).
     dns.add("mx1.example.test", "A", "127.0.0.2")
     dns.servfail.add("broken.test")
     dns.authenticated = True   # set AD, as a validating resolver would
+    dns.secure.add("dane.test")  # AD only for names under these zones
     ... dns.port ...
     dns.close()
 
@@ -68,6 +69,7 @@ class DnsServer:
         self.servfail = set()
         self.drop = set()
         self.authenticated = False
+        self.secure = set()
         self.queries = []  # (name, type) as asked
         self.lock = threading.Lock()
         server = self
@@ -155,7 +157,7 @@ class DnsServer:
                     name, known = target, False
                 if not known:
                     rcode = 3
-            ad = self.authenticated
+            ad = self.authenticated or any(qname == z or qname.endswith("." + z) for z in self.secure)
         # QR, RD copied, RA, AD as configured.
         rflags = 0x8000 | (flags & 0x0100) | 0x0080 | (0x0020 if ad else 0) | rcode
         out = struct.pack(">HHHHHH", qid, rflags, 1, len(answers), 0, 0) + question
