@@ -69,6 +69,7 @@ struct Agent::Route {
     std::vector<Idle> idle;
     double dead_until = 0;
     std::string dead_reason;
+    bool pumping = false;  // pump() is running (a job it defers completes into it)
 };
 
 Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Policy policy)
@@ -100,18 +101,23 @@ void Agent::deliver(delivery::Request request, Done done) {
         complete(raw);
         return;
     }
-    if (r.dead_until > raw->received) {
-        raw->settle_open(delivery::Outcome::Deferred, "4.4.1", "delivery temporarily suspended: " + r.dead_reason);
-        raw->started = raw->setup_done = raw->received;
-        ++r.active;  // complete() counts it down
-        complete(raw);
-        return;
-    }
+    if (suspended(raw, r)) return;
     if (r.active >= settings_.destination_limit) {
         r.waiting.push_back(raw->id);
         return;
     }
     start(raw);
+}
+
+// A destination marked dead: the job is deferred (and completed) at once,
+// with no connection, whether it just arrived or waited for a session slot.
+bool Agent::suspended(Job* job, Route& r) {
+    if (r.dead_until <= now()) return false;
+    job->settle_open(delivery::Outcome::Deferred, "4.4.1", "delivery temporarily suspended: " + r.dead_reason);
+    job->started = job->setup_done = now();
+    ++r.active;  // complete() counts it down
+    complete(job);
+    return true;
 }
 
 void Agent::start(Job* job) {
@@ -335,12 +341,15 @@ void Agent::complete(Job* job) {
 }
 
 void Agent::pump(Route& r) {
+    if (r.pumping) return;  // complete() of a job suspended below
+    r.pumping = true;
     while (!r.waiting.empty() && r.active < settings_.destination_limit) {
         uint64_t id = r.waiting.front();
         r.waiting.pop_front();
         auto it = jobs_.find(id);
-        if (it != jobs_.end()) start(it->second.get());
+        if (it != jobs_.end() && !suspended(it->second.get(), r)) start(it->second.get());
     }
+    r.pumping = false;
 }
 
 }  // namespace tern::smtpc

@@ -56,6 +56,7 @@ private:
     struct Route;
 
     Route& route(const std::string& nexthop);
+    bool suspended(Job* job, Route& r);
     void start(Job* job);
     void begin(Job* job, std::unique_ptr<Session> cached);
     void try_next(Job* job);

@@ -11,7 +11,8 @@ extensions: the EHLO keywords offered (default: a modern server).  With
 certfile/keyfile, STARTTLS is offered too and works.  With auth={user:
 password}, AUTH (auth_mechanisms, default PLAIN LOGIN) is offered after
 STARTTLS only; .authenticated lists (user, mechanism) of good logins.  Replies default to
-success; rcpt_reply, mail_reply and data_reply (callables returning a reply
+success; ehlo=False answers EHLO with 502 (a server that only knows HELO);
+rcpt_reply, mail_reply and data_reply (callables returning a reply
 line or None) change them.  DATA is read until the "." line and
 dot-unstuffed; .raw keeps the lines as they came (CRLF, stuffed).
 """
@@ -34,7 +35,8 @@ class Message:
 
 class SmtpSink:
     def __init__(self, host, port, extensions=None, certfile=None, keyfile=None, greeting=None, auth=None,
-                 auth_mechanisms=("PLAIN", "LOGIN")):
+                 auth_mechanisms=("PLAIN", "LOGIN"), ehlo=True):
+        self.ehlo = ehlo
         self.auth = auth or {}
         self.auth_mechanisms = list(auth_mechanisms)
         self.authenticated = []
@@ -94,7 +96,9 @@ class SmtpSink:
                 with self.lock:
                     self.commands.append(text)
                 verb = text.split(" ", 1)[0].upper()
-                if verb == "EHLO":
+                if verb == "EHLO" and not self.ehlo:
+                    send("502 5.5.2 Error: command not recognized")
+                elif verb == "EHLO":
                     ext = [e for e in self.extensions]
                     if self.tls_context and not tls:
                         ext.append("STARTTLS")
