@@ -28,7 +28,8 @@ sinks have counted N messages.  Both run with their default process counts
 and concurrency limits (tern: conf/dev/services.conf and conf/dev/tern.conf
 as `make run` uses them; Postfix: default_destination_concurrency_limit 20,
 connection cache on demand).  Printed per run: msg/s, CPU seconds per 1,000
-messages per process kind, the sinks' session count and the CPU pressure
+messages per process kind, the sinks' session count, the DNS queries
+asked and the CPU pressure
 (/proc/pressure/cpu "some") during the run; at the end the medians and the
 ratio tern/Postfix.  Needs root (smtp-sink, port 53, the namespace).
 """
@@ -255,7 +256,7 @@ class Postfix(smtp_accept.Postfix):
 
 # --- one run -----------------------------------------------------------------------
 
-def run_once(system, sinks, load, messages, timeout):
+def run_once(system, sinks, dns, load, messages, timeout):
     system.start()
     try:
         inject(system.port, load, messages, timeout)
@@ -264,11 +265,13 @@ def run_once(system, sinks, load, messages, timeout):
         cpu0 = mail_flow.cpu_by_kind(pids, master)
         p0, _ = mail_flow.pressure_total()
         sessions0 = sinks.total_sessions()
+        queries0 = len(dns.queries)
         start = time.monotonic()
         system.release()
         wait_for(lambda: sinks.total() - before >= messages, timeout,
                  f"{system.name}: {messages} messages at the sinks")
         elapsed = time.monotonic() - start
+        queries = len(dns.queries) - queries0
         pids, master = system.processes()
         cpu1 = mail_flow.cpu_by_kind(pids, master)
         p1, _ = mail_flow.pressure_total()
@@ -280,7 +283,7 @@ def run_once(system, sinks, load, messages, timeout):
     cpu = {k: v for k, v in cpu.items() if v > 0.005}
     pressure = (p1 - p0) / 1e6 / elapsed * 100 if p0 is not None else None
     return {"rate": messages / elapsed, "cpu": cpu, "messages": messages, "pressure": pressure,
-            "failures": failures, "sessions": sinks.total_sessions() - sessions0}
+            "failures": failures, "queries": queries, "sessions": sinks.total_sessions() - sessions0}
 
 
 def main():
@@ -338,14 +341,14 @@ def main():
             order = systems if rnd % 2 == 0 else list(reversed(systems))
             for system in order:
                 try:
-                    r = run_once(system, sinks, load, a.messages, a.timeout)
+                    r = run_once(system, sinks, dns, load, a.messages, a.timeout)
                 except Exception as e:  # report and go on
                     print(f"  round {rnd + 1} {system.name}: FAILED: {e}", flush=True)
                     continue
                 results.setdefault((load, system.name), []).append(r)
                 pr = f"{r['pressure']:.0f}%" if r["pressure"] is not None else "n/a"
                 print(f"  round {rnd + 1} {system.name:8} {r['rate']:7.0f} msg/s  cpu pressure {pr}  "
-                      f"SMTP sessions {r['sessions']}  deferred/bounced log lines {r['failures']}", flush=True)
+                      f"SMTP sessions {r['sessions']}  DNS queries {r['queries']}  deferred/bounced log lines {r['failures']}", flush=True)
                 print(f"      {mail_flow.fmt_cpu(r)}", flush=True)
 
     print("\n## medians (msg/s)")

@@ -170,6 +170,8 @@ const std::vector<KeyInfo> kKeys = {
      "remote delivery: time limit for the reply to the final \".\" of a message"},
     {"smtp_dead_destination_time", Kind::Duration, "60s",
      "remote delivery: after every server of a destination failed, defer its mail without trying for this long"},
+    {"smtp_delivery_concurrency_limit", Kind::Int, "100",
+     "qmgr: remote delivery requests in flight to smtp-client at once, all destinations together"},
     {"smtp_destination_concurrency_limit", Kind::Int, "20",
      "remote delivery: sessions at once to one destination, per smtp-client process"},
     {"smtp_helo_name", Kind::String, "$myhostname",
