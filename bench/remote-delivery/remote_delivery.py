@@ -181,6 +181,7 @@ class Tern:
         tempfile.tempdir = SPOOL_BASE  # the harness's mkdtemp(): a real disk
         config = mail_flow.dev_config()
         config.update({"dns_resolvers": f"{DNS_HOST}:53", "smtp_tcp_port": str(self.sink_port)})
+        config.update(dict(kv.split("=", 1) for kv in self.args.tern_set))
         services = mail_flow.dev_services()
         self.held = [l for l in services if l.split()[0] in self.delivery]
         self.stack = harness.Stack(config=config,
@@ -294,7 +295,11 @@ def main():
     p.add_argument("--only", choices=["tern", "postfix"])
     p.add_argument("--timeout", type=float, default=300, help="deadline of each step of a run, seconds")
     p.add_argument("--keep", action="store_true", help="keep the Postfix temp directories")
+    p.add_argument("--tern-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tern.conf key for tern's runs (A/B of a setting), repeatable")
     a = p.parse_args()
+    if any("=" not in kv for kv in a.tern_set):
+        sys.exit("--tern-set takes KEY=VALUE")
     if os.geteuid() != 0:
         sys.exit("needs root: smtp-sink drops to nobody, the DNS server uses port 53, Postfix a mount namespace")
     if not os.access(SMTP_SINK, os.X_OK):
