@@ -5,9 +5,12 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
+#include <cstdlib>
+
 #include "lib/log/log.hpp"
 #include "lib/net/address.hpp"
 #include "lib/sys/clock.hpp"
+#include "lib/sys/files.hpp"
 #include "lib/tls/context.hpp"
 
 namespace tern::smtpc {
@@ -32,6 +35,14 @@ std::optional<size_t> content_length(std::string_view head) {
     }
     return digits ? n : size_t(-1);
 }
+
+// A domain usable as a file name: letters, digits, '-' and inner dots.
+bool safe_name(std::string_view d) {
+    if (d.empty() || d.size() > 253 || d.front() == '.' || d.find("..") != std::string_view::npos) return false;
+    for (char c : d)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.')) return false;
+    return true;
+}
 }  // namespace
 
 struct StsCache::Fetch {
@@ -47,6 +58,41 @@ struct StsCache::Fetch {
 StsCache::StsCache(event_base* base, const Settings& settings, dns::Resolver& resolver)
     : base_(base), settings_(settings), resolver_(resolver) {
     reaper_ = event::timer(base_, [this](short) { done_.clear(); });
+    if (auto st = sys::mkdir_p(settings_.sts_cache_dir, 0700); st)
+        dir_ = settings_.sts_cache_dir;
+    else
+        log::warning("MTA-STS policies kept in memory only: %s", st.message().c_str());
+}
+
+void StsCache::load(const std::string& domain) {
+    if (dir_.empty() || loaded_[domain] || cache_.count(domain) || !safe_name(domain)) return;
+    loaded_[domain] = true;
+    auto text = sys::read_file(dir_ + "/" + domain, kMaxPolicy + 256);
+    if (!text) return;  // none kept
+    std::string_view t = *text;
+    size_t a = t.find('\n');
+    size_t b = a == std::string_view::npos ? a : t.find('\n', a + 1);
+    if (b == std::string_view::npos) return;
+    Entry e;
+    e.id = std::string(t.substr(0, a));
+    std::string expires(t.substr(a + 1, b - a - 1));
+    char* end = nullptr;
+    e.expires = std::strtod(expires.c_str(), &end);
+    auto policy = mtasts::parse(t.substr(b + 1));
+    if (!end || *end != '\0' || expires.empty() || !policy || !mtasts::parse_txt("v=STSv1; id=" + e.id)) {
+        log::warning("MTA-STS policy file %s/%s is damaged; ignored", dir_.c_str(), domain.c_str());
+        return;
+    }
+    e.policy = *policy;
+    if (e.expires > now()) cache_[domain] = std::move(e);
+}
+
+void StsCache::save(const std::string& domain, const Entry& entry, std::string_view text) {
+    if (dir_.empty() || !safe_name(domain)) return;
+    std::string data = entry.id + "\n" + std::to_string(static_cast<long long>(entry.expires)) + "\n";
+    data.append(text);
+    if (auto st = sys::write_file_atomic(dir_ + "/" + domain, data, 0600); !st)
+        log::warning("MTA-STS policy for %s not kept on disk: %s", domain.c_str(), st.message().c_str());
 }
 
 StsCache::~StsCache() = default;
@@ -66,6 +112,7 @@ void StsCache::policy_for(const std::string& domain, Done done) {
                     if (auto id = mtasts::parse_txt(r.text)) ids.push_back(*id);
                     else ids.push_back("");  // invalid: counts against "exactly one"
                 }
+        load(domain);
         auto it = cache_.find(domain);
         bool fresh = it != cache_.end() && it->second.expires > now();
         if (ids.size() != 1 || ids[0].empty()) {
@@ -179,6 +226,7 @@ void StsCache::finish(uint64_t fid, const std::string& error) {
     f->timer.del();
     std::string why = error;
     std::optional<mtasts::Policy> policy;
+    std::string text;  // the policy as served, for the file copy
     if (why.empty()) {
         // HTTP/1.x 200, then the body after the blank line (RFC 8461 3.3).
         const std::string& r = f->response;
@@ -189,19 +237,21 @@ void StsCache::finish(uint64_t fid, const std::string& error) {
             body = end == std::string::npos ? std::string::npos : end + 2;
         }
         if (r.rfind("HTTP/1.", 0) != 0 || r.size() < 12 || r.compare(9, 3, "200") != 0 || body == std::string::npos) {
-            why = "HTTP status " + r.substr(9, 3);
+            why = r.size() >= 12 ? "HTTP status " + r.substr(9, 3) : "no HTTP response";
         } else if (r.size() - body > kMaxPolicy) {
             why = "policy too large";
         } else if (auto cl = content_length(std::string_view(r).substr(0, body)); cl && *cl != r.size() - body) {
             why = "truncated policy";
         } else {
-            auto p = mtasts::parse(std::string_view(r).substr(body));
+            text = r.substr(body);
+            auto p = mtasts::parse(text);
             if (!p) why = p.message();
             else policy = *p;
         }
     }
     if (policy) {
-        cache_[f->domain] = Entry{f->txt_id, *policy, now() + static_cast<double>(policy->max_age)};
+        Entry& e = cache_[f->domain] = Entry{f->txt_id, *policy, now() + static_cast<double>(policy->max_age)};
+        save(f->domain, e, text);
         log::info("MTA-STS policy for %s: mode=%s, max_age=%lld", f->domain.c_str(),
                   std::string(mtasts::mode_name(policy->mode)).c_str(), static_cast<long long>(policy->max_age));
     } else {

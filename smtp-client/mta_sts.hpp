@@ -10,6 +10,13 @@
 // fetch falls back to a still-valid cached policy (RFC 8461 5.1), else to
 // no policy.  The answer always arrives from the event loop.
 //
+// Fetched policies are also written to $data_directory/mta-sts/<domain>
+// (the TXT id, the expiry in unix seconds, then the policy text as served),
+// so that a restarted smtp-client still knows them until max_age ends
+// (RFC 8461 5.1: a cached policy guards against a downgrade that strips
+// the TXT record or the policy host).  A file that does not parse is
+// ignored; without a writable directory the cache is in memory only.
+//
 // What a policy means is the Agent's job: enforce keeps only MX hosts the
 // policy names and requires verified TLS to them; testing only logs.
 #pragma once
@@ -43,6 +50,8 @@ private:
     };
     struct Fetch;
     std::optional<mtasts::Policy> cached(const std::string& domain) const;
+    void load(const std::string& domain);  // from the directory into cache_, once per domain
+    void save(const std::string& domain, const Entry& entry, std::string_view text);
     void fetch(const std::string& domain, const std::string& id, Done done);
     void connect(uint64_t fid, const std::string& ip);
     void finish(uint64_t fid, const std::string& error);
@@ -51,6 +60,8 @@ private:
     const Settings& settings_;
     dns::Resolver& resolver_;
     std::map<std::string, Entry> cache_;
+    std::string dir_;  // empty: no persistence
+    std::map<std::string, bool> loaded_;
     std::map<uint64_t, std::unique_ptr<Fetch>> fetches_;
     std::vector<std::unique_ptr<Fetch>> done_;
     event::Watch reaper_;

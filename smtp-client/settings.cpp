@@ -36,6 +36,7 @@ Result<Settings> Settings::from(const config::Config& c) {
     long long sts_port = c.get_int("smtp_mta_sts_port");
     if (sts_port < 1 || sts_port > 65535) return make_error("smtp_mta_sts_port: not a port number");
     s.mta_sts_port = static_cast<int>(sts_port);
+    s.sts_cache_dir = c.get("data_directory") + "/mta-sts";
     std::string pref = c.get("smtp_address_preference");
     if (pref == "any") s.preference = AddressPreference::Any;
     else if (pref == "ipv4") s.preference = AddressPreference::IPv4;

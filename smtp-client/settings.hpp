@@ -17,6 +17,7 @@ struct Settings {
     std::string helo_name;
     int port = 25;
     int mta_sts_port = 443;
+    std::string sts_cache_dir;  // $data_directory/mta-sts: policies kept across restarts
     AddressPreference preference = AddressPreference::Any;
     std::chrono::milliseconds connect_timeout{30000};
     std::chrono::milliseconds reply_timeout{300000};

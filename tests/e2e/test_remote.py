@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import os
 import re
+import signal
 import shutil
 import smtplib
 import ssl
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -100,7 +102,8 @@ class RemoteDelivery(unittest.TestCase):
         cls.pki = tempfile.mkdtemp(prefix="tern-e2e-pki-")
         cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(
             cls.pki, "mx.verified.test", "mx.daneta.test", "mx.sts.test", "mx.stsbad.test", "evil.stsbad.test", "mx.stsweak.test",
-            "mta-sts.sts.test", "mta-sts.stsbad.test", "mta-sts.stsweak.test")
+            "mta-sts.sts.test", "mta-sts.stsbad.test", "mta-sts.stsweak.test", "mx.stskeep.test",
+            "mta-sts.stskeep.test")
         cls.sts_port = free_port()
         cls.sts = PolicyServer("127.0.0.40", cls.sts_port, cls.host_cert, cls.host_key)
         cls.stack = Stack(config={
@@ -512,6 +515,42 @@ class RemoteDelivery(unittest.TestCase):
         self.send(["dina@stsweak.test"], b"Subject: sts\n\nself-signed\n")
         self.wait_log(r"to=<dina@stsweak\.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate not verified")
         self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+
+    def restart_smtp_client(self):
+        old = self.stack.pids("smtp-client")
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        self.stack.wait_for(lambda: (p := self.stack.pids("smtp-client")) and not set(p) & set(old), 20,
+                            "a new smtp-client process")
+
+    def test_mta_sts_policy_kept_across_restart_until_max_age(self):
+        self.sts_domain("stskeep.test", "mx.stskeep.test", "127.0.0.44", "mx.stskeep.test")
+        self.sts.policies["mta-sts.stskeep.test"] = "version: STSv1\nmode: enforce\nmx: mx.stskeep.test\nmax_age: 6\n"
+        fetch = ("mta-sts.stskeep.test", "/.well-known/mta-sts.txt")
+        s = self.sink("127.0.0.44", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["kim@stskeep.test"], b"Subject: sts keep 1\n\nfirst\n")
+        self.wait_messages(s, 1)
+        self.assertEqual(self.sts.requests.count(fetch), 1)
+        path = os.path.join(self.stack.data_dir, "mta-sts", "stskeep.test")
+        with open(path) as f:
+            txt_id, expires, text = f.read().split("\n", 2)
+        self.assertEqual((txt_id, text), ("1", self.sts.policies["mta-sts.stskeep.test"]))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        # A new smtp-client process; the policy host now answers 404, so a
+        # fetch would leave no policy: the kept one must still apply.
+        self.restart_smtp_client()
+        del self.sts.policies["mta-sts.stskeep.test"]
+        self.send(["kim@stskeep.test"], b"Subject: sts keep 2\n\nafter restart\n")
+        self.wait_messages(s, 2)
+        self.assertEqual(self.sts.requests.count(fetch), 1)
+        self.assertTrue(s.messages[1].tls)
+        # After max_age (6 s) the kept policy is no longer used: a new
+        # process (no cached session either) asks for it again.
+        self.stack.wait_for(lambda: time.time() > int(expires) + 1, 15, "the end of max_age")
+        self.restart_smtp_client()
+        self.send(["kim@stskeep.test"], b"Subject: sts keep 3\n\nexpired\n")
+        self.wait_messages(s, 3)
+        self.assertEqual(self.sts.requests.count(fetch), 2)
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
