@@ -1,8 +1,9 @@
-// `mailctl block`: the clients and senders smtpd refuses for going over a
-// rate limit (lib/policy), listed or cleared by hand.
+// `mailctl block`: the clients, senders and accounts smtpd refuses and the
+// local uids whose sendmail mail qmgr holds, for going over a rate limit
+// (lib/policy), listed or cleared by hand.
 //
 //   mailctl block list              one line per active block
-//   mailctl block clear ADDR|IP     lift a block now (and reset its counter)
+//   mailctl block clear ADDR|IP|UID lift a block now (and reset its counter)
 #include <ctime>
 #include <iostream>
 
@@ -53,7 +54,7 @@ int cmd_block(Context& ctx, const std::vector<std::string>& args) {
     const std::string& sub = args[0];
     if (sub != "list" && sub != "clear") return usage_error("block", "unknown subcommand '" + sub + "'");
     if (sub == "list" && args.size() != 1) return usage_error("block", "list takes no arguments");
-    if (sub == "clear" && args.size() != 2) return usage_error("block", "clear takes one ADDR or IP");
+    if (sub == "clear" && args.size() != 2) return usage_error("block", "clear takes one ADDR, IP, USER or UID");
 
     auto config = load_config(ctx);
     if (!config) return kExitFailure;

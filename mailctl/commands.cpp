@@ -83,8 +83,8 @@ const std::vector<Command>& commands() {
          "Exit status: 0 done, 1 an ID was not found or the queue is unreadable,\n"
          "2 usage error.\n",
          cmd_queue},
-        {"block", "list or lift smtpd's rate-limit blocks of clients, senders and accounts",
-         "usage: mailctl block list\n       mailctl block clear ADDR|IP|USER\n\n  list   active blocks: kind (client/sender/account), address, expiry, reason\n  clear  lift the block of a client IP, sender address or authenticated\n         user (per-account send limits) and reset its counters\nExit status: 0 done, 1 not blocked or database error, 2 usage error.\n",
+        {"block", "list or lift the rate-limit blocks of clients, senders, accounts and sendmail uids",
+         "usage: mailctl block list\n       mailctl block clear ADDR|IP|USER|UID\n\n  list   active blocks: kind (client/sender/account/uid), address, expiry, reason\n  clear  lift the block of a client IP, sender address, authenticated\n         user (per-account send limits) or local uid (sendmail limits) and reset its counters\nExit status: 0 done, 1 not blocked or database error, 2 usage error.\n",
          cmd_block},
         {"user", "add, delete, list virtual mailbox users or change a password",
          "usage: mailctl user add ADDRESS [--password-stdin] [--quota SIZE] [--home DIR]\n"

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include "lib/core/errno_text.hpp"
@@ -157,7 +159,58 @@ Pickup::Pickup(const config::Config& config, queue::Store& store)
       maildrop_dir_(config.get("queue_directory") + "/maildrop"),
       corrupt_dir_(config.get("queue_directory") + "/corrupt"),
       myhostname_(config.get("myhostname")),
-      myorigin_(config.get("myorigin")) {}
+      myorigin_(config.get("myorigin")),
+      data_directory_(config.get("data_directory")),
+      message_limit_(config.get_int("sendmail_message_limit")),
+      recipient_limit_(config.get_int("sendmail_recipient_limit")) {
+    limits_.unit_seconds = std::max<int64_t>(1, config.get_duration("sendmail_limit_window").count());
+    limits_.block_seconds = config.get_duration("sendmail_block_time").count();
+    for (const auto& word : config.get_list("sendmail_limit_exempt_uids")) {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(word.c_str(), &end, 10);
+        if (end && *end == '\0' && !word.empty())
+            exempt_.insert(static_cast<uid_t>(v));
+        else
+            log::warning("sendmail_limit_exempt_uids: '%s' is not a uid, ignored", word.c_str());
+    }
+}
+
+bool Pickup::held(const std::string& name, uid_t uid, size_t recipients) {
+    if (exempt_.count(uid) || (message_limit_ <= 0 && recipient_limit_ <= 0)) return false;
+    if (!store_limits_) {
+        auto store = policy::LimitsStore::open(data_directory_);
+        if (!store) {
+            // Mail keeps flowing; the limits are off until the store opens.
+            if (!store_warned_) log::warning("sendmail limits not applied: %s", store.message().c_str());
+            store_warned_ = true;
+            return false;
+        }
+        store_limits_ = std::move(*store);
+    }
+    int64_t now = sys::now_s();
+    std::string key = std::to_string(uid);
+    auto blocked = store_limits_->blocked(policy::Kind::Uid, key, now);
+    if (blocked && *blocked) return true;  // logged when the block began
+    policy::Verdict verdict;
+    auto m = store_limits_->count_message(policy::Kind::Uid, key, message_limit_, limits_, now);
+    if (m) verdict = *m;
+    if (m && verdict.allowed) {
+        auto r = store_limits_->count_recipients(policy::Kind::Uid, key, static_cast<long long>(recipients),
+                                                 recipient_limit_, limits_, now);
+        if (r) verdict = *r;
+        else m = r;
+    }
+    if (!m) {
+        log::warning("sendmail limits of uid %s: %s", key.c_str(), m.message().c_str());
+        return false;
+    }
+    if (verdict.new_block)
+        log::warning("maildrop file %s: uid %s over the sendmail limit (%s): held in the maildrop, uid blocked "
+                     "for %llds (mailctl block clear %s lifts it)",
+                     name.c_str(), key.c_str(), verdict.new_block->reason.c_str(),
+                     static_cast<long long>(limits_.block_seconds), key.c_str());
+    return !verdict.allowed;
+}
 
 size_t Pickup::run() {
     auto names = maildrop::list(maildrop_dir_);
@@ -204,6 +257,7 @@ Result<std::string> Pickup::pick(const std::string& name) {
     // The file's owner is who really wrote it (sendmail runs as the
     // submitting user); the uid line is only the writer's claim.
     uid_t uid = st.st_uid;
+    if (held(name, uid, env.recipients.size())) return make_error("held: uid over the sendmail limit");
 
     const int64_t now_us = sys::now_us();
     const int64_t now_s = now_us / 1000000;

@@ -90,6 +90,7 @@ SchedulerSettings SchedulerSettings::from(const config::Config& c) {
     s.delay_warning = c.get_duration("delay_warning_time").count();
     s.scan_interval = std::max<int64_t>(1, c.get_duration("queue_run_delay").count());
     s.local_concurrency = static_cast<size_t>(std::max<long long>(1, c.get_int("local_destination_concurrency_limit")));
+    s.remote_concurrency = static_cast<size_t>(std::max<long long>(1, c.get_int("smtp_delivery_concurrency_limit")));
     s.agent_timeout = std::max<int64_t>(600, c.get_duration("command_time_limit").count() + 120);
     s.notice.myhostname = c.get("myhostname");
     s.notice.postmaster = "postmaster@" + s.notice.myhostname;
@@ -162,8 +163,12 @@ Transport* Scheduler::transport(const std::string& name) {
                        : router_.remote() && router_.remote()->name == name ? &*router_.remote()
                                                                            : nullptr;
     if (!spec) return nullptr;
+    // smtp-client runs many sessions per process and waits on the network:
+    // it gets its own, larger limit (smtp_delivery_concurrency_limit).
+    bool local = router_.local() && router_.local()->name == name;
+    size_t concurrency = local ? settings_.local_concurrency : settings_.remote_concurrency;
     auto t = std::make_unique<Transport>(
-        base_, spec->name, spec->socket_path, settings_.local_concurrency, std::chrono::seconds(settings_.agent_timeout),
+        base_, spec->name, spec->socket_path, concurrency, std::chrono::seconds(settings_.agent_timeout),
         [this](const std::string& id, const std::vector<delivery::RecipientResult>& results, bool agent_answered) {
             on_results(id, results, agent_answered);
         });

@@ -54,6 +54,7 @@ struct SchedulerSettings {
     int64_t delay_warning = 0;  // 0 = never
     int64_t scan_interval = 300;
     size_t local_concurrency = 10;
+    size_t remote_concurrency = 100;  // requests in flight to smtp-client, all destinations
     int64_t agent_timeout = 1200;
     NoticeSettings notice;
     static SchedulerSettings from(const config::Config& config);

@@ -36,7 +36,8 @@ struct Agent::Job {
     uint64_t id = 0;
     delivery::Request request;
     Done done;
-    std::string nexthop;
+    std::string nexthop;  // where it goes: the domain, or the transport/relayhost next hop
+    Plan plan;
     double received = 0, started = 0, setup_done = 0, transfer = 0;
     bool resolved = false, any_connected = false, has_relay = false;
     std::vector<Target> targets;
@@ -45,6 +46,7 @@ struct Agent::Job {
     std::map<uint32_t, delivery::RecipientResult> results;
     std::string last_dsn = "4.4.1", last_text = "no mail server could be reached";
     std::unique_ptr<Session> session;
+    std::optional<mtasts::Policy> sts;
 
     std::vector<const delivery::RequestRecipient*> open() const {
         std::vector<const delivery::RequestRecipient*> out;
@@ -67,10 +69,12 @@ struct Agent::Route {
     std::vector<Idle> idle;
     double dead_until = 0;
     std::string dead_reason;
+    bool pumping = false;  // pump() is running (a job it defers completes into it)
 };
 
-Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns)
-    : base_(base), settings_(std::move(settings)), resolver_(base, std::move(dns)) {
+Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Policy policy)
+    : base_(base), settings_(std::move(settings)), resolver_(base, std::move(dns)), policy_(std::move(policy)),
+      sts_(base, settings_, resolver_) {
     reaper_ = event::timer(base_, [this](short) { graveyard_.clear(); });
     idle_timer_ = event::timer(base_, [this](short) { expire_idle(); });
 }
@@ -82,25 +86,38 @@ Agent::Route& Agent::route(const std::string& nexthop) { return routes_[nexthop]
 void Agent::deliver(delivery::Request request, Done done) {
     auto job = std::make_unique<Job>();
     job->id = next_id_++;
-    job->nexthop = request.nexthop;
+    job->plan = policy_.plan(request.nexthop);
+    job->nexthop = job->plan.nexthop.empty() ? request.nexthop : job->plan.nexthop;
     job->request = std::move(request);
     job->done = std::move(done);
     job->received = now();
     Job* raw = job.get();
     jobs_.emplace(raw->id, std::move(job));
     Route& r = route(raw->nexthop);
-    if (r.dead_until > raw->received) {
-        raw->settle_open(delivery::Outcome::Deferred, "4.4.1", "delivery temporarily suspended: " + r.dead_reason);
+    if (raw->plan.refused) {
+        raw->settle_open(raw->plan.outcome, raw->plan.dsn, raw->plan.text);
         raw->started = raw->setup_done = raw->received;
         ++r.active;  // complete() counts it down
         complete(raw);
         return;
     }
+    if (suspended(raw, r)) return;
     if (r.active >= settings_.destination_limit) {
         r.waiting.push_back(raw->id);
         return;
     }
     start(raw);
+}
+
+// A destination marked dead: the job is deferred (and completed) at once,
+// with no connection, whether it just arrived or waited for a session slot.
+bool Agent::suspended(Job* job, Route& r) {
+    if (r.dead_until <= now()) return false;
+    job->settle_open(delivery::Outcome::Deferred, "4.4.1", "delivery temporarily suspended: " + r.dead_reason);
+    job->started = job->setup_done = now();
+    ++r.active;  // complete() counts it down
+    complete(job);
+    return true;
 }
 
 void Agent::start(Job* job) {
@@ -134,19 +151,19 @@ void Agent::try_next(Job* job) {
     uint64_t id = job->id;
     if (!job->resolved) {
         job->resolved = true;
-        find_next_hop(resolver_, settings_, job->nexthop, [this, id](NextHop hop) {
-            auto it = jobs_.find(id);
-            if (it == jobs_.end()) return;
-            Job* j = it->second.get();
-            if (!hop.ok) {
-                j->setup_done = now();
-                j->settle_open(hop.outcome, hop.dsn, hop.text);
-                complete(j);
-                return;
-            }
-            j->targets = std::move(hop.targets);
-            try_next(j);
-        });
+        Destination dest = parse_destination(job->nexthop);
+        // MTA-STS (RFC 8461) applies to MX delivery at the default TLS
+        // level; a TLS policy entry, DANE or a literal next hop wins.
+        if (!dest.literal && !job->plan.level_from_table && job->plan.level == TlsLevel::May) {
+            sts_.policy_for(dest.host, [this, id](std::optional<mtasts::Policy> policy) {
+                auto it = jobs_.find(id);
+                if (it == jobs_.end()) return;
+                it->second->sts = std::move(policy);
+                resolve(it->second.get());
+            });
+            return;
+        }
+        resolve(job);
         return;
     }
     if (job->next >= job->targets.size()) {
@@ -161,13 +178,17 @@ void Agent::try_next(Job* job) {
         return;
     }
     Target target = job->targets[job->next++];
-    job->session = std::make_unique<Session>(base_, settings_, target, settings_.tls_level);
+    std::optional<std::pair<std::string, std::string>> auth;
+    if (job->plan.auth) auth.emplace(job->plan.auth->user, job->plan.auth->password);
+    job->session = std::make_unique<Session>(base_, settings_, target, std::move(auth));
     job->session->open([this, id](OpenResult result) {
         auto it = jobs_.find(id);
         if (it == jobs_.end()) return;
         Job* j = it->second.get();
         std::unique_ptr<Session> s = std::move(j->session);
         if (!result.ok) {
+            // A server that answered (even to refuse) is not a dead host.
+            j->any_connected = j->any_connected || result.reached;
             j->last_dsn = result.dsn;
             j->last_text = result.text;
             j->relay = s->target();
@@ -180,6 +201,48 @@ void Agent::try_next(Job* job) {
         j->setup_done = now();
         transact(j, std::move(s));
     });
+}
+
+void Agent::resolve(Job* job) {
+    uint64_t id = job->id;
+    find_next_hop(resolver_, settings_, job->nexthop, job->plan.level, [this, id](NextHop hop) {
+        auto it = jobs_.find(id);
+        if (it == jobs_.end()) return;
+        Job* j = it->second.get();
+        if (hop.ok && j->sts && !apply_sts(j, hop)) {
+            hop.ok = false;
+            hop.outcome = delivery::Outcome::Deferred;
+            hop.dsn = "4.7.5";
+            hop.text = "MTA-STS policy for " + j->nexthop + " (enforce) matches none of its MX hosts";
+        }
+        if (!hop.ok) {
+            j->setup_done = now();
+            j->settle_open(hop.outcome, hop.dsn, hop.text);
+            complete(j);
+            return;
+        }
+        j->targets = std::move(hop.targets);
+        try_next(j);
+    });
+}
+
+// enforce: only MX hosts the policy names, over verified TLS (RFC 8461
+// 4.2); testing: log what enforce would refuse.  False when nothing is left.
+bool Agent::apply_sts(Job* job, NextHop& hop) {
+    const mtasts::Policy& p = *job->sts;
+    if (p.mode == mtasts::Mode::None) return true;
+    std::vector<Target> kept;
+    for (auto& t : hop.targets) {
+        if (!p.matches(t.host)) {
+            log::info("%s: MTA-STS policy for %s (%s) does not list MX host %s", job->request.queue_id.c_str(),
+                      job->nexthop.c_str(), std::string(mtasts::mode_name(p.mode)).c_str(), t.host.c_str());
+            if (p.mode == mtasts::Mode::Enforce) continue;
+        }
+        if (p.mode == mtasts::Mode::Enforce) t.level = TlsLevel::Verify;
+        kept.push_back(std::move(t));
+    }
+    hop.targets = std::move(kept);
+    return !hop.targets.empty();
 }
 
 void Agent::transact(Job* job, std::unique_ptr<Session> session) {
@@ -278,12 +341,15 @@ void Agent::complete(Job* job) {
 }
 
 void Agent::pump(Route& r) {
+    if (r.pumping) return;  // complete() of a job suspended below
+    r.pumping = true;
     while (!r.waiting.empty() && r.active < settings_.destination_limit) {
         uint64_t id = r.waiting.front();
         r.waiting.pop_front();
         auto it = jobs_.find(id);
-        if (it != jobs_.end()) start(it->second.get());
+        if (it != jobs_.end() && !suspended(it->second.get(), r)) start(it->second.get());
     }
+    r.pumping = false;
 }
 
 }  // namespace tern::smtpc

@@ -1,7 +1,9 @@
 // The remote delivery agent: one delivery request from qmgr at a time per
 // connection, many at once per process, all on one event loop.
 //
-// For each request: a destination marked dead defers at once; otherwise an
+// For each request: the policy (policy.hpp) says where it goes (transport
+// table, relayhost or the domain's MX), with which TLS level and
+// credentials; a destination marked dead defers at once; otherwise an
 // idle cached session to the destination is reused (RSET, new MAIL), or
 // the next hop is looked up (nexthop.hpp) and each address tried in order
 // until one server gives every recipient an answer.  Recipients whose
@@ -32,7 +34,9 @@
 #include "lib/delivery/request.hpp"
 #include "lib/dns/resolver.hpp"
 #include "lib/event/loop.hpp"
+#include "smtp-client/mta_sts.hpp"
 #include "smtp-client/nexthop.hpp"
+#include "smtp-client/policy.hpp"
 #include "smtp-client/session.hpp"
 #include "smtp-client/settings.hpp"
 
@@ -42,7 +46,7 @@ class Agent {
 public:
     using Done = std::function<void(delivery::Response)>;
 
-    Agent(event_base* base, Settings settings, dns::ResolverSettings dns);
+    Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Policy policy);
     ~Agent();
     void deliver(delivery::Request request, Done done);
     size_t active() const { return jobs_.size(); }
@@ -52,9 +56,12 @@ private:
     struct Route;
 
     Route& route(const std::string& nexthop);
+    bool suspended(Job* job, Route& r);
     void start(Job* job);
     void begin(Job* job, std::unique_ptr<Session> cached);
     void try_next(Job* job);
+    void resolve(Job* job);
+    bool apply_sts(Job* job, NextHop& hop);
     void transact(Job* job, std::unique_ptr<Session> session);
     void release(Job* job, std::unique_ptr<Session> session);
     void complete(Job* job);
@@ -65,6 +72,8 @@ private:
     event_base* base_;
     Settings settings_;
     dns::Resolver resolver_;
+    Policy policy_;
+    StsCache sts_;
     std::map<uint64_t, std::unique_ptr<Job>> jobs_;
     std::map<std::string, Route> routes_;
     std::vector<std::unique_ptr<Session>> closing_;

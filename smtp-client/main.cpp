@@ -21,8 +21,11 @@ int main(int argc, char** argv) {
     auto dns = dns::settings_from(config);
     if (!dns) log::fatal("%s", dns.message().c_str());
 
+    auto policy = smtpc::Policy::open(config, settings->tls_level);
+    if (!policy) log::fatal("%s", policy.message().c_str());
+
     event::Base base = event::make_base();
-    smtpc::Agent agent(base.get(), std::move(*settings), std::move(*dns));
+    smtpc::Agent agent(base.get(), std::move(*settings), std::move(*dns), std::move(*policy));
     smtpc::Server server(base.get(), std::move(ctx.listeners), agent);
 
     // Graceful stop: deliveries in progress get up to 10 s to finish and

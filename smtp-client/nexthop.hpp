@@ -39,7 +39,12 @@ struct Destination {
 };
 Destination parse_destination(std::string_view nexthop);
 
-void find_next_hop(dns::Resolver& resolver, const Settings& settings, const std::string& nexthop,
+// level: the destination's TLS level, copied to every target; with Dane,
+// each host whose MX and address records were DNSSEC-validated (AD) gets
+// its TLSA records (_port._tcp.host) looked up: usable ones → Dane, none
+// → may (RFC 7672 2.2), a failed lookup → Dane without records (the
+// session then defers).  Hosts from insecure DNS fall back to may.
+void find_next_hop(dns::Resolver& resolver, const Settings& settings, const std::string& nexthop, TlsLevel level,
                    std::function<void(NextHop)> done);
 
 }  // namespace tern::smtpc

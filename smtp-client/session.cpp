@@ -6,6 +6,9 @@
 #include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 
+#include <openssl/evp.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -64,8 +67,9 @@ struct Session::Tx {
     double start = 0;
 };
 
-Session::Session(event_base* base, const Settings& settings, Target target, TlsLevel level)
-    : base_(base), settings_(settings), target_(std::move(target)), level_(level) {
+Session::Session(event_base* base, const Settings& settings, Target target,
+                 std::optional<std::pair<std::string, std::string>> auth)
+    : base_(base), settings_(settings), target_(std::move(target)), level_(target_.level), auth_(std::move(auth)) {
     timer_ = event::timer(base_, [this](short) { fail("timeout while " + phase_); });
     later_ = event::timer(base_, [this](short) {
         std::vector<std::function<void()>> calls;
@@ -84,6 +88,7 @@ void Session::later(std::function<void()> fn) {
 void Session::open(std::function<void(OpenResult)> done) {
     on_open_ = std::move(done);
     busy_ = true;
+    connecting_ = true;
     phase_ = "connecting";
     on_broken_ = [this](const std::string& why) {
         bool connecting = connecting_;
@@ -235,7 +240,7 @@ void Session::open_failed(delivery::Outcome outcome, std::string dsn, std::strin
     on_open_ = nullptr;
     on_broken_ = nullptr;
     if (!cb) return;
-    OpenResult r{false, outcome, std::move(dsn), std::move(text)};
+    OpenResult r{false, !connecting_, outcome, std::move(dsn), std::move(text)};
     later([cb, r] { cb(r); });
 }
 
@@ -270,6 +275,13 @@ void Session::after_ehlo(const smtp::Reply& r) {
         return;
     }
     ext_ = helo_ ? smtp::Extensions() : smtp::parse_ehlo(r);
+    if (level_ == TlsLevel::Dane && target_.tlsa.empty()) {
+        // RFC 7672 2.2: TLSA records we could not look up mean no
+        // connection at all, never a downgrade.
+        open_failed(delivery::Outcome::Deferred, "4.7.5",
+                    "TLSA lookup error for " + target_.label() + ": " + target_.tlsa_error);
+        return;
+    }
     if (!tls_ && level_ != TlsLevel::None) {
         if (ext_.starttls) {
             phase_ = "sending STARTTLS";
@@ -279,7 +291,7 @@ void Session::after_ehlo(const smtp::Reply& r) {
                 } else if (level_ >= TlsLevel::Encrypt) {
                     open_failed(delivery::Outcome::Deferred, "4.7.4", "TLS is required, but " + said(s, "STARTTLS"));
                 } else {
-                    opened();
+                    authenticate();
                 }
             });
             return;
@@ -290,62 +302,7 @@ void Session::after_ehlo(const smtp::Reply& r) {
             return;
         }
     }
-    opened();
-}
-
-void Session::start_tls() {
-    SSL* ssl = SSL_new(settings_.tls.get());
-    if (!ssl) {
-        fail("cannot start TLS: " + tls::openssl_errors());
-        return;
-    }
-    SSL_set_tlsext_host_name(ssl, target_.host.c_str());
-    // The name is checked with the chain; the verdict is read after the
-    // handshake, so that opportunistic TLS still encrypts to anyone.
-    SSL_set1_host(ssl, target_.host.c_str());
-    SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
-    bufferevent* tb = bufferevent_openssl_filter_new(base_, bev_.get(), ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!tb) {
-        SSL_free(ssl);
-        fail("cannot start TLS");
-        return;
-    }
-    (void)bev_.release();  // now owned by the filter
-    bev_.reset(tb);
-    bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
-    bufferevent_setcb(
-        tb, [](bufferevent*, void* self) { static_cast<Session*>(self)->on_read(); },
-        [](bufferevent*, void* self) { static_cast<Session*>(self)->on_write(); },
-        [](bufferevent*, short what, void* self) { static_cast<Session*>(self)->on_event(what); }, this);
-    bufferevent_enable(tb, EV_READ | EV_WRITE);
-    handshaking_ = true;
-    phase_ = "performing the TLS handshake";
-    arm_timer(settings_.reply_timeout);
-}
-
-void Session::tls_established() {
-    timer_.del();
-    tls_ = true;
-    SSL* ssl = tls::ssl_of(bev_.get());
-    X509* cert = ssl ? SSL_get0_peer_certificate(ssl) : nullptr;
-    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_ERR_UNSPECIFIED;
-    // Postfix's words: Verified = chain and name match, Trusted = chain only,
-    // Untrusted = a certificate we cannot vouch for, Anonymous = none.
-    const char* word = !cert ? "Anonymous"
-                       : verify == X509_V_OK ? "Verified"
-                       : verify == X509_V_ERR_HOSTNAME_MISMATCH ? "Trusted"
-                                                                 : "Untrusted";
-    log::info("%s TLS connection established to %s: %s", word, target_.label().c_str(), tls::describe(ssl).c_str());
-    if (level_ == TlsLevel::Verify && verify != X509_V_OK) {
-        open_failed(delivery::Outcome::Deferred, "4.7.5",
-                    "Server certificate not verified (" + std::string(X509_verify_cert_error_string(verify)) + ") for " +
-                        target_.label());
-        return;
-    }
-    reader_ = smtp::ReplyReader();
-    send_ehlo();
-    flush();
+    authenticate();
 }
 
 void Session::opened() {
@@ -354,7 +311,7 @@ void Session::opened() {
     phase_ = "idle";
     auto cb = std::move(on_open_);
     on_open_ = nullptr;
-    if (cb) later([cb] { cb(OpenResult{true, delivery::Outcome::Delivered, "", ""}); });
+    if (cb) later([cb] { cb(OpenResult{true, true, delivery::Outcome::Delivered, "", ""}); });
 }
 
 void Session::send(const delivery::Request& request, std::vector<const delivery::RequestRecipient*> recipients,
@@ -504,6 +461,10 @@ void Session::send_body() {
     }
     t.sending_body = true;
     bufferevent_setwatermark(bev_.get(), EV_WRITE, kOutputHigh / 4, 0);
+    // No reply is awaited while the body streams: a server that stops
+    // reading is caught by a write timeout instead (on_event, TIMEOUT).
+    timeval write_limit{static_cast<time_t>(settings_.reply_timeout.count() / 1000), 0};
+    bufferevent_set_timeouts(bev_.get(), nullptr, &write_limit);
     pump_body();
 }
 
@@ -520,6 +481,7 @@ void Session::pump_body() {
         }
         if (n == 0) {
             t.sending_body = false;
+            bufferevent_set_timeouts(bev_.get(), nullptr, nullptr);
             std::string end = t.encoder.finish();
             bufferevent_write(bev_.get(), end.data(), end.size());
             phase_ = "sending end of data -- message may be sent more than once";

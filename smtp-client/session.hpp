@@ -17,10 +17,13 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "lib/delivery/request.hpp"
+#include "lib/dns/message.hpp"
 #include "lib/event/loop.hpp"
 #include "lib/smtp/client_reply.hpp"
 #include "smtp-client/settings.hpp"
@@ -31,11 +34,15 @@ struct Target {
     std::string host;  // "mx.example.org"
     std::string ip;    // "192.0.2.1", "2001:db8::1"
     int port = 25;
+    TlsLevel level = TlsLevel::May;
+    std::vector<dns::Record> tlsa;  // level Dane: usable DANE-TA/DANE-EE records (RFC 7672 3.1)
+    std::string tlsa_error;         // level Dane: why there are none (lookup failure)
     std::string label() const;  // "mx.example.org[192.0.2.1]:25"
 };
 
 struct OpenResult {
     bool ok = false;
+    bool reached = false;  // the TCP connection was made (not a dead host)
     delivery::Outcome outcome = delivery::Outcome::Deferred;  // when not ok
     std::string dsn, text;
 };
@@ -48,7 +55,7 @@ struct TransactionResult {
 
 class Session {
 public:
-    Session(event_base* base, const Settings& settings, Target target, TlsLevel level);
+    Session(event_base* base, const Settings& settings, Target target, std::optional<std::pair<std::string, std::string>> auth);
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
@@ -85,6 +92,7 @@ private:
     void after_ehlo(const smtp::Reply& r);
     void start_tls();
     void tls_established();
+    void authenticate();
     void opened();
     void open_failed(delivery::Outcome outcome, std::string dsn, std::string text);
     std::string said(const smtp::Reply& r, std::string_view in_reply_to) const;
@@ -98,6 +106,7 @@ private:
     const Settings& settings_;
     Target target_;
     TlsLevel level_;
+    std::optional<std::pair<std::string, std::string>> auth_;  // user, password
     event::BufferEvent bev_;
     event::Watch timer_;
     event::Watch later_;

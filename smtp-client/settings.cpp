@@ -12,7 +12,8 @@ Result<TlsLevel> parse_tls_level(std::string_view word) {
     if (word == "may") return TlsLevel::May;
     if (word == "encrypt") return TlsLevel::Encrypt;
     if (word == "verify" || word == "secure") return TlsLevel::Verify;
-    return make_error("unknown TLS security level '" + std::string(word) + "' (none, may, encrypt, verify)");
+    if (word == "dane") return TlsLevel::Dane;
+    return make_error("unknown TLS security level '" + std::string(word) + "' (none, may, encrypt, verify, dane)");
 }
 
 std::string_view tls_level_name(TlsLevel level) {
@@ -21,6 +22,7 @@ std::string_view tls_level_name(TlsLevel level) {
     case TlsLevel::May: return "may";
     case TlsLevel::Encrypt: return "encrypt";
     case TlsLevel::Verify: return "verify";
+    case TlsLevel::Dane: return "dane";
     }
     return "?";
 }
@@ -31,6 +33,10 @@ Result<Settings> Settings::from(const config::Config& c) {
     long long port = c.get_int("smtp_tcp_port");
     if (port < 1 || port > 65535) return make_error("smtp_tcp_port: not a port number: " + std::to_string(port));
     s.port = static_cast<int>(port);
+    long long sts_port = c.get_int("smtp_mta_sts_port");
+    if (sts_port < 1 || sts_port > 65535) return make_error("smtp_mta_sts_port: not a port number");
+    s.mta_sts_port = static_cast<int>(sts_port);
+    s.sts_cache_dir = c.get("data_directory") + "/mta-sts";
     std::string pref = c.get("smtp_address_preference");
     if (pref == "any") s.preference = AddressPreference::Any;
     else if (pref == "ipv4") s.preference = AddressPreference::IPv4;
@@ -49,6 +55,8 @@ Result<Settings> Settings::from(const config::Config& c) {
     auto ctx = tls::client_context();
     if (!ctx) return make_error("TLS client context: " + ctx.message());
     s.tls = std::move(*ctx);
+    // RFC 7672 via OpenSSL's DANE support; enabled per connection.
+    if (SSL_CTX_dane_enable(s.tls.get()) <= 0) return make_error("DANE support: " + tls::openssl_errors());
     if (!s.tls_cafile.empty() && SSL_CTX_load_verify_locations(s.tls.get(), s.tls_cafile.c_str(), nullptr) != 1)
         return make_error("smtp_tls_CAfile " + s.tls_cafile + ": " + tls::openssl_errors());
     return s;

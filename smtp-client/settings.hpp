@@ -11,11 +11,13 @@
 namespace tern::smtpc {
 
 enum class AddressPreference { Any, IPv4, IPv6 };
-enum class TlsLevel { None, May, Encrypt, Verify };
+enum class TlsLevel { None, May, Encrypt, Verify, Dane };
 
 struct Settings {
     std::string helo_name;
     int port = 25;
+    int mta_sts_port = 443;
+    std::string sts_cache_dir;  // $data_directory/mta-sts: policies kept across restarts
     AddressPreference preference = AddressPreference::Any;
     std::chrono::milliseconds connect_timeout{30000};
     std::chrono::milliseconds reply_timeout{300000};

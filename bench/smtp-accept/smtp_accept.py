@@ -338,7 +338,11 @@ class Postfix:
     def available():
         return os.access(POSTFIX, os.X_OK) and os.access(SMTP_SOURCE, os.X_OK) and os.geteuid() == 0
 
-    def setup(self, full):
+    def setup(self, full, main_extra=None, master_extra="", start_prefix=()):
+        """full: with delivery (else accept only, into the hold queue).
+        main_extra / master_extra: more main.cf keys and master.cf lines;
+        start_prefix: a command that `postfix start` runs under (e.g. a
+        private mount namespace), for bench/remote-delivery."""
         self.base = tempfile.mkdtemp(prefix="postfix-bench-", dir=SPOOL_BASE)
         os.chmod(self.base, 0o755)
         self.conf = os.path.join(self.base, "etc")
@@ -384,17 +388,20 @@ class Postfix:
             # every cleanup stalls on the missing qmgr trigger) delivers nothing.
             main["smtpd_recipient_restrictions"] = ("check_recipient_access texthash:" +
                                                     os.path.join(self.conf, "hold") + ", permit_mynetworks, reject")
+        main.update(main_extra or {})
         with open(os.path.join(self.conf, "main.cf"), "w") as f:
             for k, v in main.items():
                 f.write(f"{k} = {v}\n")
         with open(os.path.join(self.conf, "master.cf"), "w") as f:
             f.write(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
             f.write(MASTER_CF_DELIVERY)
+            f.write(master_extra)
         os.makedirs(self.queue)
         env = dict(os.environ, MAIL_CONFIG=self.conf)
         # `check` creates the queue's subdirectories with their owners.
         for step in ("check", "start"):
-            proc = subprocess.run([POSTFIX, "-c", self.conf, step], capture_output=True, text=True,
+            prefix = list(start_prefix) if step == "start" else []
+            proc = subprocess.run(prefix + [POSTFIX, "-c", self.conf, step], capture_output=True, text=True,
                                   timeout=60, env=env, stdin=subprocess.DEVNULL)
             if proc.returncode != 0:
                 raise RuntimeError(f"postfix {step} failed: {proc.stdout}{proc.stderr}{self.log_tail()}")

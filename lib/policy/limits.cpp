@@ -59,6 +59,7 @@ std::string_view kind_name(Kind kind) {
     case Kind::Client: return "client";
     case Kind::Sender: return "sender";
     case Kind::Account: return "account";
+    case Kind::Uid: return "uid";
     }
     return "client";
 }
@@ -124,7 +125,12 @@ Result<Verdict> LimitsStore::count_message(Kind kind, std::string_view key, long
 
 Result<Verdict> LimitsStore::count_account_recipients(std::string_view user, long long amount, long long limit,
                                                       const Limits& limits, int64_t now) {
-    return count(Kind::Account, user, "account-rcpt:" + std::string(user), amount, limit, limits, now,
+    return count_recipients(Kind::Account, user, amount, limit, limits, now);
+}
+
+Result<Verdict> LimitsStore::count_recipients(Kind kind, std::string_view key, long long amount, long long limit,
+                                              const Limits& limits, int64_t now) {
+    return count(kind, key, std::string(kind_name(kind)) + "-rcpt:" + std::string(key), amount, limit, limits, now,
                  "recipient rate ");
 }
 
@@ -306,6 +312,9 @@ Result<std::vector<Block>> LimitsStore::list_blocks(int64_t now) const {
         } else if (key.rfind("account:", 0) == 0) {
             b.kind = Kind::Account;
             b.key = std::string(key.substr(8));
+        } else if (key.rfind("uid:", 0) == 0) {
+            b.kind = Kind::Uid;
+            b.key = std::string(key.substr(4));
         } else {
             continue;
         }
@@ -319,7 +328,7 @@ Result<int> LimitsStore::clear(std::string_view key) {
     int removed = 0;
     Status s = env_->write([&](lmdb::Txn& txn) -> Status {
         removed = 0;
-        for (Kind kind : {Kind::Client, Kind::Sender, Kind::Account}) {
+        for (Kind kind : {Kind::Client, Kind::Sender, Kind::Account, Kind::Uid}) {
             std::string k = full_key(kind, key);
             auto b = txn.del(dbs_->block, k);
             if (!b) return b.error();
@@ -327,7 +336,8 @@ Result<int> LimitsStore::clear(std::string_view key) {
             auto r = txn.del(dbs_->rate, k);
             if (!r) return r.error();
         }
-        if (auto r = txn.del(dbs_->rate, "account-rcpt:" + std::string(key)); !r) return r.error();
+        for (const char* rcpt : {"account-rcpt:", "uid-rcpt:"})
+            if (auto r = txn.del(dbs_->rate, rcpt + std::string(key)); !r) return r.error();
         return {};
     });
     if (!s) return s.error();

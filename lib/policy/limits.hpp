@@ -50,8 +50,10 @@ struct Limits {
 // Account: an authenticated submission user (per-account send limits);
 // its message count is kept under "account:<user>", its recipient count
 // under "account-rcpt:<user>", and one block under "account:<user>".
-enum class Kind { Client, Sender, Account };
-std::string_view kind_name(Kind kind);  // "client", "sender", "account"
+// Uid: a local user submitting through sendmail (qmgr's pickup counts by
+// the maildrop file's owner): "uid:<n>" and "uid-rcpt:<n>", like Account.
+enum class Kind { Client, Sender, Account, Uid };
+std::string_view kind_name(Kind kind);  // "client", "sender", "account", "uid"
 
 struct Block {
     Kind kind = Kind::Client;
@@ -87,6 +89,9 @@ public:
     // (Kind::Account) when the count goes over `limit` within the window.
     Result<Verdict> count_account_recipients(std::string_view user, long long amount, long long limit,
                                              const Limits& limits, int64_t now);
+    // The same for Account or Uid keys ("<kind>-rcpt:<key>").
+    Result<Verdict> count_recipients(Kind kind, std::string_view key, long long amount, long long limit,
+                                     const Limits& limits, int64_t now);
 
     // Connection tracking.  connect() records one more connection of this
     // process from ip and returns the number open from ip across all live

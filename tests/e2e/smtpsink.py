@@ -8,11 +8,15 @@ loopback address (127.0.0.x or ::1) and port the test chooses.
     sink.close()
 
 extensions: the EHLO keywords offered (default: a modern server).  With
-certfile/keyfile, STARTTLS is offered too and works.  Replies default to
-success; rcpt_reply, mail_reply and data_reply (callables returning a reply
+certfile/keyfile, STARTTLS is offered too and works.  With auth={user:
+password}, AUTH (auth_mechanisms, default PLAIN LOGIN) is offered after
+STARTTLS only; .authenticated lists (user, mechanism) of good logins.  Replies default to
+success; ehlo=False answers EHLO with 502 (a server that only knows HELO);
+rcpt_reply, mail_reply and data_reply (callables returning a reply
 line or None) change them.  DATA is read until the "." line and
 dot-unstuffed; .raw keeps the lines as they came (CRLF, stuffed).
 """
+import base64
 import socket
 import ssl
 import threading
@@ -30,7 +34,12 @@ class Message:
 
 
 class SmtpSink:
-    def __init__(self, host, port, extensions=None, certfile=None, keyfile=None, greeting=None):
+    def __init__(self, host, port, extensions=None, certfile=None, keyfile=None, greeting=None, auth=None,
+                 auth_mechanisms=("PLAIN", "LOGIN"), ehlo=True):
+        self.ehlo = ehlo
+        self.auth = auth or {}
+        self.auth_mechanisms = list(auth_mechanisms)
+        self.authenticated = []
         self.host, self.port = host, port
         self.extensions = list(DEFAULT_EXTENSIONS if extensions is None else extensions)
         self.greeting = greeting or "220 sink.test ESMTP"
@@ -87,10 +96,14 @@ class SmtpSink:
                 with self.lock:
                     self.commands.append(text)
                 verb = text.split(" ", 1)[0].upper()
-                if verb == "EHLO":
+                if verb == "EHLO" and not self.ehlo:
+                    send("502 5.5.2 Error: command not recognized")
+                elif verb == "EHLO":
                     ext = [e for e in self.extensions]
                     if self.tls_context and not tls:
                         ext.append("STARTTLS")
+                    if self.auth and tls:
+                        ext.append("AUTH " + " ".join(self.auth_mechanisms))
                     lines = ["sink.test"] + ext
                     for l in lines[:-1]:
                         f.write(f"250-{l}\r\n".encode())
@@ -103,6 +116,36 @@ class SmtpSink:
                     conn = self.tls_context.wrap_socket(conn, server_side=True)
                     f = conn.makefile("rwb")
                     tls = True
+                elif verb == "AUTH":
+                    words = text.split()
+                    mech = words[1].upper() if len(words) > 1 else ""
+                    if not tls:
+                        send("530 5.7.0 Must issue a STARTTLS command first")
+                        continue
+                    try:
+                        if mech == "PLAIN" and mech in self.auth_mechanisms:
+                            blob = words[2] if len(words) > 2 else None
+                            if blob is None:
+                                send("334 ")
+                                blob = f.readline().decode().strip()
+                            _, user, password = base64.b64decode(blob).decode().split("\0")
+                        elif mech == "LOGIN" and mech in self.auth_mechanisms:
+                            send("334 VXNlcm5hbWU6")
+                            user = base64.b64decode(f.readline().strip()).decode()
+                            send("334 UGFzc3dvcmQ6")
+                            password = base64.b64decode(f.readline().strip()).decode()
+                        else:
+                            send("504 5.5.4 mechanism not supported")
+                            continue
+                    except ValueError:
+                        send("501 5.5.2 bad AUTH data")
+                        continue
+                    if self.auth.get(user) == password:
+                        with self.lock:
+                            self.authenticated.append((user, mech))
+                        send("235 2.7.0 Authentication successful")
+                    else:
+                        send("535 5.7.8 Authentication credentials invalid")
                 elif verb == "MAIL":
                     msg = Message()
                     msg.mail = text

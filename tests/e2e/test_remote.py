@@ -6,10 +6,19 @@ port.  Each test uses its own domains, so one stack serves the class.
 """
 import email
 import email.policy
+import hashlib
+import http.server
 import os
 import re
+import signal
+import shutil
 import smtplib
+import ssl
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,13 +29,88 @@ from smtpsink import SmtpSink  # noqa: E402
 NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "smtp-client", "mailctl")
 
 
+def openssl(*args, stdin=None):
+    return subprocess.run(["openssl"] + list(args), check=True, capture_output=True, input=stdin, timeout=60).stdout
+
+
+def make_ca_and_cert(directory, host, *more_hosts):
+    """A test CA and a certificate for host (and more_hosts) signed by it."""
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    key, csr, cert = (os.path.join(directory, n) for n in ("host.key", "host.csr", "host.pem"))
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=tern test CA",
+            "-keyout", ca_key, "-out", ca)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}", "-keyout", key, "-out", csr)
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=" + ",".join(f"DNS:{h}" for h in (host,) + more_hosts) + "\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+            "-extfile", ext, "-out", cert)
+    return ca, cert, key
+
+
+class PolicyServer:
+    """HTTPS on a loopback address serving MTA-STS policies by Host header."""
+
+    def __init__(self, host, port, certfile, keyfile):
+        self.policies = {}  # "mta-sts.example.test" -> text
+        self.requests = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                name = (self.headers.get("Host") or "").split(":")[0]
+                server.requests.append((name, self.path))
+                text = server.policies.get(name)
+                if self.path != "/.well-known/mta-sts.txt" or text is None:
+                    self.send_error(404)
+                    return
+                body = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, port), Handler)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(certfile, keyfile)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def spki_sha256(certfile):
+    """The DANE 3 1 1 association data of a certificate: SHA-256 of its public key (DER)."""
+    pub = openssl("x509", "-in", certfile, "-pubkey", "-noout")
+    der = openssl("pkey", "-pubin", "-outform", "DER", stdin=pub)
+    return hashlib.sha256(der).digest()
+
+
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
 class RemoteDelivery(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer()
         cls.port = free_port()
+        cls.pki = tempfile.mkdtemp(prefix="tern-e2e-pki-")
+        cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(
+            cls.pki, "mx.verified.test", "mx.daneta.test", "mx.sts.test", "mx.stsbad.test", "evil.stsbad.test", "mx.stsweak.test",
+            "mta-sts.sts.test", "mta-sts.stsbad.test", "mta-sts.stsweak.test", "mx.stskeep.test",
+            "mta-sts.stskeep.test")
+        cls.sts_port = free_port()
+        cls.sts = PolicyServer("127.0.0.40", cls.sts_port, cls.host_cert, cls.host_key)
         cls.stack = Stack(config={
+            "transport_maps": "$config_directory/transport",
+            "smtp_tls_policy_maps": "$config_directory/tls_policy",
+            "smtp_tls_CAfile": cls.ca,
+            "smtp_mta_sts_port": str(cls.sts_port),
             "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
             "dns_timeout": "1s",
             "smtp_tcp_port": str(cls.port),
@@ -39,14 +123,22 @@ class RemoteDelivery(unittest.TestCase):
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
             "queue_run_delay": "1s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
+        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"], autostart=False)
+        with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
+            f.write(f"# test routes\nrouted.test smtp:[127.0.0.23]:{cls.port}\n"
+                    "refused.test error:5.7.1 we do not send mail there\n")
+        with open(os.path.join(cls.stack.conf_dir, "tls_policy"), "w") as f:
+            f.write("plain.test encrypt\nverified.test verify\ndane.test dane\ndanebad.test dane\ndaneta.test dane\n")
         cls.stack.__enter__()
+        cls.stack.start()
         cls.sinks = []
 
     @classmethod
     def tearDownClass(cls):
         cls.stack.__exit__(None, None, None)
         cls.dns.close()
+        cls.sts.close()
+        shutil.rmtree(cls.pki, ignore_errors=True)
 
     def tearDown(self):
         for s in self.sinks:
@@ -155,6 +247,17 @@ class RemoteDelivery(unittest.TestCase):
         self.wait_messages(s, 1)
         self.wait_log(r"to=<gina@six\.test>, relay=mx\.six\.test\[::1\]:%d" % self.port)
 
+    def test_ipv6_first_then_ipv4(self):
+        # smtp_address_preference = any tries IPv6 first; nothing listens on
+        # [::1] at this port, so the IPv4 address of the same host takes it.
+        self.dns.add("dual.test", "MX", (10, "mx.dual.test"))
+        self.dns.add("mx.dual.test", "AAAA", "::1")
+        self.dns.add("mx.dual.test", "A", "127.0.0.29")
+        s = self.sink("127.0.0.29")
+        self.send(["hugo@dual.test"], b"Subject: dual\n\nfalls back\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<hugo@dual\.test>, relay=mx\.dual\.test\[127\.0\.0\.29\]:%d, .*status=sent" % self.port)
+
     # --- remote replies ------------------------------------------------------
 
     def test_451_then_delivered_on_retry(self):
@@ -184,6 +287,15 @@ class RemoteDelivery(unittest.TestCase):
         self.assertIn(b"ivan@reject.test", raw)
         self.assertIn(b"reject.test[127.0.0.10]", raw)
         self.assertIn("multipart/report", msg.get_content_type())
+
+    def test_4xx_reply_kept_in_queue(self):
+        self.dns.add("full.test", "A", "127.0.0.28")
+        s = self.sink("127.0.0.28")
+        s.rcpt_reply = lambda addr: "452 4.2.2 mailbox full, sorry"
+        self.send(["fred@full.test"], b"Subject: full\n\nlater\n")
+        self.wait_log(r"to=<fred@full\.test>, .*dsn=4\.2\.2, status=deferred")
+        self.stack.wait_for(lambda: "said: 452 4.2.2 mailbox full, sorry (in reply to RCPT TO command)"
+                            in self.stack.mailctl("queue", "list", check=True).stdout, 10, "the reply in mailctl queue")
 
     def test_unreachable_defers(self):
         self.dns.add("down.test", "A", "127.0.0.11")  # nothing listens there
@@ -239,6 +351,15 @@ class RemoteDelivery(unittest.TestCase):
         self.assertIn(b"\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n", m.data)
         self.assertNotIn(b"\n\n", m.raw.replace(b"\r\n", b""))  # every LF became CRLF
 
+    def test_large_message_streams_whole(self):
+        self.dns.add("big.test", "A", "127.0.0.33")
+        s = self.sink("127.0.0.33")
+        lines = b"".join(b"%06d .line with a leading dot after the number\n" % i if i % 7 else b".%06d\n" % i
+                         for i in range(20000))
+        self.send(["ivy@big.test"], b"Subject: big\n\n" + lines)
+        m = self.wait_messages(s, 1, timeout=40)[0]
+        self.assertTrue(m.data.endswith(lines.replace(b"\n", b"\r\n")))
+
     def test_dsn_parameters_passed_on(self):
         self.dns.add("dsn.test", "A", "127.0.0.17")
         s = self.sink("127.0.0.17")
@@ -285,6 +406,234 @@ class RemoteDelivery(unittest.TestCase):
         self.assertTrue(m.tls)
         self.wait_log(r"Untrusted TLS connection established to tls\.test\[127\.0\.0\.21\]:%d: TLSv1\.[23] with cipher"
                       % self.port)
+
+
+    # --- transport table and TLS policy --------------------------------------
+
+    def test_transport_table_routes_to_a_host(self):
+        s = self.sink("127.0.0.23")  # routed.test has no DNS records at all
+        self.send(["vera@routed.test"], b"Subject: routed\n\nby the table\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<vera@routed\.test>, relay=127\.0\.0\.23\[127\.0\.0\.23\]:%d, .*status=sent" % self.port)
+
+    def test_transport_error_bounces(self):
+        self.send(["walt@refused.test"], b"Subject: refused\n\nno\n")
+        self.wait_log(r"to=<walt@refused\.test>, relay=none, .*dsn=5\.7\.1, status=bounced \(we do not send mail there\)")
+        self.bounce_for("we do not send mail there")
+
+    def test_tls_encrypt_policy_never_sends_in_clear(self):
+        self.dns.add("plain.test", "A", "127.0.0.24")
+        s = self.sink("127.0.0.24")  # no STARTTLS
+        self.send(["xena@plain.test"], b"Subject: clear\n\nmust not go in the clear\n")
+        self.wait_log(r"to=<xena@plain\.test>, .*dsn=4\.7\.4, status=deferred \(TLS is required, but was not offered "
+                      r"by host plain\.test\[127\.0\.0\.24\]\)")
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+
+    def test_tls_verify_with_cafile(self):
+        self.dns.add("verified.test", "MX", (10, "mx.verified.test"))
+        self.dns.add("mx.verified.test", "A", "127.0.0.25")
+        s = self.sink("127.0.0.25", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["yann@verified.test"], b"Subject: verify\n\nverified\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.wait_log(r"Verified TLS connection established to mx\.verified\.test\[127\.0\.0\.25\]:%d" % self.port)
+
+    def test_dane_match_delivers_verified(self):
+        cert = _self_signed_cert()  # self-signed: only DANE can vouch for it
+        certfile, keyfile = os.path.join(cert, "cert.pem"), os.path.join(cert, "key.pem")
+        self.dns.secure.add("dane.test")
+        self.dns.add("dane.test", "MX", (10, "mx.dane.test"))
+        self.dns.add("mx.dane.test", "A", "127.0.0.26")
+        self.dns.add(f"_{self.port}._tcp.mx.dane.test", "TLSA", (3, 1, 1, spki_sha256(certfile)))
+        s = self.sink("127.0.0.26", certfile=certfile, keyfile=keyfile)
+        self.send(["zoe@dane.test"], b"Subject: dane\n\npinned\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.wait_log(r"Verified TLS connection established to mx\.dane\.test\[127\.0\.0\.26\]:%d" % self.port)
+
+    def test_dane_ta_match(self):
+        # DANE-TA(2) with the whole CA certificate (2 0 0): the server sends
+        # only its own certificate, issued for the MX name by that CA.
+        ca_der = openssl("x509", "-in", self.ca, "-outform", "DER")
+        self.dns.secure.add("daneta.test")
+        self.dns.add("daneta.test", "MX", (10, "mx.daneta.test"))
+        self.dns.add("mx.daneta.test", "A", "127.0.0.34")
+        self.dns.add(f"_{self.port}._tcp.mx.daneta.test", "TLSA", (2, 0, 0, ca_der))
+        s = self.sink("127.0.0.34", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["jack@daneta.test"], b"Subject: dane-ta\n\ntrust anchor\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"Verified TLS connection established to mx\.daneta\.test\[127\.0\.0\.34\]")
+
+    def test_dane_mismatch_defers(self):
+        cert = _self_signed_cert()
+        certfile, keyfile = os.path.join(cert, "cert.pem"), os.path.join(cert, "key.pem")
+        self.dns.secure.add("danebad.test")
+        self.dns.add("danebad.test", "MX", (10, "mx.danebad.test"))
+        self.dns.add("mx.danebad.test", "A", "127.0.0.27")
+        self.dns.add(f"_{self.port}._tcp.mx.danebad.test", "TLSA", (3, 1, 1, b"\x00" * 32))
+        s = self.sink("127.0.0.27", certfile=certfile, keyfile=keyfile)
+        self.send(["adam@danebad.test"], b"Subject: dane\n\nwrong pin\n")
+        self.wait_log(r"to=<adam@danebad\.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate not trusted: "
+                      r"no TLSA record matches")
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+        self.assertEqual(len(s.messages), 0)
+
+    # --- MTA-STS -------------------------------------------------------------
+
+    def sts_domain(self, domain, mx_host, ip, policy_mx):
+        self.dns.add(domain, "MX", (10, mx_host))
+        self.dns.add(mx_host, "A", ip)
+        self.dns.add(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=1;")
+        self.dns.add(f"mta-sts.{domain}", "A", "127.0.0.40")
+        self.sts.policies[f"mta-sts.{domain}"] = (f"version: STSv1\nmode: enforce\nmx: {policy_mx}\n"
+                                                  "max_age: 86400\n")
+
+    def test_mta_sts_enforce_delivers_verified(self):
+        self.sts_domain("sts.test", "mx.sts.test", "127.0.0.41", "*.sts.test")
+        s = self.sink("127.0.0.41", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["beth@sts.test"], b"Subject: sts\n\nenforced\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"MTA-STS policy for sts\.test: mode=enforce, max_age=86400")
+        self.wait_log(r"Verified TLS connection established to mx\.sts\.test\[127\.0\.0\.41\]")
+        # A second message uses the cached policy: no second fetch.
+        self.send(["beth@sts.test"], b"Subject: sts 2\n\ncached\n")
+        self.wait_messages(s, 2)
+        self.assertEqual(self.sts.requests.count(("mta-sts.sts.test", "/.well-known/mta-sts.txt")), 1)
+
+    def test_mta_sts_enforce_refuses_unlisted_mx(self):
+        self.sts_domain("stsbad.test", "evil.stsbad.test", "127.0.0.42", "mx.stsbad.test")
+        s = self.sink("127.0.0.42", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["carl@stsbad.test"], b"Subject: sts\n\nwrong MX\n")
+        self.wait_log(r"to=<carl@stsbad\.test>, relay=none, .*dsn=4\.7\.5, status=deferred \(MTA-STS policy for "
+                      r"stsbad\.test \(enforce\) matches none of its MX hosts\)")
+        self.assertEqual(s.sessions, 0)
+
+    def test_mta_sts_enforce_refuses_unverified_tls(self):
+        cert = _self_signed_cert()
+        self.sts_domain("stsweak.test", "mx.stsweak.test", "127.0.0.43", "mx.stsweak.test")
+        s = self.sink("127.0.0.43", certfile=os.path.join(cert, "cert.pem"), keyfile=os.path.join(cert, "key.pem"))
+        self.send(["dina@stsweak.test"], b"Subject: sts\n\nself-signed\n")
+        self.wait_log(r"to=<dina@stsweak\.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate not verified")
+        self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
+
+    def restart_smtp_client(self):
+        old = self.stack.pids("smtp-client")
+        for pid in old:
+            os.kill(pid, signal.SIGKILL)
+        self.stack.wait_for(lambda: (p := self.stack.pids("smtp-client")) and not set(p) & set(old), 20,
+                            "a new smtp-client process")
+
+    def test_mta_sts_policy_kept_across_restart_until_max_age(self):
+        self.sts_domain("stskeep.test", "mx.stskeep.test", "127.0.0.44", "mx.stskeep.test")
+        self.sts.policies["mta-sts.stskeep.test"] = "version: STSv1\nmode: enforce\nmx: mx.stskeep.test\nmax_age: 6\n"
+        fetch = ("mta-sts.stskeep.test", "/.well-known/mta-sts.txt")
+        s = self.sink("127.0.0.44", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["kim@stskeep.test"], b"Subject: sts keep 1\n\nfirst\n")
+        self.wait_messages(s, 1)
+        self.assertEqual(self.sts.requests.count(fetch), 1)
+        path = os.path.join(self.stack.data_dir, "mta-sts", "stskeep.test")
+        with open(path) as f:
+            txt_id, expires, text = f.read().split("\n", 2)
+        self.assertEqual((txt_id, text), ("1", self.sts.policies["mta-sts.stskeep.test"]))
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        # A new smtp-client process; the policy host now answers 404, so a
+        # fetch would leave no policy: the kept one must still apply.
+        self.restart_smtp_client()
+        del self.sts.policies["mta-sts.stskeep.test"]
+        self.send(["kim@stskeep.test"], b"Subject: sts keep 2\n\nafter restart\n")
+        self.wait_messages(s, 2)
+        self.assertEqual(self.sts.requests.count(fetch), 1)
+        self.assertTrue(s.messages[1].tls)
+        # After max_age (6 s) the kept policy is no longer used: a new
+        # process (no cached session either) asks for it again.
+        self.stack.wait_for(lambda: time.time() > int(expires) + 1, 15, "the end of max_age")
+        self.restart_smtp_client()
+        self.send(["kim@stskeep.test"], b"Subject: sts keep 3\n\nexpired\n")
+        self.wait_messages(s, 3)
+        self.assertEqual(self.sts.requests.count(fetch), 2)
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
+class Relayhost(unittest.TestCase):
+    """relayhost with SMTP AUTH over required TLS, and expiry of mail that
+    cannot be delivered (a short queue lifetime)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer()
+        cls.port = free_port()
+        cls.stack = Stack(config={
+            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
+            "dns_timeout": "1s",
+            "smtp_tcp_port": str(cls.port),
+            "relayhost": f"[smarthost.test]:{cls.port}",
+            "transport_maps": "$config_directory/transport",
+            "smtp_sasl_password_maps": "$config_directory/sasl_passwd",
+            "smtp_connect_timeout": "5s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+            "queue_run_delay": "1s",
+            "maximal_queue_lifetime": "5s",
+        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"], autostart=False)
+        with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
+            f.write(f"login.test smtp:[smarthost2.test]:{cls.port}\n"
+                    f"down.test smtp:[127.0.0.32]:{cls.port}\n")
+        path = os.path.join(cls.stack.conf_dir, "sasl_passwd")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"# test credentials\n[smarthost.test]:{cls.port} alice:s3cret word\n"
+                    f"[smarthost2.test]:{cls.port} bob:hunter2\n")
+        cls.dns.add("smarthost.test", "A", "127.0.0.30")
+        cls.dns.add("smarthost2.test", "A", "127.0.0.31")
+        cls.stack.__enter__()
+        cls.stack.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.__exit__(None, None, None)
+        cls.dns.close()
+
+    def setUp(self):
+        cert = _self_signed_cert()
+        self.tls = dict(certfile=os.path.join(cert, "cert.pem"), keyfile=os.path.join(cert, "key.pem"))
+        self.sinks = []
+
+    def tearDown(self):
+        for s in self.sinks:
+            s.close()
+
+    send = RemoteDelivery.send
+    wait_log = RemoteDelivery.wait_log
+    wait_messages = RemoteDelivery.wait_messages
+    bounce_for = RemoteDelivery.bounce_for
+
+    def test_relayhost_auth_plain_over_tls(self):
+        s = SmtpSink("127.0.0.30", self.port, auth={"alice": "s3cret word"}, **self.tls)
+        self.sinks.append(s)
+        self.send(["someone@elsewhere.test"], b"Subject: relay\n\nvia the smarthost\n")
+        m = self.wait_messages(s, 1)[0]
+        self.assertTrue(m.tls)
+        self.assertEqual(s.authenticated, [("alice", "PLAIN")])
+        self.wait_log(r"to=<someone@elsewhere\.test>, relay=smarthost\.test\[127\.0\.0\.30\]:%d, .*status=sent"
+                      % self.port)
+
+    def test_auth_login_and_bad_password(self):
+        s = SmtpSink("127.0.0.31", self.port, auth={"bob": "other"}, auth_mechanisms=["LOGIN"], **self.tls)
+        self.sinks.append(s)
+        self.send(["carl@login.test"], b"Subject: login\n\nwrong password first\n")
+        self.wait_log(r"to=<carl@login\.test>, .*status=deferred \(SASL authentication failed; server smarthost2\.test"
+                      r"\[127\.0\.0\.31\] said: 535 5\.7\.8")
+        self.assertEqual(len(s.messages), 0)
+        s.auth["bob"] = "hunter2"
+        self.wait_messages(s, 1, timeout=30)
+        self.assertIn(("bob", "LOGIN"), s.authenticated)
+
+    def test_unreachable_defers_then_bounces(self):
+        self.send(["dora@down.test"], b"Subject: down\n\nnobody listens\n")
+        self.wait_log(r"to=<dora@down\.test>, .*status=deferred \(connect to 127\.0\.0\.32\[127\.0\.0\.32\]:%d: "
+                      r"Connection refused\)" % self.port)
+        raw = self.bounce_for("dora@down.test", timeout=40)
+        self.assertIn(b"Connection refused", raw)
 
 
 if __name__ == "__main__":

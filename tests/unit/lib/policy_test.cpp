@@ -194,3 +194,40 @@ TEST_CASE("policy: per-account message and recipient limits share one block", "[
     CHECK_FALSE(s.count_message(Kind::Account, "bob", 1, l, now + 1)->allowed);
     CHECK(*s.blocked(Kind::Account, "bob", now + 2));
 }
+
+TEST_CASE("policy: per-uid limits (sendmail) are listed as uid and cleared by number", "[policy]") {
+    TempDir dir;
+    auto store = LimitsStore::open(dir.path);
+    REQUIRE(store);
+    auto& s = **store;
+    Limits l = limits();
+    int64_t now = 3000000;
+    // Two messages fit a limit of 2; the third blocks uid 1001, not uid 1002.
+    CHECK(s.count_message(Kind::Uid, "1001", 2, l, now)->allowed);
+    CHECK(s.count_message(Kind::Uid, "1001", 2, l, now)->allowed);
+    auto over = s.count_message(Kind::Uid, "1001", 2, l, now + 1);
+    REQUIRE(over);
+    CHECK_FALSE(over->allowed);
+    REQUIRE(over->new_block);
+    CHECK(over->new_block->reason == "message rate 3/60s exceeds limit 2");
+    CHECK(s.count_message(Kind::Uid, "1002", 2, l, now + 1)->allowed);
+    // Recipients count under their own key ("uid-rcpt:"), into the same block.
+    auto many = s.count_recipients(Kind::Uid, "1002", 11, 10, l, now + 1);
+    REQUIRE(many);
+    CHECK_FALSE(many->allowed);
+    REQUIRE(many->new_block);
+    CHECK(many->new_block->kind == Kind::Uid);
+    CHECK(kind_name(Kind::Uid) == "uid");
+    auto blocks = s.list_blocks(now + 2);
+    REQUIRE(blocks->size() == 2);
+    CHECK((*blocks)[0].kind == Kind::Uid);
+    CHECK((*blocks)[0].key == "1001");
+    CHECK(*s.blocked(Kind::Uid, "1001", now + 2));
+    CHECK_FALSE(*s.blocked(Kind::Account, "1001", now + 2));
+    // clear lifts the block and resets both counters of that uid only.
+    CHECK(*s.clear("1002") == 1);
+    CHECK(s.count_recipients(Kind::Uid, "1002", 10, 10, l, now + 3)->allowed);
+    CHECK(*s.blocked(Kind::Uid, "1001", now + 3));
+    // The block ends by itself after block_seconds.
+    CHECK_FALSE(*s.blocked(Kind::Uid, "1001", now + 1 + l.block_seconds));
+}
