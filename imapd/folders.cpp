@@ -286,13 +286,14 @@ void Session::cmd_list(Parser& p, bool lsub) {
         if (!status_wanted.empty() && l.status) {
             auto st = (mailbox_ && mailbox_->name() == l.name) ? Result<mailstore::MailboxStatus>(mailbox_->status())
                                                               : store_->status(l.name);
-            if (st) untagged("STATUS " + wire_name(l.name) + " (" + status_items(*st, status_wanted) + ")");
+            if (st) untagged("STATUS " + wire_name(l.name) + " (" + status_items(l.name, *st, status_wanted) + ")");
         }
     }
     tagged("OK", "", std::string(lsub ? "LSUB" : "LIST") + " completed");
 }
 
-std::string Session::status_items(const mailstore::MailboxStatus& st, const std::vector<std::string>& items) {
+std::string Session::status_items(const std::string& name, const mailstore::MailboxStatus& st,
+                                  const std::vector<std::string>& items) {
     std::string out;
     for (const auto& item : items) {
         if (!out.empty()) out += ' ';
@@ -306,6 +307,7 @@ std::string Session::status_items(const mailstore::MailboxStatus& st, const std:
         else if (item == "RECENT") out += "0";
         else if (item == "HIGHESTMODSEQ") out += std::to_string(st.highestmodseq);
         else if (item == "APPENDLIMIT") out += std::to_string(server_.settings().limits.append_max);
+        else if (item == "DELETED-STORAGE") out += std::to_string(deleted_storage(name));
     }
     return out;
 }
@@ -317,7 +319,8 @@ void Session::cmd_status(Parser& p) {
     if (!p.sp() || !p.expect('(')) return bad_syntax(p);
     std::vector<std::string> items;
     static const char* const known[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
-                                        "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT"};
+                                        "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT",
+                                        "DELETED-STORAGE"};
     while (!p.take(')')) {
         if (!items.empty() && !p.sp()) return bad_syntax(p);
         auto w = p.keyword();
@@ -332,7 +335,7 @@ void Session::cmd_status(Parser& p) {
     auto st = (mailbox_ && mailbox_->name() == *name) ? Result<mailstore::MailboxStatus>(mailbox_->status())
                                                       : store_->status(*name);
     if (!st) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
-    untagged("STATUS " + wire_name(*name) + " (" + status_items(*st, items) + ")");
+    untagged("STATUS " + wire_name(*name) + " (" + status_items(*name, *st, items) + ")");
     if (state_ == State::Selected) refresh_and_report();
     tagged("OK", "", "STATUS completed");
 }
@@ -571,7 +574,7 @@ void Session::cmd_append(Parser& p) {
         if (Status s = (*writer)->write(m.data); !s) return (void)tagged("NO", "", "cannot store the message: " + s.message());
         auto uid = (*writer)->commit(m.flags, m.date, m.zone);
         if (!uid) {
-            bool quota = uid.message().find("quota") != std::string::npos;
+            bool quota = uid.message().find(mailstore::kOverQuota) != std::string::npos;
             return (void)tagged("NO", quota ? "OVERQUOTA" : "", "cannot store the message: " + uid.message());
         }
         uids.push_back(*uid);

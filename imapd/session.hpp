@@ -105,8 +105,16 @@ private:
     // UTF-8 form, and back; nullopt + BAD already sent when invalid.
     std::optional<std::string> mailbox_arg(imap::Parser& p);
     std::string wire_name(std::string_view name) const;
-    std::string status_items(const mailstore::MailboxStatus& st, const std::vector<std::string>& items);
+    std::string status_items(const std::string& name, const mailstore::MailboxStatus& st,
+                             const std::vector<std::string>& items);
     void unselect();
+
+    // ---- quota (quota.cpp) ----
+    void cmd_getquota(imap::Parser& p);
+    void cmd_getquotaroot(imap::Parser& p);
+    void cmd_setquota(imap::Parser& p);
+    bool quota_response();  // "* QUOTA" of the user's root; false (and NO sent) on error
+    uint64_t deleted_storage(const std::string& name);  // STATUS DELETED-STORAGE, KiB
 
     // ---- messages (messages.cpp) ----
     void cmd_fetch(imap::Parser& p, bool uid);
@@ -159,6 +167,7 @@ private:
 
     // Authenticated / selected
     std::unique_ptr<mailstore::Store> store_;
+    uint64_t quota_ = 0;  // bytes, from the auth answer; 0 = none
     std::unique_ptr<mailstore::Mailbox> mailbox_;
     event::Watch notify_;
     std::vector<uint32_t> saved_;  // SEARCHRES "$", as UIDs
