@@ -56,6 +56,7 @@ std::string Session::capabilities() const {
     caps += " IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
             " CONDSTORE QRESYNC ESEARCH SEARCHRES SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
             " STATUS=SIZE BINARY MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE";
+    if (!compressed_) caps += " COMPRESS=DEFLATE";
     caps += " APPENDLIMIT=" + std::to_string(server_.settings().limits.append_max);
     return caps;
 }
@@ -109,7 +110,7 @@ void Session::execute(std::string_view command) {
         {"RENAME", kLoggedIn, &Session::cmd_rename},        {"APPEND", kLoggedIn, &Session::cmd_append},
         {"IDLE", kLoggedIn, &Session::cmd_idle},            {"CHECK", kSelected, &Session::cmd_noop},
         {"GETQUOTA", kLoggedIn, &Session::cmd_getquota},    {"GETQUOTAROOT", kLoggedIn, &Session::cmd_getquotaroot},
-        {"SETQUOTA", kLoggedIn, &Session::cmd_setquota},
+        {"SETQUOTA", kLoggedIn, &Session::cmd_setquota},    {"COMPRESS", kLoggedIn, &Session::cmd_compress},
     };
     auto wrong_state = [&](unsigned states) {
         if (state_ == State::NotAuthenticated)

@@ -45,9 +45,10 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
     if (!bev_) ::close(fd);
     close_timer_ = event::timer(base, [this](short) {
         if (!bev_) return;
-        evbuffer* out = bufferevent_get_output(bev_);
-        bufferevent* under = bufferevent_get_underlying(bev_);
-        bool empty = evbuffer_get_length(out) == 0 && (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+        // Every layer (compression, TLS, socket) must have sent its output.
+        bool empty = true;
+        for (bufferevent* b = bev_; b && empty; b = bufferevent_get_underlying(b))
+            empty = evbuffer_get_length(bufferevent_get_output(b)) == 0;
         if (empty || ++closing_polls_ >= kClosePolls) close_now(nullptr);
         else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
     });

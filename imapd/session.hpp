@@ -109,6 +109,9 @@ private:
                              const std::vector<std::string>& items);
     void unselect();
 
+    // ---- COMPRESS=DEFLATE (compress.cpp) ----
+    void cmd_compress(imap::Parser& p);
+
     // ---- quota (quota.cpp) ----
     void cmd_getquota(imap::Parser& p);
     void cmd_getquotaroot(imap::Parser& p);
@@ -145,6 +148,7 @@ private:
     bool loopback_ = false;
     bool implicit_tls_ = false;
     bool tls_ = false;
+    bool compressed_ = false;  // COMPRESS DEFLATE active (RFC 4978)
     bool greeted_ = false;
     Input input_ = Input::Commands;
     State state_ = State::NotAuthenticated;
