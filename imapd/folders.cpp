@@ -50,6 +50,16 @@ std::string canonical_pattern(std::string_view p) {
     return std::string(p);
 }
 
+// STATUS data items (RFC 9051 6.3.11, RFC 7162 HIGHESTMODSEQ, RFC 8438
+// SIZE, RFC 7889 APPENDLIMIT, RFC 9208 DELETED-STORAGE), for STATUS and
+// LIST ... RETURN (STATUS (...)).
+bool known_status_item(std::string_view item) {
+    static constexpr std::string_view known[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
+                                                 "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT",
+                                                 "DELETED-STORAGE"};
+    return std::find(std::begin(known), std::end(known), item) != std::end(known);
+}
+
 }  // namespace
 
 bool to_store_flags(const std::vector<std::string>& list, mailstore::Flags& flags, std::string& error) {
@@ -170,11 +180,14 @@ void Session::cmd_list(Parser& p, bool lsub) {
             else if (opt == "STATUS") {
                 if (!p.sp() || !p.expect('(')) return bad_syntax(p);
                 while (!p.take(')')) {
+                    if (!status_wanted.empty() && !p.sp()) return bad_syntax(p);
                     auto item = p.keyword();
                     if (!item) return bad_syntax(p);
-                    status_wanted.push_back(imap::upper(*item));
-                    p.take(' ');
+                    std::string name = imap::upper(*item);
+                    if (!known_status_item(name)) return (void)tagged("BAD", "", "unknown STATUS item " + name);
+                    status_wanted.push_back(name);
                 }
+                if (status_wanted.empty()) return (void)tagged("BAD", "", "RETURN STATUS needs at least one item");
             } else {
                 return (void)tagged("BAD", "", "unknown LIST return option " + opt);
             }
@@ -318,16 +331,12 @@ void Session::cmd_status(Parser& p) {
     if (!name) return;
     if (!p.sp() || !p.expect('(')) return bad_syntax(p);
     std::vector<std::string> items;
-    static const char* const known[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
-                                        "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT",
-                                        "DELETED-STORAGE"};
     while (!p.take(')')) {
         if (!items.empty() && !p.sp()) return bad_syntax(p);
         auto w = p.keyword();
         if (!w) return bad_syntax(p);
         std::string item = imap::upper(*w);
-        if (std::find(std::begin(known), std::end(known), item) == std::end(known))
-            return (void)tagged("BAD", "", "unknown STATUS item " + item);
+        if (!known_status_item(item)) return (void)tagged("BAD", "", "unknown STATUS item " + item);
         items.push_back(item);
     }
     if (items.empty()) return (void)tagged("BAD", "", "STATUS needs at least one item");

@@ -221,6 +221,17 @@ class ImapTest(unittest.TestCase):
         typ, data = m._simple_command("LIST", '""', "INBOX", "RETURN", "(STATUS (MESSAGES UIDNEXT SIZE))")
         self.assertEqual(typ, "OK")
         self.assertRegex(b" ".join(m.untagged_responses.get("STATUS", [])).decode(), r"INBOX \(MESSAGES \d+ UIDNEXT \d+ SIZE \d+\)")
+        with self.assertRaises(imaplib.IMAP4.error):  # an unknown item is refused, not echoed empty
+            m._simple_command("LIST", '""', "INBOX", "RETURN", "(STATUS (MESSAGES BOGUS))")
+        with self.assertRaises(imaplib.IMAP4.error):
+            m._simple_command("LIST", '""', "INBOX", "RETURN", "(STATUS ())")
+        # SPECIAL-USE selection: only the five special folders, with their attribute.
+        m.untagged_responses.pop("LIST", None)
+        typ, data = m._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+        self.assertEqual(typ, "OK")
+        special = m.untagged_responses.get("LIST", [])
+        self.assertEqual(len(special), 5, special)
+        self.assertTrue(all(re.search(rb"\\(Drafts|Sent|Trash|Junk|Archive)", l) for l in special), special)
         self.assertEqual(m.rename("Projekt/Entw&APw-rfe", "Projekt/Final")[0], "OK")
         self.assertEqual(m.delete("Projekt/Final")[0], "OK")
         typ, data = m.delete("Nope")
