@@ -140,6 +140,16 @@ class ImapQuotaTest(unittest.TestCase):
         self.delivery_log("room", "sent")
         self.assertEqual(self.quota(m)[0], kib(self.stored_bytes()))
 
+        # STATUS SIZE counts the same messages with CRLF line ends (RFC822.SIZE).
+        m.select("INBOX")
+        typ, data = m.fetch("1:*", "(RFC822.SIZE)")
+        crlf_total = sum(int(re.search(rb"RFC822.SIZE (\d+)", d).group(1)) for d in data)
+        inbox_dir = os.path.join(self.stack.mail_dir, "tern.test", "small")
+        inbox_stored = sum(os.path.getsize(os.path.join(inbox_dir, sub, f))
+                           for sub in ("cur", "new") for f in os.listdir(os.path.join(inbox_dir, sub)))
+        self.assertEqual(m.status("INBOX", "(SIZE)")[1][0], b"INBOX (SIZE %d)" % crlf_total)
+        self.assertGreater(crlf_total, inbox_stored)
+
         # STATUS DELETED-STORAGE, then EXPUNGE gives the space back.
         m.select("Archive")
         m.store("1", "+FLAGS", "(\\Deleted)")
