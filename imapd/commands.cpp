@@ -56,7 +56,7 @@ std::string Session::capabilities() const {
     caps += " IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
             " CONDSTORE QRESYNC ESEARCH SEARCHRES SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
             " STATUS=SIZE BINARY MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE";
-    if (!compressed_) caps += " COMPRESS=DEFLATE";
+    if (!compression_) caps += " COMPRESS=DEFLATE";
     caps += " APPENDLIMIT=" + std::to_string(server_.settings().limits.append_max);
     return caps;
 }

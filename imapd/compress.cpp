@@ -14,10 +14,9 @@
 #include "lib/log/log.hpp"
 
 namespace tern::imapd {
-namespace {
 
-struct Codec {
-    Codec(compress::Deflater d, compress::Inflater i, std::function<void(std::string)> cb)
+struct Compression {
+    Compression(compress::Deflater d, compress::Inflater i, std::function<void(std::string)> cb)
         : deflater(std::move(d)), inflater(std::move(i)), on_corrupt(std::move(cb)) {}
     compress::Deflater deflater;
     compress::Inflater inflater;
@@ -28,9 +27,12 @@ struct Codec {
     std::string scratch;
     std::string corrupt;  // the inflate error, once
     bool reported = false;
+    bool detached = false;  // the session is gone
 };
 
-void schedule(Codec& c) {
+namespace {
+
+void schedule(Compression& c) {
     if (c.flush_scheduled) return;
     c.flush_scheduled = true;
     c.flusher.activate();
@@ -38,7 +40,7 @@ void schedule(Codec& c) {
 
 bufferevent_filter_result input_filter(evbuffer* src, evbuffer* dst, ev_ssize_t limit, bufferevent_flush_mode,
                                        void* arg) {
-    auto& c = *static_cast<Codec*>(arg);
+    auto& c = *static_cast<Compression*>(arg);
     if (!c.corrupt.empty()) {
         evbuffer_drain(src, evbuffer_get_length(src));
         return BEV_ERROR;
@@ -72,7 +74,7 @@ bufferevent_filter_result input_filter(evbuffer* src, evbuffer* dst, ev_ssize_t 
 
 bufferevent_filter_result output_filter(evbuffer* src, evbuffer* dst, ev_ssize_t, bufferevent_flush_mode mode,
                                         void* arg) {
-    auto& c = *static_cast<Codec*>(arg);
+    auto& c = *static_cast<Compression*>(arg);
     bool flush = mode != BEV_NORMAL;
     c.scratch.clear();
     while (evbuffer_get_length(src) > 0) {
@@ -93,8 +95,9 @@ bufferevent_filter_result output_filter(evbuffer* src, evbuffer* dst, ev_ssize_t
     return BEV_OK;
 }
 
-void on_flush(Codec& c) {
+void on_flush(Compression& c) {
     c.flush_scheduled = false;
+    if (c.detached) return;
     bufferevent_flush(c.bev, EV_WRITE, BEV_FLUSH);
     if (!c.corrupt.empty() && !c.reported) {
         c.reported = true;
@@ -102,12 +105,18 @@ void on_flush(Codec& c) {
     }
 }
 
-void free_codec(void* arg) { delete static_cast<Codec*>(arg); }
+void free_codec(void* arg) { delete static_cast<Compression*>(arg); }
 
 }  // namespace
 
+void detach_compression(Compression* state) {
+    if (!state) return;
+    state->detached = true;
+    state->on_corrupt = nullptr;
+}
+
 bufferevent* start_compression(event_base* base, bufferevent* under, std::function<void(std::string)> on_corrupt,
-                               std::string& error) {
+                               Compression*& state, std::string& error) {
     auto deflater = compress::Deflater::create(compress::kSmallWindow);
     if (!deflater) {
         error = deflater.message();
@@ -118,8 +127,8 @@ bufferevent* start_compression(event_base* base, bufferevent* under, std::functi
         error = inflater.message();
         return nullptr;
     }
-    auto codec = std::make_unique<Codec>(std::move(*deflater), std::move(*inflater), std::move(on_corrupt));
-    Codec* raw = codec.get();
+    auto codec = std::make_unique<Compression>(std::move(*deflater), std::move(*inflater), std::move(on_corrupt));
+    Compression* raw = codec.get();
     codec->flusher = event::timer(base, [raw](short) { on_flush(*raw); });
     bufferevent* top = bufferevent_filter_new(under, &input_filter, &output_filter,
                                               BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS, &free_codec, raw);
@@ -129,6 +138,7 @@ bufferevent* start_compression(event_base* base, bufferevent* under, std::functi
     }
     codec.release();  // owned by the filter now (free_codec)
     raw->bev = top;
+    state = raw;
     bufferevent_setwatermark(top, EV_READ, 0, kInflatedMax);
     // Compressed bytes that arrived with the COMPRESS command line.
     if (evbuffer_get_length(bufferevent_get_input(under)) > 0) bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
@@ -143,23 +153,24 @@ void Session::cmd_compress(imap::Parser& p) {
     if (!mechanism || !p.end()) return bad_syntax(p);
     if (imap::upper(*mechanism) != "DEFLATE")
         return (void)tagged("BAD", "", "unknown compression mechanism (DEFLATE is supported)");
-    if (compressed_) return (void)tagged("NO", "COMPRESSIONACTIVE", "DEFLATE is already active");
+    if (compression_) return (void)tagged("NO", "COMPRESSIONACTIVE", "DEFLATE is already active");
     tagged("OK", "", "DEFLATE active");
     std::string error;
+    Compression* state = nullptr;
     bufferevent* top = start_compression(
         server_.base(), bev_,
         [this](const std::string& why) {
             log::warning("corrupt compressed data from %s user=%s: %s", peer_.c_str(), user_.c_str(), why.c_str());
             bye_and_close("corrupt compressed data");
         },
-        error);
+        state, error);
     if (!top) {
         log::warning("cannot start compression with %s: %s", peer_.c_str(), error.c_str());
         close_now(nullptr);
         return;
     }
     bev_ = top;
-    compressed_ = true;
+    compression_ = state;
     install_callbacks();
 }
 

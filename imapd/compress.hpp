@@ -21,9 +21,17 @@ namespace tern::imapd {
 
 inline constexpr size_t kInflatedMax = 64 * 1024;
 
+// The filter's state; it lives as long as the filter bufferevent.
+struct Compression;
+
 // Returns the new top bufferevent, owning `under` (freed with it), or
-// nullptr with error set (then `under` is untouched).
+// nullptr with error set (then `under` is untouched).  `state` is set for
+// detach_compression().
 bufferevent* start_compression(event_base* base, bufferevent* under, std::function<void(std::string)> on_corrupt,
-                               std::string& error);
+                               Compression*& state, std::string& error);
+
+// The session is going away: no callback of it runs any more, even if
+// libevent frees the filter later.  Call before freeing the bufferevent.
+void detach_compression(Compression* state);
 
 }  // namespace tern::imapd

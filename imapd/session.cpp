@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "imapd/compress.hpp"
 #include "imapd/server.hpp"
 #include "lib/imap/response.hpp"
 #include "lib/log/log.hpp"
@@ -56,6 +57,7 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
 
 Session::~Session() {
     if (ticket_) server_.auth().cancel(ticket_);
+    detach_compression(compression_);
     if (bev_) bufferevent_free(bev_);
 }
 
@@ -219,6 +221,8 @@ void Session::close_now(const char* why) {
     notify_ = event::Watch();
     mailbox_.reset();
     store_.reset();
+    detach_compression(compression_);
+    compression_ = nullptr;
     bufferevent_free(bev_);
     bev_ = nullptr;
     input_ = Input::Closing;

@@ -36,6 +36,7 @@
 namespace tern::imapd {
 
 class Server;
+struct Compression;
 
 enum class State { NotAuthenticated, Authenticated, Selected, Logout };
 
@@ -148,7 +149,7 @@ private:
     bool loopback_ = false;
     bool implicit_tls_ = false;
     bool tls_ = false;
-    bool compressed_ = false;  // COMPRESS DEFLATE active (RFC 4978)
+    Compression* compression_ = nullptr;  // COMPRESS DEFLATE active (RFC 4978): the filter's state
     bool greeted_ = false;
     Input input_ = Input::Commands;
     State state_ = State::NotAuthenticated;
