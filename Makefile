@@ -34,7 +34,7 @@ CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -pthread $(SAN_FLAGS) $(SAN_WARN)
 CPPFLAGS += -I. -MMD -MP
 LDFLAGS += -pthread $(SAN_FLAGS)
-LDLIBS := -levent_openssl -levent_pthreads -levent -lssl -lcrypto -llmdb -lldns -lcrypt
+LDLIBS := -levent_openssl -levent_pthreads -levent -lssl -lcrypto -llmdb -lldns -lcrypt -lz
 
 DEPS_STAMP := $(BUILD)/.deps-installed
 

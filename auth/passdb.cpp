@@ -49,6 +49,8 @@ CheckResult check_virtual(const tables::VirtualUser& u, const Settings& s, std::
     r.answer.gid = u.gid;
     r.answer.home = u.home;
     r.answer.mail = *mail;
+    // The quota local-delivery enforces (local-delivery/resolve.cpp).
+    r.answer.quota = u.quota ? u.quota : s.virtual_mailbox_limit;
     return r;
 }
 

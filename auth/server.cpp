@@ -212,6 +212,7 @@ void Server::send_answer(uint64_t conn, int64_t id, const auth::Answer& a) {
         if (a.gid) m.add_int("gid", *a.gid);
         m.add("home", a.home);
         m.add("mail", a.mail);
+        if (a.quota) m.add_int("quota", static_cast<int64_t>(a.quota));
     }
     m.add("reason", a.reason);
     m.add_int("delay", a.delay.count());

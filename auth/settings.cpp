@@ -15,6 +15,7 @@ Settings Settings::from(const config::Config& c) {
     Settings s;
     s.users_file = c.get("virtual_mailbox_maps");
     s.mail_directory = c.get("mail_directory");
+    s.virtual_mailbox_limit = c.get_size("virtual_mailbox_limit");
     s.home_mailbox = c.get("home_mailbox");
     s.allow_plain = c.get_bool("auth_allow_plain");
     s.system_users = c.get_bool("auth_system_users");

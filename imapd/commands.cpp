@@ -55,7 +55,8 @@ std::string Session::capabilities() const {
     }
     caps += " IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE"
             " CONDSTORE QRESYNC ESEARCH SEARCHRES SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
-            " STATUS=SIZE BINARY MULTIAPPEND UTF8=ACCEPT";
+            " STATUS=SIZE BINARY MULTIAPPEND UTF8=ACCEPT QUOTA QUOTA=RES-STORAGE";
+    if (!compression_) caps += " COMPRESS=DEFLATE";
     caps += " APPENDLIMIT=" + std::to_string(server_.settings().limits.append_max);
     return caps;
 }
@@ -108,6 +109,8 @@ void Session::execute(std::string_view command) {
         {"CREATE", kLoggedIn, &Session::cmd_create},        {"DELETE", kLoggedIn, &Session::cmd_delete},
         {"RENAME", kLoggedIn, &Session::cmd_rename},        {"APPEND", kLoggedIn, &Session::cmd_append},
         {"IDLE", kLoggedIn, &Session::cmd_idle},            {"CHECK", kSelected, &Session::cmd_noop},
+        {"GETQUOTA", kLoggedIn, &Session::cmd_getquota},    {"GETQUOTAROOT", kLoggedIn, &Session::cmd_getquotaroot},
+        {"SETQUOTA", kLoggedIn, &Session::cmd_setquota},    {"COMPRESS", kLoggedIn, &Session::cmd_compress},
     };
     auto wrong_state = [&](unsigned states) {
         if (state_ == State::NotAuthenticated)
@@ -351,6 +354,7 @@ void Session::logged_in(const auth::Answer& a) {
     }
     mailstore::MaildirOptions options;
     options.root = a.mail;
+    options.quota_bytes = a.quota;
     auto store = mailstore::open_maildir_store(options);
     if (!store) {
         log::warning("login of %s from %s: cannot open the mail store %s: %s", loggable(a.user).c_str(),
@@ -359,6 +363,7 @@ void Session::logged_in(const auth::Answer& a) {
         return;
     }
     store_ = std::move(*store);
+    quota_ = a.quota;
     if (Status s = store_->create_default_folders(); !s)
         log::warning("user %s: creating the default folders: %s", loggable(a.user).c_str(), s.message().c_str());
     user_ = a.user;

@@ -50,6 +50,16 @@ std::string canonical_pattern(std::string_view p) {
     return std::string(p);
 }
 
+// STATUS data items (RFC 9051 6.3.11, RFC 7162 HIGHESTMODSEQ, RFC 8438
+// SIZE, RFC 7889 APPENDLIMIT, RFC 9208 DELETED-STORAGE), for STATUS and
+// LIST ... RETURN (STATUS (...)).
+bool known_status_item(std::string_view item) {
+    static constexpr std::string_view known[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
+                                                 "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT",
+                                                 "DELETED-STORAGE"};
+    return std::find(std::begin(known), std::end(known), item) != std::end(known);
+}
+
 }  // namespace
 
 bool to_store_flags(const std::vector<std::string>& list, mailstore::Flags& flags, std::string& error) {
@@ -170,11 +180,14 @@ void Session::cmd_list(Parser& p, bool lsub) {
             else if (opt == "STATUS") {
                 if (!p.sp() || !p.expect('(')) return bad_syntax(p);
                 while (!p.take(')')) {
+                    if (!status_wanted.empty() && !p.sp()) return bad_syntax(p);
                     auto item = p.keyword();
                     if (!item) return bad_syntax(p);
-                    status_wanted.push_back(imap::upper(*item));
-                    p.take(' ');
+                    std::string name = imap::upper(*item);
+                    if (!known_status_item(name)) return (void)tagged("BAD", "", "unknown STATUS item " + name);
+                    status_wanted.push_back(name);
                 }
+                if (status_wanted.empty()) return (void)tagged("BAD", "", "RETURN STATUS needs at least one item");
             } else {
                 return (void)tagged("BAD", "", "unknown LIST return option " + opt);
             }
@@ -286,13 +299,14 @@ void Session::cmd_list(Parser& p, bool lsub) {
         if (!status_wanted.empty() && l.status) {
             auto st = (mailbox_ && mailbox_->name() == l.name) ? Result<mailstore::MailboxStatus>(mailbox_->status())
                                                               : store_->status(l.name);
-            if (st) untagged("STATUS " + wire_name(l.name) + " (" + status_items(*st, status_wanted) + ")");
+            if (st) untagged("STATUS " + wire_name(l.name) + " (" + status_items(l.name, *st, status_wanted) + ")");
         }
     }
     tagged("OK", "", std::string(lsub ? "LSUB" : "LIST") + " completed");
 }
 
-std::string Session::status_items(const mailstore::MailboxStatus& st, const std::vector<std::string>& items) {
+std::string Session::status_items(const std::string& name, const mailstore::MailboxStatus& st,
+                                  const std::vector<std::string>& items) {
     std::string out;
     for (const auto& item : items) {
         if (!out.empty()) out += ' ';
@@ -306,6 +320,7 @@ std::string Session::status_items(const mailstore::MailboxStatus& st, const std:
         else if (item == "RECENT") out += "0";
         else if (item == "HIGHESTMODSEQ") out += std::to_string(st.highestmodseq);
         else if (item == "APPENDLIMIT") out += std::to_string(server_.settings().limits.append_max);
+        else if (item == "DELETED-STORAGE") out += std::to_string(deleted_storage(name));
     }
     return out;
 }
@@ -316,15 +331,12 @@ void Session::cmd_status(Parser& p) {
     if (!name) return;
     if (!p.sp() || !p.expect('(')) return bad_syntax(p);
     std::vector<std::string> items;
-    static const char* const known[] = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED",
-                                        "SIZE", "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT"};
     while (!p.take(')')) {
         if (!items.empty() && !p.sp()) return bad_syntax(p);
         auto w = p.keyword();
         if (!w) return bad_syntax(p);
         std::string item = imap::upper(*w);
-        if (std::find(std::begin(known), std::end(known), item) == std::end(known))
-            return (void)tagged("BAD", "", "unknown STATUS item " + item);
+        if (!known_status_item(item)) return (void)tagged("BAD", "", "unknown STATUS item " + item);
         items.push_back(item);
     }
     if (items.empty()) return (void)tagged("BAD", "", "STATUS needs at least one item");
@@ -332,7 +344,7 @@ void Session::cmd_status(Parser& p) {
     auto st = (mailbox_ && mailbox_->name() == *name) ? Result<mailstore::MailboxStatus>(mailbox_->status())
                                                       : store_->status(*name);
     if (!st) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
-    untagged("STATUS " + wire_name(*name) + " (" + status_items(*st, items) + ")");
+    untagged("STATUS " + wire_name(*name) + " (" + status_items(*name, *st, items) + ")");
     if (state_ == State::Selected) refresh_and_report();
     tagged("OK", "", "STATUS completed");
 }
@@ -571,7 +583,7 @@ void Session::cmd_append(Parser& p) {
         if (Status s = (*writer)->write(m.data); !s) return (void)tagged("NO", "", "cannot store the message: " + s.message());
         auto uid = (*writer)->commit(m.flags, m.date, m.zone);
         if (!uid) {
-            bool quota = uid.message().find("quota") != std::string::npos;
+            bool quota = uid.message().find(mailstore::kOverQuota) != std::string::npos;
             return (void)tagged("NO", quota ? "OVERQUOTA" : "", "cannot store the message: " + uid.message());
         }
         uids.push_back(*uid);

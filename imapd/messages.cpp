@@ -481,7 +481,7 @@ void Session::cmd_copy(Parser& p, bool uid, bool move) {
     mailstore::Changes expunged;
     auto r = move ? mailbox_->move(*uids, *dest, expunged) : mailbox_->copy(*uids, *dest);
     if (!r) {
-        bool quota = r.message().find("quota") != std::string::npos;
+        bool quota = r.message().find(mailstore::kOverQuota) != std::string::npos;
         return (void)tagged("NO", quota ? "OVERQUOTA" : "SERVERBUG", std::string(verb) + " failed: " + r.message());
     }
     std::string code;

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "imapd/compress.hpp"
 #include "imapd/server.hpp"
 #include "lib/imap/response.hpp"
 #include "lib/log/log.hpp"
@@ -45,9 +46,10 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
     if (!bev_) ::close(fd);
     close_timer_ = event::timer(base, [this](short) {
         if (!bev_) return;
-        evbuffer* out = bufferevent_get_output(bev_);
-        bufferevent* under = bufferevent_get_underlying(bev_);
-        bool empty = evbuffer_get_length(out) == 0 && (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
+        // Every layer (compression, TLS, socket) must have sent its output.
+        bool empty = true;
+        for (bufferevent* b = bev_; b && empty; b = bufferevent_get_underlying(b))
+            empty = evbuffer_get_length(bufferevent_get_output(b)) == 0;
         if (empty || ++closing_polls_ >= kClosePolls) close_now(nullptr);
         else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
     });
@@ -55,6 +57,7 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
 
 Session::~Session() {
     if (ticket_) server_.auth().cancel(ticket_);
+    detach_compression(compression_);
     if (bev_) bufferevent_free(bev_);
 }
 
@@ -218,6 +221,8 @@ void Session::close_now(const char* why) {
     notify_ = event::Watch();
     mailbox_.reset();
     store_.reset();
+    detach_compression(compression_);
+    compression_ = nullptr;
     bufferevent_free(bev_);
     bev_ = nullptr;
     input_ = Input::Closing;

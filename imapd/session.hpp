@@ -36,6 +36,7 @@
 namespace tern::imapd {
 
 class Server;
+struct Compression;
 
 enum class State { NotAuthenticated, Authenticated, Selected, Logout };
 
@@ -105,8 +106,19 @@ private:
     // UTF-8 form, and back; nullopt + BAD already sent when invalid.
     std::optional<std::string> mailbox_arg(imap::Parser& p);
     std::string wire_name(std::string_view name) const;
-    std::string status_items(const mailstore::MailboxStatus& st, const std::vector<std::string>& items);
+    std::string status_items(const std::string& name, const mailstore::MailboxStatus& st,
+                             const std::vector<std::string>& items);
     void unselect();
+
+    // ---- COMPRESS=DEFLATE (compress.cpp) ----
+    void cmd_compress(imap::Parser& p);
+
+    // ---- quota (quota.cpp) ----
+    void cmd_getquota(imap::Parser& p);
+    void cmd_getquotaroot(imap::Parser& p);
+    void cmd_setquota(imap::Parser& p);
+    bool quota_response();  // "* QUOTA" of the user's root; false (and NO sent) on error
+    uint64_t deleted_storage(const std::string& name);  // STATUS DELETED-STORAGE, KiB
 
     // ---- messages (messages.cpp) ----
     void cmd_fetch(imap::Parser& p, bool uid);
@@ -137,6 +149,7 @@ private:
     bool loopback_ = false;
     bool implicit_tls_ = false;
     bool tls_ = false;
+    Compression* compression_ = nullptr;  // COMPRESS DEFLATE active (RFC 4978): the filter's state
     bool greeted_ = false;
     Input input_ = Input::Commands;
     State state_ = State::NotAuthenticated;
@@ -159,6 +172,7 @@ private:
 
     // Authenticated / selected
     std::unique_ptr<mailstore::Store> store_;
+    uint64_t quota_ = 0;  // bytes, from the auth answer; 0 = none
     std::unique_ptr<mailstore::Mailbox> mailbox_;
     event::Watch notify_;
     std::vector<uint32_t> saved_;  // SEARCHRES "$", as UIDs

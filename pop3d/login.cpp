@@ -195,6 +195,7 @@ void Session::logged_in(const auth::Answer& a) {
     };
     mailstore::MaildirOptions options;
     options.root = a.mail;
+    options.quota_bytes = a.quota;  // deletions are taken off the Maildir++ quota file
     auto store = mailstore::open_maildir_store(options);
     if (!store) return fail("cannot open the mail store " + a.mail + ": " + store.message());
     auto inbox = (*store)->open(std::string(mailstore::kInbox));

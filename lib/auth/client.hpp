@@ -22,7 +22,7 @@
 // Wire protocol (for the record; only this module and auth/ speak it):
 //   request  type=auth-check id mechanism authzid user password rip service secured
 //   answer   type=auth-answer id outcome=ok|fail|tempfail user system uid gid
-//            home mail reason
+//            home mail quota reason
 #pragma once
 
 #include <sys/types.h>
@@ -64,6 +64,7 @@ struct Answer {
     std::optional<gid_t> gid;
     std::string home;          // may be empty for virtual users
     std::string mail;          // the Maildir to serve: "/var/vmail/example.org/alice" or "/home/bob/Maildir"
+    uint64_t quota = 0;        // the Maildir++ quota local-delivery enforces, bytes; 0 = none
     std::string reason;
     std::chrono::milliseconds delay{0};  // throttling delay the daemon already waited (for logs)
 };

@@ -492,12 +492,38 @@ Result<Changes> MaildirMailbox::expunge(std::optional<std::span<const uint32_t>>
 }
 
 Result<CopyResult> MaildirMailbox::copy(std::span<const uint32_t> uids, const std::string& dest_folder) {
+    return copy_messages(uids, dest_folder, true);
+}
+
+Status MaildirMailbox::check_quota(const std::vector<uint32_t>& uids) {
+    uint64_t bytes = 0;
+    {
+        auto txn = index_->env().begin_read();
+        if (!txn) return txn.error();
+        for (uint32_t uid : uids) {
+            if (!entry(uid)) continue;
+            auto raw = txn->get(index_->msgs, uid_key(uid));
+            if (!raw) return raw.error();
+            if (auto rec = *raw ? decode_record(**raw) : std::nullopt) bytes += rec->size;
+        }
+    }
+    auto fits = maildir::quota_allows(context_.root, context_.quota_bytes, bytes);
+    if (!fits) return make_error("cannot read the quota: " + fits.message());
+    if (!*fits) return make_error(std::string(kOverQuota) + ": the copies do not fit in the mailbox quota");
+    return {};
+}
+
+Result<CopyResult> MaildirMailbox::copy_messages(std::span<const uint32_t> uids, const std::string& dest_folder,
+                                                 bool enforce_quota) {
     auto dest = context_.open_folder(dest_folder);
     if (!dest) return dest.error();
     CopyResult result;
     std::vector<uint32_t> sorted(uids.begin(), uids.end());
     std::sort(sorted.begin(), sorted.end());
     sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    // All or nothing (RFC 9051 6.4.7): the quota is judged before the first copy.
+    if (enforce_quota && context_.quota_bytes > 0)
+        if (Status s = check_quota(sorted); !s) return s.error();
     const std::string src_cur = index_->dir() + "/cur/", dest_tmp = (*dest)->dir() + "/tmp/";
     constexpr size_t kChunk = 500;
     uint64_t copied_bytes = 0;
@@ -572,7 +598,8 @@ Result<CopyResult> MaildirMailbox::copy(std::span<const uint32_t> uids, const st
 Result<CopyResult> MaildirMailbox::move(std::span<const uint32_t> uids, const std::string& dest_folder,
                                         Changes& expunged) {
     if (read_only_) return make_error("mailbox is read-only");
-    auto copied = copy(uids, dest_folder);
+    // The messages stay under the same quota root: no quota check.
+    auto copied = copy_messages(uids, dest_folder, false);
     if (!copied) return copied.error();
     std::vector<uint32_t> sources = copied->source_uids;
     std::sort(sources.begin(), sources.end());

@@ -52,6 +52,10 @@ public:
 private:
     MaildirMailbox() = default;
     Result<Changes> update_view();
+    Result<CopyResult> copy_messages(std::span<const uint32_t> uids, const std::string& dest_folder,
+                                     bool enforce_quota);
+    // Whether copies of these UIDs fit in the quota (an error saying kOverQuota if not).
+    Status check_quota(const std::vector<uint32_t>& uids);
     // Removes the given UIDs (files and records); updates the view.
     Result<Changes> remove(const std::vector<uint32_t>& uids);
 

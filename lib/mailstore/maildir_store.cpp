@@ -325,7 +325,7 @@ Result<MailboxStatus> MaildirStore::status(const std::string& name) {
 Result<QuotaUsage> MaildirStore::quota_usage() {
     auto u = opt_.quota_bytes > 0 ? maildir::quota_usage(opt_.root, opt_.quota_bytes) : maildir::scan_usage(opt_.root);
     if (!u) return u.error();
-    return QuotaUsage{u->bytes, u->messages};
+    return QuotaUsage{u->bytes, u->messages, opt_.quota_bytes};
 }
 
 }  // namespace

@@ -232,10 +232,16 @@ public:
     virtual std::string unique_id(uint32_t uid) const = 0;
 };
 
+// The user's quota (one quota root over all folders).  bytes counts stored
+// bytes (LF line ends), the figure the quota is enforced on; an APPEND or
+// COPY that would pass limit_bytes fails with an error whose text contains
+// kOverQuota.  MOVE within the store does not change the usage.
 struct QuotaUsage {
     uint64_t bytes = 0;
     uint64_t messages = 0;
+    uint64_t limit_bytes = 0;  // 0 = no quota
 };
+inline constexpr std::string_view kOverQuota = "over quota";
 
 class Store {
 public:

@@ -75,6 +75,11 @@ public:
         } else {
             in.cache = build_cache({});
         }
+        if (context_.quota_bytes > 0) {
+            auto fits = maildir::quota_allows(context_.root, context_.quota_bytes, size_);
+            if (!fits) return make_error("cannot read the quota: " + fits.message());
+            if (!*fits) return make_error(std::string(kOverQuota) + ": the message does not fit in the mailbox quota");
+        }
         fd_.reset();
         std::vector<Incoming> one;
         one.push_back(std::move(in));

@@ -57,6 +57,7 @@ struct FakeDaemon {
         a.add("user", req.get_or("user", ""));
         a.add_int("uid", 1234);
         a.add("mail", "/var/vmail/x");
+        a.add_int("quota", 52428800);
         a.add("reason", std::string(outcome) == "ok" ? "" : "password mismatch");
         conn->send(a);
     }
@@ -86,7 +87,8 @@ TEST_CASE("auth client: answers matched by id, out of order; cancel", "[auth][cl
     std::vector<std::string> got;
     client.check(request("a@x"), [&](const auth::Answer& a) { got.push_back("a:" + std::string(auth::outcome_name(a.outcome))); });
     auto t2 = client.check(request("b@x"), [&](const auth::Answer& a) {
-        got.push_back("b:" + a.user + ":" + std::to_string(a.uid.value_or(0)) + ":" + a.mail);
+        got.push_back("b:" + a.user + ":" + std::to_string(a.uid.value_or(0)) + ":" + a.mail + ":" +
+                      std::to_string(a.quota));
     });
     auto t3 = client.check(request("c@x"), [&](const auth::Answer&) { got.push_back("c"); });
     CHECK(got.empty());  // never from inside check()
@@ -99,7 +101,7 @@ TEST_CASE("auth client: answers matched by id, out of order; cancel", "[auth][cl
     daemon.answer(daemon.requests[1], "ok");
     daemon.answer(daemon.requests[0], "fail");
     run_until(base.get(), [&] { return got.size() == 2; });
-    CHECK(got[0] == "b:b@x:1234:/var/vmail/x");
+    CHECK(got[0] == "b:b@x:1234:/var/vmail/x:52428800");
     CHECK(got[1] == "a:fail");
     CHECK(client.pending() == 0);
     (void)t2;

@@ -577,3 +577,58 @@ TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
     CHECK(order == std::vector<std::string>{"1700000000.M99999P9Q9.h", "1700000000.M99999P9Q10.h",
                                             "1700000000.M100000P9Q1.h", "1700000001.M5P9Q1.h"});
 }
+
+TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOVE", "[mailstore]") {
+    TempRoot t;
+    MaildirOptions o;
+    o.root = t.path.string();
+    o.quota_bytes = 1000;
+    auto store = open_maildir_store(o);
+    REQUIRE(store.ok());
+    REQUIRE((*store)->create_default_folders().ok());
+    auto inbox = (*store)->open("INBOX");
+    REQUIRE(inbox.ok());
+    std::string msg = "Subject: q\r\n\r\n" + std::string(388, 'x');  // 400 bytes stored (LF)
+    uint32_t first = append(**inbox, msg);
+    append(**inbox, msg);
+    auto usage = (*store)->quota_usage();
+    REQUIRE(usage.ok());
+    CHECK(usage->bytes == 800);
+    CHECK(usage->messages == 2);
+    CHECK(usage->limit_bytes == 1000);
+
+    // A third one would make 1200 bytes: refused, nothing left behind.
+    auto w = (*inbox)->append();
+    REQUIRE(w.ok());
+    REQUIRE((*w)->write(msg).ok());
+    auto refused = (*w)->commit({});
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.message().find(kOverQuota) != std::string::npos);
+    w->reset();
+    CHECK(fs::is_empty(t.path / "tmp"));
+
+    REQUIRE((*inbox)->refresh().ok());
+    REQUIRE((*inbox)->view().size() == 2);
+    uint32_t uids[] = {first};
+    auto copied = (*inbox)->copy(uids, "Archive");
+    REQUIRE_FALSE(copied.ok());
+    CHECK(copied.message().find(kOverQuota) != std::string::npos);
+    CHECK((*store)->status("Archive")->messages == 0);
+
+    Changes gone;
+    auto moved = (*inbox)->move(uids, "Archive", gone);
+    REQUIRE(moved.ok());
+    CHECK((*store)->status("Archive")->messages == 1);
+    usage = (*store)->quota_usage();
+    REQUIRE(usage.ok());
+    CHECK(usage->bytes == 800);
+
+    // An expunge gives the space back: the append fits again.
+    uint32_t second = (*inbox)->view()[0].uid;
+    uint32_t del[] = {second};
+    REQUIRE((*inbox)->store_flags(del, FlagOp::Add, Flags{kDeleted, {}}).ok());
+    REQUIRE((*inbox)->expunge().ok());
+    CHECK((*store)->quota_usage()->bytes == 400);
+    append(**inbox, msg);
+    CHECK((*store)->quota_usage()->bytes == 800);
+}
