@@ -6,6 +6,9 @@
 #include <event2/bufferevent.h>
 #include <netinet/in.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include "lib/log/log.hpp"
@@ -54,14 +57,14 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
     peer_ = name_ + "[" + addr_ + "]";
     event_base* base = server_.base();
     if (implicit_tls_ && server_.tls()) bev_ = tls::accept_tls(base, fd, server_.tls());
-    else if (!implicit_tls_) bev_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    else if (!implicit_tls_) {
+        bev_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+        if (bev_) plain_fd_ = fd;
+    }
     if (!bev_) ::close(fd);
     close_timer_ = event::timer(base, [this](short) {
         if (!bev_) return;
-        evbuffer* out = bufferevent_get_output(bev_);
-        bufferevent* under = bufferevent_get_underlying(bev_);
-        bool empty = evbuffer_get_length(out) == 0 && (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
-        if (empty || ++closing_polls_ >= kClosePolls) close_now(nullptr);
+        if (output_empty() || ++closing_polls_ >= kClosePolls) close_now(nullptr);
         else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
     });
     pause_timer_ = event::timer(base, [this](short) {
@@ -107,7 +110,10 @@ void Session::start() {
             close_after_reply();
             return;
         }
-        if (settings.limits.connection_limit > 0) {
+        // Like Postfix's smtpd_client_event_limit_exceptions: the exempt
+        // networks ($mynetworks) are not counted either, which also saves two
+        // shared LMDB write transactions per connection from them.
+        if (settings.limits.connection_limit > 0 && !settings.limits.exceptions.contains(addr_)) {
             auto count = limits->connect(addr_, getpid());
             if (count) {
                 counted_connection_ = true;
@@ -127,7 +133,13 @@ void Session::start() {
 
 // ---- I/O callbacks ----
 
-void Session::on_read(bufferevent*, void* arg) { static_cast<Session*>(arg)->process(); }
+void Session::on_read(bufferevent*, void* arg) {
+    auto* self = static_cast<Session*>(arg);
+    self->holding_ = true;
+    self->process();
+    self->holding_ = false;
+    self->flush_held();
+}
 
 void Session::on_write(bufferevent*, void* arg) {
     auto* self = static_cast<Session*>(arg);
@@ -217,7 +229,38 @@ bool Session::read_command() {
 }
 
 void Session::send(std::string_view text) {
-    if (bev_) bufferevent_write(bev_, text.data(), text.size());
+    if (!bev_) return;
+    if (holding_ && plain_fd_ >= 0) held_.append(text);
+    else write_out(text);
+}
+
+void Session::flush_held() {
+    if (held_.empty()) return;
+    std::string text = std::move(held_);
+    held_.clear();
+    if (!bev_) return;
+    write_out(text);
+    if (input_ == Input::Closing && output_empty()) close_timer_.activate();
+}
+
+void Session::write_out(std::string_view text) {
+    if (plain_fd_ >= 0 && evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+        while (!text.empty()) {
+            ssize_t n = ::send(plain_fd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;  // full or failed: bev_ writes the rest or reports the error
+            text.remove_prefix(static_cast<size_t>(n));
+        }
+        if (text.empty()) return;
+    }
+    bufferevent_write(bev_, text.data(), text.size());
+}
+
+bool Session::output_empty() const {
+    if (!bev_) return true;
+    if (!held_.empty() || evbuffer_get_length(bufferevent_get_output(bev_)) != 0) return false;
+    bufferevent* under = bufferevent_get_underlying(bev_);
+    return !under || evbuffer_get_length(bufferevent_get_output(under)) == 0;
 }
 
 void Session::reply(int code, std::string_view enhanced, std::string_view text) {
@@ -263,7 +306,8 @@ void Session::close_after_reply() {
     input_ = Input::Closing;
     bufferevent_disable(bev_, EV_READ);
     closing_polls_ = 0;
-    close_timer_.add(std::chrono::milliseconds(1));
+    if (output_empty()) close_timer_.activate();  // the last reply has left
+    else close_timer_.add(std::chrono::milliseconds(1));
 }
 
 void Session::close_now(const char* why) {
@@ -276,6 +320,7 @@ void Session::close_now(const char* why) {
         if (auto* limits = server_.limits()) (void)limits->disconnect(addr_, getpid());
         counted_connection_ = false;
     }
+    flush_held();
     close_timer_.del();
     pause_timer_.del();
     bufferevent_free(bev_);
@@ -291,6 +336,7 @@ void Session::start_tls() {
     // sent in the clear and must not be executed inside the TLS session.
     evbuffer* in = bufferevent_get_input(bev_);
     evbuffer_drain(in, evbuffer_get_length(in));
+    flush_held();  // the 220 leaves in the clear, before the handshake
     bufferevent* tls = tls::start_server_tls(server_.base(), bev_, server_.tls());
     if (!tls) {
         log::warning("cannot start TLS with %s: %s", peer_.c_str(), tls::openssl_errors().c_str());
@@ -298,6 +344,7 @@ void Session::start_tls() {
         return;
     }
     bev_ = tls;
+    plain_fd_ = -1;
     input_ = Input::Handshake;
     install_callbacks();
 }

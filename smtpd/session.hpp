@@ -49,6 +49,9 @@ private:
     void process();
     bool read_command();
     void send(std::string_view text);
+    void write_out(std::string_view text);
+    void flush_held();
+    bool output_empty() const;
     void reply(int code, std::string_view enhanced, std::string_view text);
     void reply_line(const std::string& full);  // "550 5.1.1 text"
     void close_after_reply();
@@ -98,6 +101,12 @@ private:
 
     Server& server_;
     bufferevent* bev_ = nullptr;  // owned; freed in the destructor / close
+    // Replies go straight to a plain socket (no EPOLLOUT round trip) while
+    // nothing is queued in bev_; -1 once TLS is on.  Replies to commands read
+    // in one go (pipelining) are held and leave in one send().
+    int plain_fd_ = -1;
+    bool holding_ = false;
+    std::string held_;
     std::string addr_;            // "192.0.2.1"
     std::string name_;            // "unknown", "localhost"
     std::string peer_;            // "unknown[192.0.2.1]" for logs

@@ -225,7 +225,7 @@ const std::vector<KeyInfo> kKeys = {
     {"smtpd_mode", Kind::String, "smtp",
      "smtp (port 25), submission (587, AUTH required) or smtps (465, implicit TLS)"},
     {"smtpd_rate_limit_exceptions", Kind::List, "$mynetworks",
-     "client networks whose messages the smtpd rate limits do not count"},
+     "client networks the smtpd rate and connection limits do not count"},
     {"smtpd_rate_time_unit", Kind::Duration, "60s",
      "the time unit of the smtpd rate limits"},
     {"smtpd_recipient_limit", Kind::Int, "1000",

@@ -8,6 +8,7 @@
 #include "lib/log/log.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -46,6 +47,23 @@ State& state() {
 }
 
 std::atomic<bool> g_debug{false};
+
+// getpid() is a system call on every line otherwise (glibc keeps no cache):
+// the pid is read once, and again in a child after fork().
+std::atomic<pid_t> g_pid{0};
+
+void forget_pid() { g_pid.store(0, std::memory_order_relaxed); }
+
+std::string pid_text() {
+    static const int registered = pthread_atfork(nullptr, nullptr, &forget_pid);
+    (void)registered;
+    pid_t pid = g_pid.load(std::memory_order_relaxed);
+    if (pid == 0) {
+        pid = ::getpid();
+        g_pid.store(pid, std::memory_order_relaxed);
+    }
+    return std::to_string(pid);
+}
 
 std::string short_hostname() {
     char buf[256] = {};
@@ -162,7 +180,7 @@ void init(std::string_view program, std::string_view target) {
     if (s.fd < 0) {
         int err = errno;
         s.target = Target::Stderr;
-        std::string line = s.tag + "[" + std::to_string(getpid()) + "]: error: cannot open log file " +
+        std::string line = s.tag + "[" + pid_text() + "]: error: cannot open log file " +
                            s.path + ": " + std::strerror(err) + "; logging to stderr\n";
         write_all_fd(2, line);
     }
@@ -190,7 +208,7 @@ void write(Level level, std::string_view message) {
     std::string line;
     line.reserve(text.size() + 64);
     line.append(stamp).append(" ").append(s.host).append(" ").append(s.tag);
-    line.append("[").append(std::to_string(getpid())).append("]: ").append(text).append("\n");
+    line.append("[").append(pid_text()).append("]: ").append(text).append("\n");
     if (s.target == Target::File) {
         reopen_if_rotated(s);
         write_all_fd(s.fd >= 0 ? s.fd : 2, line);

@@ -7,16 +7,58 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "lib/core/errno_text.hpp"
 
 namespace tern::queue {
+namespace {
+
+constexpr std::string_view kRecycled = "r.";  // spare/r.<queue id>: a finished body
+constexpr size_t kMaxRecycled = 128;
+constexpr unsigned kCountEvery = 32;       // recycle() counts spare/ once per this many calls
+constexpr off_t kMaxRecycledSize = 256 * 1024;  // larger bodies are unlinked: bounded disk use
+constexpr auto kRescan = std::chrono::milliseconds(200);
+
+// Up to `max` names of recycled bodies in dir.
+std::vector<std::string> recycled_names(const std::string& dir, size_t max) {
+    std::vector<std::string> out;
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    if (!d) return out;
+    while (dirent* e = ::readdir(d.get())) {
+        if (std::string_view(e->d_name).starts_with(kRecycled)) out.emplace_back(e->d_name);
+        if (out.size() >= max) break;
+    }
+    return out;
+}
+
+// Renames dir/name to dir/target and returns it open, empty, and open nowhere
+// else; invalid (and the file gone) when any check fails.
+Fd claim(const std::string& dir, const std::string& name, const std::string& target) {
+    std::string from = dir + "/" + name, to = dir + "/" + target;
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) return Fd();
+    Fd fd(::open(to.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    struct stat st {};
+    bool ok = bool(fd) && ::fcntl(fd.get(), F_SETLEASE, F_WRLCK) == 0;
+    if (ok) {
+        ok = ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && ::ftruncate(fd.get(), 0) == 0;
+        (void)::fcntl(fd.get(), F_SETLEASE, F_UNLCK);
+    }
+    if (ok) ok = ::fcntl(fd.get(), F_SETFL, O_RDWR) == 0;  // blocking again, like a created body
+    if (ok) return fd;
+    ::unlink(to.c_str());
+    return Fd();
+}
+
+}  // namespace
 
 struct SpareFiles::Impl {
     std::string dir;
@@ -28,6 +70,8 @@ struct SpareFiles::Impl {
     bool stopping = false;
     unsigned long seq = 0;
     std::thread thread;
+    std::vector<std::string> recycled;  // names found by the last scan, not yet claimed
+    std::chrono::steady_clock::time_point next_scan{};
 
     void run() {
         std::unique_lock lock(mutex);
@@ -38,8 +82,11 @@ struct SpareFiles::Impl {
             }
             std::string name = prefix + std::to_string(++seq);
             lock.unlock();
-            std::string path = dir + "/" + name;
-            Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+            Fd fd = reuse(name);
+            if (!fd) {
+                std::string path = dir + "/" + name;
+                fd = Fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+            }
             lock.lock();
             if (!fd) {
                 // Full disk, removed directory: the loop creates in place;
@@ -49,6 +96,22 @@ struct SpareFiles::Impl {
             }
             spares.emplace_back(std::move(name), std::move(fd));
         }
+    }
+
+    // A recycled body made into the spare `name`, if one is waiting.
+    Fd reuse(const std::string& name) {
+        if (recycled.empty()) {
+            auto now = std::chrono::steady_clock::now();
+            if (now < next_scan) return Fd();
+            recycled = recycled_names(dir, 64);
+            if (recycled.empty()) next_scan = now + kRescan;
+        }
+        while (!recycled.empty()) {
+            std::string found = std::move(recycled.back());
+            recycled.pop_back();
+            if (Fd fd = claim(dir, found, name)) return fd;  // else another smtpd took it, or unusable
+        }
+        return Fd();
     }
 
     // Spares of processes that no longer exist (a crash, a restart).
@@ -111,6 +174,18 @@ Fd SpareFiles::take(const std::string& path) {
         return Fd();
     }
     return std::move(spare.second);
+}
+
+bool SpareFiles::recycle(const std::string& directory, const std::string& body_path, std::string_view queue_id) {
+    static std::atomic<unsigned> calls{0};
+    static std::atomic<bool> full{false};
+    if (calls.fetch_add(1, std::memory_order_relaxed) % kCountEvery == 0)
+        full.store(recycled_names(directory, kMaxRecycled).size() >= kMaxRecycled, std::memory_order_relaxed);
+    if (full.load(std::memory_order_relaxed)) return false;
+    struct stat st {};
+    if (::stat(body_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxRecycledSize) return false;
+    std::string to = directory + "/" + std::string(kRecycled) + std::string(queue_id);
+    return ::renameat2(AT_FDCWD, body_path.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0;
 }
 
 }  // namespace tern::queue

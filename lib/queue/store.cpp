@@ -193,6 +193,7 @@ struct Store::Impl {
     Status unlink_body(std::string_view id) const {
         if (!valid_queue_id(id)) return {};
         std::string path = dir + "/msg/" + std::string(id.substr(id.size() - 2)) + "/" + std::string(id);
+        if (SpareFiles::recycle(dir + "/spare", path, id)) return {};
         if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error("unlink " + path);
         return {};
     }

@@ -447,6 +447,40 @@ class SmtpdRateLimitTest(unittest.TestCase):
             self.assertIn("No blocks", s.mailctl("block", "list", check=True).stdout)
             self.assertEqual(burst_from("127.0.0.2", 1), (1, None))
 
+    def test_connection_limit_counts_clients_outside_mynetworks_only(self):
+        """smtpd_client_connection_limit refuses the connection over the
+        limit from one outside address, across smtpd processes; clients in
+        smtpd_rate_limit_exceptions ($mynetworks) are not counted (Postfix's
+        smtpd_client_event_limit_exceptions)."""
+        with Stack(config={"mynetworks": "127.0.0.1/32", "smtpd_client_connection_limit": "2"},
+                   services=["smtp inet 127.0.0.1:{port} - 2 smtpd"]) as s:
+            outside = [Raw(s.port("smtp"), source="127.0.0.2") for _ in range(2)]
+            inside = [Raw(s.port("smtp"), source="127.0.0.1") for _ in range(4)]
+            try:
+                for c in outside + inside:
+                    self.assertTrue(c.reply().startswith("220 "))
+                third = Raw(s.port("smtp"), source="127.0.0.2")
+                self.assertTrue(third.reply().startswith("421 4.7.0"))
+                self.assertTrue(third.closed())
+                third.close()
+                self.assertIn("too many connections from localhost[127.0.0.2]: 3", s.log_text())
+                self.assertNotIn("too many connections from localhost[127.0.0.1]", s.log_text())
+                # A slot freed by QUIT is free again once that session is closed.
+                self.assertTrue(outside[0].cmd("QUIT").startswith("221"))
+                self.assertTrue(outside[0].closed())
+                deadline = time.monotonic() + 10
+                while True:
+                    c = Raw(s.port("smtp"), source="127.0.0.2")
+                    greeting = c.reply()
+                    c.close()
+                    if greeting.startswith("220 ") or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+                self.assertTrue(greeting.startswith("220 "), greeting)
+            finally:
+                for c in outside + inside:
+                    c.close()
+
 
 if __name__ == "__main__":
     unittest.main()

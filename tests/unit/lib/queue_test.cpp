@@ -582,3 +582,73 @@ TEST_CASE("queue: spare body files are renamed into place, leftovers of dead pro
     CHECK(left == 0);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("queue: finished bodies are recycled as spares, unless open elsewhere", "[queue]") {
+    char tmpl[] = "/tmp/tern-recycle-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    std::string spare_dir = dir + "/spare";
+    REQUIRE(::mkdir(spare_dir.c_str(), 0700) == 0);
+    auto make_body = [&](const std::string& name, std::string_view text) {
+        std::ofstream(dir + "/" + name) << text;
+        struct stat st {};
+        REQUIRE(::stat((dir + "/" + name).c_str(), &st) == 0);
+        return st.st_ino;
+    };
+    auto inode_of = [](const Fd& fd) {
+        struct stat st {};
+        REQUIRE(::fstat(fd.get(), &st) == 0);
+        return std::make_pair(st.st_ino, st.st_size);
+    };
+    auto spares = SpareFiles::start(spare_dir, 1);
+    REQUIRE(spares);
+    // Takes spares (each take makes the helper thread refill the pool) until
+    // `recycled` was claimed and one more spare was taken; returns the
+    // (inode, size) of every spare taken.  Bounded: 2,000 x 2 ms.
+    int n = 0;
+    auto take_until_claimed = [&](const std::string& recycled) {
+        std::set<std::pair<ino_t, off_t>> taken;
+        int after = 0;
+        for (int i = 0; i < 2000 && after < 2; ++i) {
+            bool claimed = !std::filesystem::exists(recycled);
+            if (Fd fd = (*spares)->take(dir + "/n" + std::to_string(++n))) {
+                taken.insert(inode_of(fd));
+                if (claimed) ++after;
+            } else {
+                ::usleep(2000);
+            }
+        }
+        CHECK(after == 2);
+        return taken;
+    };
+
+    SECTION("a body open nowhere else comes back empty, same inode") {
+        ino_t ino = make_body("b1", "old content");
+        REQUIRE(SpareFiles::recycle(spare_dir, dir + "/b1", "ID1"));
+        CHECK_FALSE(std::filesystem::exists(dir + "/b1"));
+        CHECK(std::filesystem::exists(spare_dir + "/r.ID1"));
+        auto taken = take_until_claimed(spare_dir + "/r.ID1");
+        CHECK(taken.count(std::make_pair(ino, off_t{0})) == 1);
+    }
+    SECTION("a body someone still reads is left to them and removed") {
+        ino_t ino = make_body("b2", "second");
+        Fd reader(::open((dir + "/b2").c_str(), O_RDONLY | O_CLOEXEC));
+        REQUIRE(reader);
+        REQUIRE(SpareFiles::recycle(spare_dir, dir + "/b2", "ID2"));
+        auto taken = take_until_claimed(spare_dir + "/r.ID2");
+        for (auto& [i, size] : taken) CHECK(i != ino);
+        char buf[16] = {};
+        CHECK(::pread(reader.get(), buf, sizeof buf, 0) == 6);
+        CHECK(std::string(buf) == "second");
+        struct stat st {};
+        REQUIRE(::fstat(reader.get(), &st) == 0);
+        CHECK(st.st_nlink == 0);  // unlinked, not reused
+    }
+    SECTION("large bodies and missing ones are not recycled") {
+        make_body("big", std::string(300 * 1024, 'x'));
+        CHECK_FALSE(SpareFiles::recycle(spare_dir, dir + "/big", "ID3"));
+        CHECK(std::filesystem::exists(dir + "/big"));
+        CHECK_FALSE(SpareFiles::recycle(spare_dir, dir + "/none", "ID4"));
+    }
+    spares->reset();
+    std::filesystem::remove_all(dir);
+}
