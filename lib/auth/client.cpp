@@ -63,6 +63,7 @@ struct Client::State {
         if (auto gid = m.get_int("gid"); gid && *gid >= 0) a.gid = static_cast<gid_t>(*gid);
         a.home = m.get_or("home", "");
         a.mail = m.get_or("mail", "");
+        a.login_ticket = m.get_or("ticket", "");
         a.reason = m.get_or("reason", "");
         if (auto d = m.get_int("delay"); d && *d > 0) a.delay = std::chrono::milliseconds(*d);
         deliver(static_cast<Ticket>(*id), a);

@@ -22,7 +22,8 @@
 // Wire protocol (for the record; only this module and auth/ speak it):
 //   request  type=auth-check id mechanism authzid user password rip service secured
 //   answer   type=auth-answer id outcome=ok|fail|tempfail user system uid gid
-//            home mail reason
+//            home mail ticket reason
+//   (ticket: a system user's one-time login ticket, auth/login_tickets.hpp)
 #pragma once
 
 #include <sys/types.h>
@@ -64,6 +65,7 @@ struct Answer {
     std::optional<gid_t> gid;
     std::string home;          // may be empty for virtual users
     std::string mail;          // the Maildir to serve: "/var/vmail/example.org/alice" or "/home/bob/Maildir"
+    std::string login_ticket;  // system users over imap/pop3: what user-session redeems
     std::string reason;
     std::chrono::milliseconds delay{0};  // throttling delay the daemon already waited (for logs)
 };
