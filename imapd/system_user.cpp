@@ -14,7 +14,7 @@
 #include "imapd/server.hpp"
 #include "imapd/session.hpp"
 #include "lib/log/log.hpp"
-#include "lib/net/address.hpp"
+#include "lib/usersession/backend_args.hpp"
 
 namespace tern::imapd {
 namespace {
@@ -105,29 +105,15 @@ Result<std::unique_ptr<Server>> Server::create_backend(event_base* base, const c
 }
 
 Status Server::serve_backend(Fd client, const std::vector<std::string>& args) {
-    std::string user, mail, rip, tag;
-    bool tls = false;
-    for (size_t i = 1; i < args.size(); ++i) {
-        const std::string& a = args[i];
-        auto value = a.substr(a.find('=') == std::string::npos ? a.size() : a.find('=') + 1);
-        if (a.starts_with("user=")) user = value;
-        else if (a.starts_with("mail=")) mail = value;
-        else if (a.starts_with("rip=")) rip = value;
-        else if (a.starts_with("tag=")) tag = value;
-        else if (a.starts_with("tls=")) tls = value == "1";
-        else return Error{"backend: unknown argument '" + a + "'"};
-    }
-    if (user.empty() || mail.empty() || tag.empty()) return Error{"backend: needs user=, mail= and tag="};
+    auto b = usersession::BackendArgs::parse(args, true);
+    if (!b) return b.error();
     if (::getuid() == 0) return Error{"backend: refusing to serve a mailbox as root"};
-    auto peer = net::parse_ip(rip);
-    sockaddr_storage addr{};
-    if (peer) addr = *peer;
-    else addr.ss_family = AF_UNIX;
+    sockaddr_storage addr = b->peer();
     evutil_make_socket_nonblocking(client.get());
     auto session = std::make_shared<Session>(*this, client.release(), reinterpret_cast<const sockaddr*>(&addr), false);
     Session* key = session.get();
     sessions_.emplace(key, std::move(session));
-    key->start_backend(user, mail, tag, tls);
+    key->start_backend(b->user, b->mail, b->tag, b->tls);
     return {};
 }
 

@@ -10,6 +10,7 @@
 
 #include "lib/auth/login_ticket.hpp"
 #include "lib/log/log.hpp"
+#include "lib/usersession/backend_args.hpp"
 #include "lib/sys/files.hpp"
 #include "lib/sys/privileges.hpp"
 #include "user-session/backend.hpp"
@@ -182,10 +183,8 @@ void Server::serve(uint64_t conn, ipc::Message& m) {
         spec.log_file = settings_.log_file;
         spec.args.insert(spec.args.end(), {"-o", "log_target=stderr"});
     }
-    spec.args.insert(spec.args.end(), {"backend",
-                 "user=" + account->user, "mail=" + account->mail, "rip=" + rip,
-                 std::string("tls=") + (m.get_or("tls", "0") == "1" ? "1" : "0")});
-    if (protocol == "imap") spec.args.push_back("tag=" + tag);
+    BackendArgs args{account->user, account->mail, rip, protocol == "imap" ? tag : "", m.get_or("tls", "0") == "1"};
+    for (auto& a : args.to_args()) spec.args.push_back(std::move(a));
     spec.client = std::move(client);
     auto pid = start_backend(std::move(spec));
     if (!pid) return refuse(conn, protocol, "cannot start the backend: " + pid.message());

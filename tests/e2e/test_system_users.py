@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, Stack  # noqa: E402
+from test_local_delivery import recv_message, send_message  # noqa: E402  (lib/ipc frames)
 
 PASSWORD = "s3cret-Sys"
 NEEDED = ("master", "mailctl", "smtpd", "qmgr", "local-delivery", "auth", "imapd", "pop3d", "user-session")
@@ -251,6 +252,54 @@ class SystemUserTest(unittest.TestCase):
             self.assertTrue(any(b"body of hello pop3" in b for b in bodies))
         finally:
             p.quit()
+
+    # --- the root service's checks, driven over its socket ----------------
+
+    def ask_user_session(self, ticket, protocol="imap"):
+        """A backend-request as imapd sends it; returns (type, attrs)."""
+        mine, theirs = socket.socketpair()
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(self.stack.socket_path("user-session"))
+                send_message(s, "backend-request", [("protocol", protocol), ("ticket", ticket),
+                                                    ("rip", "127.0.0.1"), ("tls", "1"), ("tag", "t1")],
+                             fds=[theirs.fileno()])
+                return recv_message(s)
+        finally:
+            mine.close()
+            theirs.close()
+
+    def auth_ticket(self, service="imap"):
+        """A real ticket: a password check on the auth socket, as imapd does."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(self.stack.socket_path("auth"))
+            send_message(s, "auth-check", [("id", "1"), ("mechanism", "PLAIN"), ("authzid", ""),
+                                           ("user", self.name), ("password", PASSWORD), ("rip", "127.0.0.1"),
+                                           ("service", service), ("secured", "1")])
+            mtype, attrs = recv_message(s)
+        values = dict(attrs)
+        self.assertEqual((mtype, values.get("outcome")), ("auth-answer", "ok"), attrs)
+        self.assertEqual(len(values.get("ticket", "")), 64, attrs)
+        return values["ticket"]
+
+    def test_forged_ticket_is_refused(self):
+        mtype, attrs = self.ask_user_session("00" * 32)
+        self.assertEqual(mtype, "backend-refused", attrs)
+        self.assertIn("ticket refused", dict(attrs)["reason"])
+
+    def test_ticket_works_once_and_for_its_service_only(self):
+        ticket = self.auth_ticket("imap")
+        mtype, attrs = self.ask_user_session(ticket, "pop3")  # the wrong service burns it
+        self.assertEqual(mtype, "backend-refused", attrs)
+        mtype, attrs = self.ask_user_session(ticket, "imap")
+        self.assertEqual(mtype, "backend-refused", attrs)
+        ticket = self.auth_ticket("imap")
+        mtype, attrs = self.ask_user_session(ticket, "imap")
+        self.assertEqual(mtype, "backend-started", attrs)
+        mtype, attrs = self.ask_user_session(ticket, "imap")  # replayed
+        self.assertEqual(mtype, "backend-refused", attrs)
 
 
 if __name__ == "__main__":
