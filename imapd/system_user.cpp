@@ -38,7 +38,10 @@ void Session::serve_system_user(const auth::Answer& a) {
     };
     if (a.login_ticket.empty()) return unavailable("the auth daemon issued no login ticket");
     usersession::BackendHandlers h;
+    // The session may have closed while user-session worked (bev_ gone):
+    // then the link goes with it and the backend sees EOF.
     h.started = [this, user](pid_t pid) {
+        if (!bev_) return;
         user_ = user;
         state_ = State::Authenticated;
         log::info("login: user=<%s>, rip=%s, tls=%s, backend=%d", user.c_str(), addr_.c_str(), tls_ ? "yes" : "no",
@@ -46,6 +49,7 @@ void Session::serve_system_user(const auth::Answer& a) {
         backend_->relay(bev_);
     };
     h.refused = [this, user](const std::string& why) {
+        if (!bev_) return;
         // The link stays until the session ends or logs in again: we are
         // inside its callback.
         log::warning("login of system user %s from %s: no backend: %s", user.c_str(), peer_.c_str(), why.c_str());
@@ -53,6 +57,7 @@ void Session::serve_system_user(const auth::Answer& a) {
         resume();
     };
     h.ended = [this](usersession::End end, const std::string& why) {
+        if (!bev_) return;
         if (end == usersession::End::ClientLeft) return close_now("disconnected");
         log::info("session of %s from %s ended: %s", user_.c_str(), peer_.c_str(), why.c_str());
         install_callbacks();  // ours again, for the last output

@@ -46,7 +46,10 @@ void Session::serve_system_user(const auth::Answer& a) {
         return;
     }
     usersession::BackendHandlers h;
+    // The session may have closed while user-session worked (bev_ gone):
+    // then the link goes with it and the backend sees EOF.
     h.started = [this, user](pid_t pid) {
+        if (!bev_) return;
         user_ = user;
         state_ = State::Transaction;
         log::info("login: user=<%s>, rip=%s, tls=%s, backend=%d", user.c_str(), addr_.c_str(), tls_ ? "yes" : "no",
@@ -54,6 +57,7 @@ void Session::serve_system_user(const auth::Answer& a) {
         backend_->relay(bev_);
     };
     h.refused = [this, user](const std::string& why) {
+        if (!bev_) return;
         // The link stays until the session ends or logs in again: we are inside its callback.
         log::warning("login of system user %s from %s: no backend: %s", user.c_str(), peer_.c_str(), why.c_str());
         lock_ = Fd();
@@ -61,6 +65,7 @@ void Session::serve_system_user(const auth::Answer& a) {
         resume();
     };
     h.ended = [this](usersession::End end, const std::string& why) {
+        if (!bev_) return;
         if (end == usersession::End::ClientLeft) return close_now("lost connection");
         log::info("session of %s from %s ended: %s", user_.c_str(), peer_.c_str(), why.c_str());
         quit_ = end == usersession::End::BackendEnded;  // the backend logged the session's summary

@@ -15,6 +15,11 @@
 // as the user on the socket that came with the request; its exit is
 // reported back on the same connection.
 //
+// The ticket is redeemed with a blocking request (bounded: 5 s; the auth
+// daemon answers it without hashing), and the fork waits only until the
+// backend's exec: both are short, and logins of system users are rare
+// next to the sessions they start.
+//
 // Log lines (stable):
 //   backend started: user=<bob>, uid=1001, service=imap, pid=4242, rip=192.0.2.1
 //   backend refused: service=imap, peer=uid 105 pid 4100, reason=...
