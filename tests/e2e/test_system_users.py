@@ -253,6 +253,67 @@ class SystemUserTest(unittest.TestCase):
         finally:
             p.quit()
 
+    def test_command_pipelined_after_login_reaches_the_backend(self):
+        raw = socket.create_connection(("127.0.0.1", self.stack.port("imap")), timeout=20)
+        f = raw.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"* OK"))
+        raw.sendall(b"s STARTTLS\r\n")
+        self.assertTrue(f.readline().startswith(b"s OK"))
+        tls = _tls().wrap_socket(raw)
+        f = tls.makefile("rb")
+        tls.sendall(("l LOGIN %s %s\r\nn NOOP\r\nq LOGOUT\r\n" % (self.name, PASSWORD)).encode())
+        lines = []
+        for _ in range(20):
+            line = f.readline()
+            if not line:
+                break
+            lines.append(line)
+        tls.close()
+        tagged = [l.split(b" ")[0:2] for l in lines if not l.startswith(b"*")]
+        self.assertEqual(tagged, [[b"l", b"OK"], [b"n", b"OK"], [b"q", b"OK"]], lines)
+
+    def test_no_user_session_means_unavailable_not_a_hang(self):
+        sock = self.stack.socket_path("user-session")
+        os.rename(sock, sock + ".away")
+        try:
+            m = imaplib.IMAP4("127.0.0.1", self.stack.port("imap"), timeout=20)
+            m.starttls(ssl_context=_tls())
+            with self.assertRaises(imaplib.IMAP4.error) as e:
+                m.login(self.name, PASSWORD)
+            self.assertIn("UNAVAILABLE", str(e.exception))
+            # The session is still usable: a virtual user can log in on it.
+            self.assertEqual(m.login("demo@tern.test", "demo")[0], "OK")
+            m.logout()
+        finally:
+            os.rename(sock + ".away", sock)
+
+    def pop3_login(self):
+        before = len(self.backend_pids("pop3"))
+        p = poplib.POP3("127.0.0.1", self.stack.port("pop3"), timeout=20)
+        p.stls(context=_tls())
+        p.user(self.name)
+        self.assertTrue(p.pass_(PASSWORD).startswith(b"+OK"))
+        self.stack.wait_for(lambda: len(self.backend_pids("pop3")) > before, 10, "pop3 backend start")
+        return p, self.backend_pids("pop3")[-1]
+
+    def test_pop3_in_use_and_killed_backend(self):
+        p, pid = self.pop3_login()
+        q = poplib.POP3("127.0.0.1", self.stack.port("pop3"), timeout=20)
+        q.stls(context=_tls())
+        q.user(self.name)
+        with self.assertRaises(poplib.error_proto) as e:
+            q.pass_(PASSWORD)
+        self.assertIn(b"[IN-USE]", e.exception.args[0])
+        q.quit()
+        os.kill(pid, signal.SIGKILL)
+        p.sock.settimeout(15)
+        self.assertTrue(p.file.readline().startswith(b"-ERR [SYS/TEMP]"))
+        self.assertEqual(p.file.readline(), b"")
+        p.close()
+        # The lock went with the session: a new login works.
+        p, _ = self.pop3_login()
+        p.quit()
+
     # --- the root service's checks, driven over its socket ----------------
 
     def ask_user_session(self, ticket, protocol="imap"):
