@@ -18,6 +18,13 @@ namespace tern::usersession {
 BackendLink::BackendLink(event_base* base, std::string socket_path, BackendHandlers handlers)
     : base_(base), socket_path_(std::move(socket_path)), handlers_(std::move(handlers)) {
     exit_wait_ = event::timer(base_, [this](short) { finish(End::BackendDied, "backend ended without an exit report"); });
+    start_wait_ = event::timer(base_, [this](short) {
+        if (started_ || done_) return;
+        done_ = true;
+        channel_.reset();     // a late answer must not start a relay
+        backend_fd_.reset();  // and a backend started anyway sees EOF
+        handlers_.refused("user-session did not answer within " + std::to_string(kStartWait.count()) + "s");
+    });
 }
 
 BackendLink::~BackendLink() {
@@ -43,12 +50,14 @@ Status BackendLink::start(const BackendRequest& request) {
     m.add("tag", request.tag);
     m.attach_fd(std::move(theirs));
     channel_->send(m);  // dups the fd; ours closes when m goes
+    start_wait_.add(kStartWait);
     return {};
 }
 
 void BackendLink::on_message(ipc::Message& m) {
     if (m.type() == "backend-started" && !started_) {
         started_ = true;
+        start_wait_.del();
         auto pid = m.get_int("pid");
         pid_ = pid ? static_cast<pid_t>(*pid) : 0;
         handlers_.started(pid_);
@@ -56,6 +65,7 @@ void BackendLink::on_message(ipc::Message& m) {
     }
     if (m.type() == "backend-refused" && !started_) {
         done_ = true;
+        start_wait_.del();
         handlers_.refused(m.get_or("reason", "refused"));
         return;
     }
@@ -72,6 +82,7 @@ void BackendLink::on_channel_close(const std::string& reason) {
     if (done_) return;
     if (!started_) {
         done_ = true;
+        start_wait_.del();
         handlers_.refused("user-session closed the connection" + (reason.empty() ? "" : ": " + reason));
         return;
     }
@@ -100,6 +111,7 @@ void BackendLink::detach() {
     client_ = nullptr;
     if (backend_) bufferevent_disable(backend_, EV_READ | EV_WRITE);
     exit_wait_.del();
+    start_wait_.del();
 }
 
 // Copies what one side sent to the other; stops reading a side whose

@@ -27,6 +27,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -66,6 +67,9 @@ public:
     // socket closed, before calling the end abnormal.
     static constexpr std::chrono::seconds kExitReportWait{2};
     static constexpr size_t kRelayHighWater = 256 * 1024;
+    // How long user-session may take to start a backend (it waits up to 5 s
+    // for the auth daemon) before the login is refused.
+    static constexpr std::chrono::seconds kStartWait{15};
 
     BackendLink(event_base* base, std::string socket_path, BackendHandlers handlers);
     ~BackendLink();
@@ -101,6 +105,7 @@ private:
     bufferevent* client_ = nullptr;    // not owned
     bufferevent* backend_ = nullptr;   // owned
     event::Watch exit_wait_;
+    event::Watch start_wait_;
     pid_t pid_ = 0;
     bool started_ = false;
     bool backend_eof_ = false;
