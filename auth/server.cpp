@@ -101,6 +101,10 @@ void Server::on_message(uint64_t conn, ipc::Message& m) {
         check(conn, m);
         return;
     }
+    if (m.type() == "ticket-redeem") {
+        redeem(conn, m);
+        return;
+    }
     log::warning("unexpected \"%s\" message from pid %d; closing the connection", loggable(m.type()).c_str(),
                  int(conns_[conn].pid));
     drop(conn);
@@ -161,6 +165,11 @@ void Server::check(uint64_t conn, ipc::Message& m) {
             auth::Answer& a = result->answer;
             if (a.outcome == auth::Outcome::ok) {
                 throttle_.succeeded(rip, user_key);
+                // A system user is served by a process under the user's own
+                // uid, which user-session starts on this ticket (login_tickets.hpp).
+                auto it = conns_.find(conn);
+                if (a.system_user && (service == "imap" || service == "pop3") && it != conns_.end())
+                    a.login_ticket = tickets_.issue(a, service, it->second.uid, LoginTickets::Clock::now());
                 log::info("authenticated: user=<%s>, rip=%s, service=%s, mechanism=%s", loggable(a.user).c_str(),
                           loggable_ip(rip).c_str(), loggable(service).c_str(), loggable(mechanism).c_str());
                 send_answer(conn, request_id, a);
@@ -182,6 +191,42 @@ void Server::check(uint64_t conn, ipc::Message& m) {
         });
     // Wipe our copy of the password; the job holds its own until it ran.
     std::fill(password.begin(), password.end(), '\0');
+}
+
+void Server::redeem(uint64_t conn, ipc::Message& m) {
+    auto id = m.get_int("id");
+    auto requester = m.get_int("requester");
+    const Connection& c = conns_[conn];
+    if (!id || *id <= 0 || !requester || *requester < 0) {
+        log::warning("ticket request without an id or requester from pid %d; closing the connection", int(c.pid));
+        drop(conn);
+        return;
+    }
+    std::string service = m.get_or("service", "");
+    ipc::Message out("ticket-answer");
+    out.add_int("id", *id);
+    std::optional<auth::Answer> a;
+    std::string reason;
+    // Only root may become a user, so only root has a use for a ticket.
+    if (c.uid != 0) reason = "peer uid " + std::to_string(c.uid) + " is not root";
+    else if (!(a = tickets_.redeem(m.get_or("ticket", ""), service, static_cast<uid_t>(*requester),
+                                  LoginTickets::Clock::now())))
+        reason = "unknown, expired or already used ticket";
+    if (a && a->uid && a->gid) {
+        out.add("outcome", "ok");
+        out.add("user", a->user);
+        out.add_int("uid", *a->uid);
+        out.add_int("gid", *a->gid);
+        out.add("home", a->home);
+        out.add("mail", a->mail);
+    } else {
+        if (reason.empty()) reason = "ticket without uid/gid";
+        log::warning("login ticket refused: service=%s, requester=uid %lld, reason=%s", loggable(service).c_str(),
+                     static_cast<long long>(*requester), reason.c_str());
+        out.add("outcome", "fail");
+        out.add("reason", reason);
+    }
+    c.channel->send(out);
 }
 
 void Server::answer_later(uint64_t conn, int64_t id, auth::Answer answer, std::chrono::milliseconds delay) {
@@ -213,6 +258,7 @@ void Server::send_answer(uint64_t conn, int64_t id, const auth::Answer& a) {
         m.add("home", a.home);
         m.add("mail", a.mail);
         if (a.quota) m.add_int("quota", static_cast<int64_t>(a.quota));
+        if (!a.login_ticket.empty()) m.add("ticket", a.login_ticket);
     }
     m.add("reason", a.reason);
     m.add_int("delay", a.delay.count());

@@ -11,6 +11,13 @@
 //   authentication failed: user=<x>, rip=1.2.3.4, service=imap, reason=...
 //   authenticated: user=<x>, rip=1.2.3.4, service=imap, mechanism=PLAIN
 //   blocked: user=<x>, rip=1.2.3.4, service=imap, reason=client address blocked for 900s
+//   login ticket refused: service=imap, requester=uid 1001, reason=...
+//
+// A system user's successful imap/pop3 check also carries a one-time login
+// ticket (login_tickets.hpp); "ticket-redeem" (only from a root peer: the
+// user-session service) trades it for the account:
+//   request  type=ticket-redeem id ticket service requester
+//   answer   type=ticket-answer id outcome=ok|fail user uid gid home mail
 #pragma once
 
 #include <map>
@@ -19,6 +26,7 @@
 #include <vector>
 
 #include "auth/hash_pool.hpp"
+#include "auth/login_tickets.hpp"
 #include "auth/passdb.hpp"
 #include "auth/settings.hpp"
 #include "auth/throttle.hpp"
@@ -44,6 +52,7 @@ private:
     void accept_from(int listener);
     void on_message(uint64_t conn, ipc::Message& m);
     void check(uint64_t conn, ipc::Message& m);
+    void redeem(uint64_t conn, ipc::Message& m);
     void answer_later(uint64_t conn, int64_t id, auth::Answer answer, std::chrono::milliseconds delay);
     void send_answer(uint64_t conn, int64_t id, const auth::Answer& answer);
     void drop(uint64_t conn);
@@ -55,6 +64,7 @@ private:
     std::shared_ptr<const Settings> settings_;
     PasswordDb passdb_;
     Throttle throttle_;
+    LoginTickets tickets_;
     HashPool pool_;
     std::string dummy_hash_;
     std::map<uint64_t, Connection> conns_;

@@ -324,6 +324,10 @@ void Session::check_credentials(std::string mechanism, auth::Credentials credent
     if (bev_) bufferevent_disable(bev_, EV_READ);
     ticket_ = server_.auth().check(req, [this, login](const auth::Answer& a) {
         ticket_ = 0;
+        if (a.outcome == auth::Outcome::ok && a.system_user) {
+            serve_system_user(a);  // reading resumes in the backend, or after its NO
+            return;
+        }
         if (a.outcome == auth::Outcome::ok) {
             logged_in(a);
         } else if (a.outcome == auth::Outcome::tempfail) {
@@ -342,35 +346,30 @@ void Session::check_credentials(std::string mechanism, auth::Credentials credent
 }
 
 void Session::logged_in(const auth::Answer& a) {
-    // A system user's ~/Maildir belongs to that user: this process can only
-    // serve it when it runs as that uid (or as root, e.g. tests).  See
-    // docs/imap.md, "System users".
-    if (a.system_user && a.uid && geteuid() != 0 && geteuid() != *a.uid) {
-        log::warning("login of system user %s from %s: mailbox owned by uid %u, imapd runs as uid %u",
-                     loggable(a.user).c_str(), peer_.c_str(), static_cast<unsigned>(*a.uid),
-                     static_cast<unsigned>(geteuid()));
-        tagged("NO", "UNAVAILABLE", "this server does not serve system users' mailboxes yet");
-        return;
-    }
-    mailstore::MaildirOptions options;
-    options.root = a.mail;
-    options.quota_bytes = a.quota;
-    auto store = mailstore::open_maildir_store(options);
-    if (!store) {
-        log::warning("login of %s from %s: cannot open the mail store %s: %s", loggable(a.user).c_str(),
-                     peer_.c_str(), a.mail.c_str(), store.message().c_str());
-        tagged("NO", "UNAVAILABLE", "your mailbox is unavailable, try again later");
-        return;
-    }
-    store_ = std::move(*store);
-    quota_ = a.quota;
-    if (Status s = store_->create_default_folders(); !s)
-        log::warning("user %s: creating the default folders: %s", loggable(a.user).c_str(), s.message().c_str());
+    if (!open_store(a.user, a.mail, a.quota)) return;
     user_ = a.user;
     state_ = State::Authenticated;
     update_timeout();
     log::info("login: user=<%s>, rip=%s, tls=%s", loggable(user_).c_str(), addr_.c_str(), tls_ ? "yes" : "no");
     tagged("OK", "CAPABILITY " + capabilities(), "logged in");
+}
+
+bool Session::open_store(const std::string& user, const std::string& mail, uint64_t quota) {
+    mailstore::MaildirOptions options;
+    options.root = mail;
+    options.quota_bytes = quota;
+    auto store = mailstore::open_maildir_store(options);
+    if (!store) {
+        log::warning("login of %s from %s: cannot open the mail store %s: %s", loggable(user).c_str(),
+                     peer_.c_str(), mail.c_str(), store.message().c_str());
+        tagged("NO", "UNAVAILABLE", "your mailbox is unavailable, try again later");
+        return false;
+    }
+    store_ = std::move(*store);
+    quota_ = quota;
+    if (Status s = store_->create_default_folders(); !s)
+        log::warning("user %s: creating the default folders: %s", loggable(user).c_str(), s.message().c_str());
+    return true;
 }
 
 void Session::cmd_enable(Parser& p) {

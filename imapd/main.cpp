@@ -12,6 +12,19 @@ using namespace tern;
 int main(int argc, char** argv) {
     daemon::WorkerContext ctx = daemon::start_worker(argc, argv, "imapd");
     event::Base base = event::make_base();
+    if (!ctx.args.empty() && ctx.args[0] == "backend") {
+        // A system user's session, started by user-session (system_user.cpp).
+        auto backend = imapd::Server::create_backend(base.get(), ctx.config);
+        if (!backend) log::fatal("%s", backend.message().c_str());
+        if (ctx.listeners.size() != 1) log::fatal("backend: expected the client socket as the one passed fd");
+        if (Status s = (*backend)->serve_backend(std::move(ctx.listeners[0]), ctx.args); !s)
+            log::fatal("%s", s.message().c_str());
+        daemon::LoopHandlers handlers;
+        handlers.on_stop = [&] { event_base_loopexit(base.get(), nullptr); };
+        int rc = daemon::run_loop(base.get(), std::move(handlers));
+        backend->reset();
+        return rc;
+    }
     auto server = imapd::Server::create(base.get(), ctx.config);
     if (!server) log::fatal("%s", server.message().c_str());
     if (ctx.listeners.empty()) log::fatal("no listening sockets (run imapd from master, or with LISTEN_FDS)");

@@ -31,6 +31,7 @@ Result<Settings> Settings::from(const config::Config& config) {
     s.login_timeout = config.get_duration("imapd_login_timeout");
     s.timeout = config.get_duration("imapd_timeout");
     s.auth_socket = config.get("auth_socket");
+    s.user_session_socket = config.get("user_session_socket");
     return s;
 }
 
@@ -99,6 +100,7 @@ void Server::finished(Session* session) {
     dead_.push_back(std::move(it->second));
     sessions_.erase(it);
     if (!reaper_.pending()) reaper_.add(std::chrono::milliseconds(1));
+    if (backend_mode_) event_base_loopexit(base_, nullptr);
 }
 
 }  // namespace tern::imapd

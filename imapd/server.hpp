@@ -32,12 +32,17 @@ struct Settings {
     std::chrono::seconds timeout{1800};         // autologout (RFC 9051 5.4: at least 30 minutes)
     std::string auth_socket;
     std::string mail_index_directory;      // "" = beside each folder
+    std::string user_session_socket;       // system users' backends (docs/imap.md)
     static Result<Settings> from(const config::Config& config);
 };
 
 class Server {
 public:
     static Result<std::unique_ptr<Server>> create(event_base* base, const config::Config& config);
+    // Backend mode (system_user.cpp): one session for one system user, on
+    // the socket user-session passed; the process ends with the session.
+    static Result<std::unique_ptr<Server>> create_backend(event_base* base, const config::Config& config);
+    Status serve_backend(Fd client, const std::vector<std::string>& args);
     ~Server();
 
     Status listen(std::vector<Fd> listeners);
@@ -63,6 +68,7 @@ private:
     std::map<Session*, std::shared_ptr<Session>> sessions_;
     std::vector<std::shared_ptr<Session>> dead_;
     event::Watch reaper_;
+    bool backend_mode_ = false;
 };
 
 }  // namespace tern::imapd

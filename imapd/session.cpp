@@ -57,6 +57,7 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
 
 Session::~Session() {
     if (ticket_) server_.auth().cancel(ticket_);
+    backend_.reset();  // before the client bufferevent it relays
     detach_compression(compression_);
     if (bev_) bufferevent_free(bev_);
 }
@@ -221,6 +222,7 @@ void Session::close_now(const char* why) {
     notify_ = event::Watch();
     mailbox_.reset();
     store_.reset();
+    if (backend_) backend_->detach();  // freed with the session (we may be inside its callback)
     detach_compression(compression_);
     compression_ = nullptr;
     bufferevent_free(bev_);

@@ -10,7 +10,8 @@
 // while IDLE (the store's notify fd is watched on the event loop).
 //
 // Files: session.cpp (I/O, STARTTLS, timeouts, output), commands.cpp
-// (dispatch, any-state and login commands), folders.cpp (LIST, STATUS,
+// (dispatch, any-state and login commands), system_user.cpp (a system
+// user's session in a backend process under the user's uid), folders.cpp (LIST, STATUS,
 // SELECT, CREATE, ... APPEND), messages.cpp (FETCH, STORE, COPY, MOVE,
 // EXPUNGE, IDLE), search.cpp (SEARCH, SORT, THREAD).
 #pragma once
@@ -32,6 +33,7 @@
 #include "lib/imap/search.hpp"
 #include "lib/imap/sequence.hpp"
 #include "lib/mailstore/mailstore.hpp"
+#include "lib/usersession/backend_link.hpp"
 
 namespace tern::imapd {
 
@@ -51,6 +53,9 @@ public:
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     void start();
+    // Backend mode (system_user.cpp): the login already happened in the
+    // vmail imapd; answer its tag OK and serve user's Maildir at mail.
+    void start_backend(const std::string& user, const std::string& mail, const std::string& tag, bool tls);
 
 private:
     enum class Input { Commands, Sasl, Idle, Waiting, Handshake, Closing };
@@ -87,6 +92,8 @@ private:
     void sasl_step(const auth::SaslStep& step);
     void check_credentials(std::string mechanism, auth::Credentials credentials);
     void logged_in(const auth::Answer& answer);
+    bool open_store(const std::string& user, const std::string& mail, uint64_t quota);  // NO sent when false
+    void serve_system_user(const auth::Answer& answer);               // system_user.cpp
     void cmd_id(imap::Parser& p);
     void cmd_enable(imap::Parser& p);
     void bad_syntax(const imap::Parser& p);
@@ -163,6 +170,7 @@ private:
     auth::Client::Ticket ticket_ = 0;
     int auth_failures_ = 0;
     std::string user_;
+    std::unique_ptr<usersession::BackendLink> backend_;  // a system user's relay
 
     // ENABLE (RFC 5161) and the protocol revision in use
     bool rev2_ = false;

@@ -133,6 +133,10 @@ void Session::check_credentials(std::string mechanism, auth::Credentials credent
     bufferevent_disable(bev_, EV_READ);
     ticket_ = server_.auth().check(req, [this, login](const auth::Answer& a) {
         ticket_ = 0;
+        if (a.outcome == auth::Outcome::ok && a.system_user) {
+            serve_system_user(a);  // reading resumes in the backend, or after its -ERR
+            return;
+        }
         if (a.outcome == auth::Outcome::ok) {
             logged_in(a);
         } else if (a.outcome == auth::Outcome::tempfail) {
@@ -175,41 +179,39 @@ bool Session::lock_mailbox(const std::string& user) {
 
 void Session::logged_in(const auth::Answer& a) {
     std::string user = loggable(a.user);
-    // A system user's ~/Maildir belongs to that user: this process only
-    // serves it when it runs as that uid (docs/pop3.md, "System users").
-    if (a.system_user && a.uid && geteuid() != *a.uid) {
-        log::warning("login of system user %s from %s: mailbox owned by uid %u, pop3d runs as uid %u", user.c_str(),
-                     peer_.c_str(), static_cast<unsigned>(*a.uid), static_cast<unsigned>(geteuid()));
-        send(pop3::err("SYS/PERM", "this server does not serve system users' mailboxes"));
-        return;
-    }
     if (!lock_mailbox(a.user)) {
         log::info("login of %s from %s: mailbox in use by another POP3 session", user.c_str(), peer_.c_str());
         send(pop3::err("IN-USE", "your mailbox is in use by another POP3 session"));
         return;
     }
-    auto fail = [&](const std::string& what) {
-        log::warning("login of %s from %s: %s", user.c_str(), peer_.c_str(), what.c_str());
-        lock_ = Fd();
-        send(pop3::err("SYS/TEMP", "your mailbox is unavailable, try again later"));
-    };
-    mailstore::MaildirOptions options;
-    options.root = a.mail;
-    options.quota_bytes = a.quota;  // deletions are taken off the Maildir++ quota file
-    auto store = mailstore::open_maildir_store(options);
-    if (!store) return fail("cannot open the mail store " + a.mail + ": " + store.message());
-    auto inbox = (*store)->open(std::string(mailstore::kInbox));
-    if (!inbox) return fail("cannot open INBOX in " + a.mail + ": " + inbox.message());
-    auto drop = pop3::Maildrop::load(std::move(*inbox));
-    if (!drop) return fail("cannot read INBOX in " + a.mail + ": " + drop.message());
-    store_ = std::move(*store);
-    maildrop_.emplace(std::move(*drop));
+    if (!open_maildrop(user, a.mail, a.quota)) return;
     user_ = user;
     state_ = State::Transaction;
     auto t = maildrop_->totals();
     log::info("login: user=<%s>, rip=%s, tls=%s, messages=%u, size=%llu", user_.c_str(), addr_.c_str(),
               tls_ ? "yes" : "no", t.messages, static_cast<unsigned long long>(t.octets));
     send(pop3::ok("logged in, " + std::to_string(t.messages) + " messages (" + std::to_string(t.octets) + " octets)"));
+}
+
+bool Session::open_maildrop(const std::string& user, const std::string& mail, uint64_t quota) {
+    auto fail = [&](const std::string& what) {
+        log::warning("login of %s from %s: %s", user.c_str(), peer_.c_str(), what.c_str());
+        lock_ = Fd();
+        send(pop3::err("SYS/TEMP", "your mailbox is unavailable, try again later"));
+        return false;
+    };
+    mailstore::MaildirOptions options;
+    options.root = mail;
+    options.quota_bytes = quota;  // deletions are taken off the Maildir++ quota file
+    auto store = mailstore::open_maildir_store(options);
+    if (!store) return fail("cannot open the mail store " + mail + ": " + store.message());
+    auto inbox = (*store)->open(std::string(mailstore::kInbox));
+    if (!inbox) return fail("cannot open INBOX in " + mail + ": " + inbox.message());
+    auto drop = pop3::Maildrop::load(std::move(*inbox));
+    if (!drop) return fail("cannot read INBOX in " + mail + ": " + drop.message());
+    store_ = std::move(*store);
+    maildrop_.emplace(std::move(*drop));
+    return true;
 }
 
 }  // namespace tern::pop3d

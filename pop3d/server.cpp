@@ -32,6 +32,7 @@ Result<Settings> Settings::from(const config::Config& config) {
     // as (run_directory belongs to root).  No domain starts with a dot.
     s.lock_directory = config.get("mail_directory") + "/.pop3-locks";
     s.auth_socket = config.get("auth_socket");
+    s.user_session_socket = config.get("user_session_socket");
     s.greeting = config.get("pop3d_greeting");
     return s;
 }
@@ -121,6 +122,7 @@ void Server::finished(Session* session) {
     dead_.push_back(std::move(it->second));
     sessions_.erase(it);
     if (!reaper_.pending()) reaper_.add(std::chrono::milliseconds(1));
+    if (backend_mode_) event_base_loopexit(base_, nullptr);
 }
 
 }  // namespace tern::pop3d

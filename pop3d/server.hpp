@@ -33,12 +33,17 @@ struct Settings {
     std::string lock_directory;         // $mail_directory/.pop3-locks
     std::string auth_socket;
     std::string greeting;
+    std::string user_session_socket;    // system users' backends (docs/pop3.md)
     static Result<Settings> from(const config::Config& config);
 };
 
 class Server {
 public:
     static Result<std::unique_ptr<Server>> create(event_base* base, const config::Config& config);
+    // Backend mode (system_user.cpp): one session for one system user on
+    // the socket user-session passed; the process ends with the session.
+    static Result<std::unique_ptr<Server>> create_backend(event_base* base, const config::Config& config);
+    Status serve_backend(Fd client, const std::vector<std::string>& args);
     ~Server();
 
     Status listen(std::vector<Fd> listeners);
@@ -67,6 +72,7 @@ private:
     std::vector<std::shared_ptr<Session>> dead_;
     event::Watch reaper_;
     event::Watch resume_accept_;
+    bool backend_mode_ = false;
 };
 
 }  // namespace tern::pop3d

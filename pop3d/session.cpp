@@ -48,6 +48,7 @@ Session::Session(Server& server, int fd, const sockaddr* peer) : server_(server)
 
 Session::~Session() {
     if (ticket_) server_.auth().cancel(ticket_);
+    backend_.reset();  // before the client bufferevent it relays
     if (bev_) bufferevent_free(bev_);
 }
 
@@ -200,6 +201,7 @@ void Session::close_now(const char* why) {
     body_.reset();
     maildrop_.reset();  // no UPDATE: marked messages stay (RFC 1939 6)
     store_.reset();
+    if (backend_) backend_->detach();  // freed with the session (we may be inside its callback)
     bufferevent_free(bev_);
     bev_ = nullptr;
     input_ = Input::Closing;

@@ -23,6 +23,7 @@
 #include "lib/pop3/command.hpp"
 #include "lib/pop3/maildrop.hpp"
 #include "lib/pop3/response.hpp"
+#include "lib/usersession/backend_link.hpp"
 
 namespace tern::pop3d {
 
@@ -37,6 +38,9 @@ public:
     Session& operator=(const Session&) = delete;
 
     void start();
+    // Backend mode (system_user.cpp): the login already happened in the
+    // vmail pop3d (which holds the maildrop lock); serve user's Maildir.
+    void start_backend(const std::string& user, const std::string& mail, bool tls);
 
 private:
     enum class State { Authorization, Transaction };
@@ -79,6 +83,8 @@ private:
     void check_credentials(std::string mechanism, auth::Credentials credentials);
     void logged_in(const auth::Answer& answer);
     bool lock_mailbox(const std::string& user);
+    bool open_maildrop(const std::string& user, const std::string& mail, uint64_t quota);  // -ERR sent when false
+    void serve_system_user(const auth::Answer& answer);                   // system_user.cpp
 
     Server& server_;
     bufferevent* bev_ = nullptr;  // owned
@@ -103,6 +109,7 @@ private:
     // TRANSACTION
     std::string user_;
     Fd lock_;
+    std::unique_ptr<usersession::BackendLink> backend_;  // a system user's relay
     std::unique_ptr<mailstore::Store> store_;  // outlives the maildrop's Mailbox
     std::optional<pop3::Maildrop> maildrop_;
     // The message being sent by RETR/TOP.

@@ -64,6 +64,7 @@ struct Client::State {
         a.home = m.get_or("home", "");
         a.mail = m.get_or("mail", "");
         if (auto q = m.get_int("quota"); q && *q > 0) a.quota = static_cast<uint64_t>(*q);
+        a.login_ticket = m.get_or("ticket", "");
         a.reason = m.get_or("reason", "");
         if (auto d = m.get_int("delay"); d && *d > 0) a.delay = std::chrono::milliseconds(*d);
         deliver(static_cast<Ticket>(*id), a);

@@ -22,7 +22,8 @@
 // Wire protocol (for the record; only this module and auth/ speak it):
 //   request  type=auth-check id mechanism authzid user password rip service secured
 //   answer   type=auth-answer id outcome=ok|fail|tempfail user system uid gid
-//            home mail quota reason
+//            home mail quota ticket reason
+//   (ticket: a system user's one-time login ticket, auth/login_tickets.hpp)
 #pragma once
 
 #include <sys/types.h>
@@ -65,6 +66,7 @@ struct Answer {
     std::string home;          // may be empty for virtual users
     std::string mail;          // the Maildir to serve: "/var/vmail/example.org/alice" or "/home/bob/Maildir"
     uint64_t quota = 0;        // the Maildir++ quota local-delivery enforces, bytes; 0 = none
+    std::string login_ticket;  // system users over imap/pop3: what user-session redeems
     std::string reason;
     std::chrono::milliseconds delay{0};  // throttling delay the daemon already waited (for logs)
 };

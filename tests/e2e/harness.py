@@ -271,6 +271,8 @@ class Stack:
             lines.append(f"local unix $run_directory/local.sock - {n('local', 1)} local-delivery")
         if program_exists("auth"):
             lines.append(f"auth unix $run_directory/auth.sock - {n('auth', 1)} auth")
+        if program_exists("user-session"):
+            lines.append(f"user-session unix $run_directory/user-session.sock - {n('user-session', 1)} user-session")
         if program_exists("imapd"):
             lines.append(f"imap inet 127.0.0.1:{free_port()} - {n('imap', 1)} imapd")
             lines.append(f"imaps inet 127.0.0.1:{free_port()} - {n('imaps', 1)} imapd "

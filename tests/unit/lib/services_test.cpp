@@ -266,8 +266,9 @@ TEST_CASE("shipped services.conf files parse", "[services]") {
     REQUIRE(services);
     std::vector<std::string> names;
     for (const auto& s : *services) names.push_back(s.name);
-    CHECK(names == std::vector<std::string>{"smtp", "submission", "smtps", "qmgr", "pickup", "local", "auth", "smtp-client", "imap", "imaps", "pop3", "pop3s"});
+    CHECK(names == std::vector<std::string>{"smtp", "submission", "smtps", "qmgr", "pickup", "local", "auth", "user-session", "smtp-client", "imap", "imaps", "pop3", "pop3s"});
     CHECK((*services)[6].user == "tern-auth");
+    CHECK((*services)[7].user == "root");  // user-session switches to system users
     CHECK((*services)[0].listen.size() == 2);
     CHECK((*services)[0].listen[1].to_string() == "[::]:25");
     CHECK((*services)[3].listen[0].path == "/run/tern/qmgr.sock");
