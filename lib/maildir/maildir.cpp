@@ -83,8 +83,11 @@ std::string unique_name() {
 
 std::string delivery_name(const DeliveryKey& key) { return delivery_prefix(key) + host_part(); }
 
-Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key) {
-    const std::string prefix = delivery_prefix(key);
+namespace {
+
+// The first name in DIR/new/ or DIR/cur/ that `match` accepts, as a path.
+template <typename Match>
+Result<std::string> find_file(const std::string& dir, Match match) {
     for (const char* sub : {"/new", "/cur"}) {
         std::string path = dir + sub;
         DIR* d = ::opendir(path.c_str());
@@ -94,9 +97,8 @@ Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& ke
         }
         std::string found;
         while (dirent* e = ::readdir(d)) {
-            std::string_view name = e->d_name;
-            if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
-                found = path + "/" + std::string(name);
+            if (match(std::string_view(e->d_name))) {
+                found = path + "/" + e->d_name;
                 break;
             }
         }
@@ -104,6 +106,22 @@ Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& ke
         if (!found.empty()) return found;
     }
     return std::string();
+}
+
+}  // namespace
+
+Result<std::string> find_named(const std::string& dir, std::string_view base) {
+    return find_file(dir, [&](std::string_view name) {
+        return name.size() >= base.size() && name.compare(0, base.size(), base) == 0 &&
+               (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
+    });
+}
+
+Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key) {
+    const std::string prefix = delivery_prefix(key);
+    return find_file(dir, [&](std::string_view name) {
+        return name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0;
+    });
 }
 
 MaildirWriter::MaildirWriter(MaildirWriter&&) noexcept = default;

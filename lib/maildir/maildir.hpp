@@ -55,6 +55,11 @@ std::string delivery_name(const DeliveryKey& key);
 // flags), or "" when there is none.  Reads both directories.
 Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key);
 
+// The path of the file named base in DIR/new/ or DIR/cur/: its name is
+// base, or base followed by ',' (size fields) or ':' (flags); "" when
+// there is none.  Reads both directories.
+Result<std::string> find_named(const std::string& dir, std::string_view base);
+
 struct DeliveredFile {
     std::string path;        // DIR/new/<unique>,S=..,W=..
     uint64_t size = 0;       // S=
