@@ -14,6 +14,7 @@ namespace tern::authd {
 Settings Settings::from(const config::Config& c) {
     Settings s;
     s.users_file = c.get("virtual_mailbox_maps");
+    s.password_file = c.get("auth_password_file");
     s.mail_directory = c.get("mail_directory");
     s.home_mailbox = c.get("home_mailbox");
     s.allow_plain = c.get_bool("auth_allow_plain");

@@ -14,6 +14,7 @@ namespace tern::authd {
 
 struct Settings {
     std::string users_file;        // virtual_mailbox_maps
+    std::string password_file;     // auth_password_file
     std::string mail_directory;
     std::string home_mailbox;      // for system users' Maildir: "Maildir/" unless set to another dir
     bool allow_plain = false;
