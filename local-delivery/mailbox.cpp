@@ -49,6 +49,7 @@ DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& me
     if (message.key) {
         delivery.unique_name = maildir::delivery_name(*message.key);
         delivery.maybe_delivered = message.key->maybe_delivered;
+        delivery.retry_match = maildir::delivery_prefix(*message.key).size();  // any host part
     }
     delivery.expected_size = expected;
     auto start = (*store)->begin_delivery(delivery);

@@ -40,12 +40,6 @@ const std::string& host_part() {
     return host;
 }
 
-// "<arrival>.<queue id>_<recipient>.": the part of a delivery name that
-// does not depend on the host.
-std::string delivery_prefix(const DeliveryKey& key) {
-    return std::to_string(key.arrival) + "." + key.queue_id + "_" + std::to_string(key.recipient) + ".";
-}
-
 Status make_dir(const std::string& path) {
     if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return {};
     return errno_error("mkdir " + path);
@@ -81,6 +75,10 @@ std::string unique_name() {
            "Q" + std::to_string(seq) + "." + host_part();
 }
 
+std::string delivery_prefix(const DeliveryKey& key) {
+    return std::to_string(key.arrival) + "." + key.queue_id + "_" + std::to_string(key.recipient) + ".";
+}
+
 std::string delivery_name(const DeliveryKey& key) { return delivery_prefix(key) + host_part(); }
 
 namespace {
@@ -110,18 +108,16 @@ Result<std::string> find_file(const std::string& dir, Match match) {
 
 }  // namespace
 
-Result<std::string> find_named(const std::string& dir, std::string_view base) {
+Result<std::string> find_named(const std::string& dir, std::string_view base, bool any_suffix) {
     return find_file(dir, [&](std::string_view name) {
-        return name.size() >= base.size() && name.compare(0, base.size(), base) == 0 &&
-               (name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':');
+        if (name.size() < base.size() || name.compare(0, base.size(), base) != 0) return false;
+        if (any_suffix) return name.size() > base.size();
+        return name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':';
     });
 }
 
 Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key) {
-    const std::string prefix = delivery_prefix(key);
-    return find_file(dir, [&](std::string_view name) {
-        return name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0;
-    });
+    return find_named(dir, delivery_prefix(key), true);
 }
 
 MaildirWriter::MaildirWriter(MaildirWriter&&) noexcept = default;

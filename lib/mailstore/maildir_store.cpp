@@ -349,7 +349,8 @@ Result<DeliveryStart> MaildirStore::begin_delivery(const DeliveryOptions& option
     if (options.maybe_delivered && !options.unique_name.empty()) {
         // The earlier copy may be in new/ (an older deliverer, or moved
         // back by hand) or in cur/ with flags a reader set meanwhile.
-        auto earlier = maildir::find_named(dir, options.unique_name);
+        bool prefix = options.retry_match > 0 && options.retry_match < options.unique_name.size();
+        auto earlier = maildir::find_named(dir, std::string_view(options.unique_name).substr(0, prefix ? options.retry_match : std::string::npos), prefix);
         if (!earlier) return earlier.error();
         if (!earlier->empty()) {
             // The earlier attempt may have died before syncing the directory.

@@ -161,6 +161,9 @@ struct DeliveryOptions {
     // The result of an earlier attempt with this name may have been lost:
     // look for its copy first, also after a reader changed its flags.
     bool maybe_delivered = false;
+    // That look accepts any name starting with the first retry_match bytes
+    // of unique_name (0: the whole name), e.g. whatever host wrote it.
+    size_t retry_match = 0;
     // Bytes about to be written, checked against the quota before writing.
     uint64_t expected_size = 0;
 };

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/mailstore/maildir_mailbox.hpp"
@@ -37,17 +39,23 @@ public:
         if (!fd_) return make_error("message writer is closed");
         buffer_.clear();
         buffer_.reserve(data.size() + 1);
-        for (char c : data) {
+        // Runs between CRs are copied whole (a delivery's body has none).
+        size_t i = 0;
+        while (i < data.size()) {
             if (pending_cr_) {
                 pending_cr_ = false;
-                if (c == '\n') {
+                if (data[i] == '\n') {
                     emit('\n');
+                    ++i;
                     continue;
                 }
                 emit('\r');
             }
-            if (c == '\r') pending_cr_ = true;
-            else emit(c);
+            size_t cr = data.find('\r', i);
+            emit_run(data.substr(i, cr == std::string_view::npos ? std::string_view::npos : cr - i));
+            if (cr == std::string_view::npos) break;
+            pending_cr_ = true;
+            i = cr + 1;
         }
         return flush();
     }
@@ -115,6 +123,15 @@ private:
         // Every stored LF not preceded by CR is sent as CRLF.
         if (c == '\n' && last_ != '\r') ++crlf_size_;
         last_ = c;
+    }
+    // emit() for a run without CR: only its first LF can follow a CR.
+    void emit_run(std::string_view run) {
+        if (run.empty()) return;
+        buffer_.append(run);
+        size_ += run.size();
+        crlf_size_ += run.size() + static_cast<uint64_t>(std::count(run.begin(), run.end(), '\n'));
+        if (run.front() == '\n' && last_ == '\r') --crlf_size_;
+        last_ = run.back();
     }
     Status flush() {
         if (buffer_.empty()) return {};

@@ -145,6 +145,16 @@ TEST_CASE("delivery: a retry finds the earlier copy in new/ and in cur/ with fla
     auto fresh = store->begin_delivery(other);
     REQUIRE(fresh.ok());
     CHECK(fresh->outcome == DeliveryStart::Outcome::Write);
+    // Written under another host name: found only when the host part may differ.
+    DeliveryOptions renamed = d;
+    renamed.unique_name = "1700000000.0123456789ABCD_2.newhost";
+    auto exact = store->begin_delivery(renamed);
+    REQUIRE(exact.ok());
+    CHECK(exact->outcome == DeliveryStart::Outcome::Write);
+    renamed.retry_match = std::string("1700000000.0123456789ABCD_2.").size();
+    auto any_host = store->begin_delivery(renamed);
+    REQUIRE(any_host.ok());
+    CHECK(any_host->outcome == DeliveryStart::Outcome::AlreadyStored);
 }
 
 TEST_CASE("delivery: the quota refuses before writing, and counts what was delivered", "[mailstore][delivery]") {
@@ -198,4 +208,25 @@ TEST_CASE("delivery: hostile names and folders are refused", "[mailstore][delive
     d.folder = "a//b";
     CHECK_FALSE(store->begin_delivery(d).ok());
     CHECK(files_in(t.path / "new").empty());
+}
+
+TEST_CASE("delivery: CRLF stored as LF across pieces, lone CRs kept, W= exact", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto start = store->begin_delivery(DeliveryOptions{});
+    REQUIRE(start.ok());
+    auto& w = *start->writer;
+    for (std::string_view piece : {"a\r", "\nb\r\r", "\nc\rd\n", "", "\r", "\r\n"}) REQUIRE(w.write(piece).ok());
+    auto uid = w.commit(Flags{});
+    REQUIRE(uid.ok());
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    auto body = (*mb)->open_body(*uid);
+    REQUIRE(body.ok());
+    CHECK((*body)->bytes() == "a\nb\r\nc\rd\n\r\n");
+    uint64_t crlf = 0;
+    uint32_t uids[] = {*uid};
+    REQUIRE((*mb)->for_each(uids, kFieldSizes, [&](const MessageData& m) { crlf = m.crlf_size; }).ok());
+    // Every LF not already after a CR gains one: a\n, d\n → +2.
+    CHECK(crlf == 11 + 2);
 }
