@@ -13,6 +13,7 @@
 #include "lib/log/log.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/sys/files.hpp"
+#include "lib/tables/passwords.hpp"
 
 namespace tern::authd {
 namespace {
@@ -122,7 +123,7 @@ std::string canonical_login(std::string_view login) {
 }
 
 void PasswordDb::refresh(bool force) {
-    // One stat() per login: cheap, and a change is seen by the very next check.
+    // Two stat() calls per login: cheap, and a change is seen by the very next check.
     auto stamp = tables::stamp_of(path_);
     if (!stamp) {
         if (last_error_ != stamp.message()) log::warning("users file: %s", stamp.message().c_str());
@@ -131,20 +132,29 @@ void PasswordDb::refresh(bool force) {
         stamp_ = {};
         return;
     }
-    if (!force && *stamp == stamp_) return;
+    auto passwd_stamp = tables::stamp_of(passwd_path_);
+    tables::SourceStamp passwd_now = passwd_stamp ? *passwd_stamp : tables::SourceStamp{};
+    if (!force && *stamp == stamp_ && passwd_now == passwd_stamp_) return;
     auto text = sys::read_file(path_);
-    if (!text) {
-        if (last_error_ != text.message()) log::warning("users file: %s", text.message().c_str());
-        last_error_ = text.message();
+    Result<std::string> passwd_text = std::string();
+    if (passwd_stamp) passwd_text = sys::read_file(passwd_path_);
+    for (const auto* r : {&text, &passwd_text}) {
+        if (*r) continue;
+        if (last_error_ != r->message()) log::warning("users file: %s", r->message().c_str());
+        last_error_ = r->message();
         return;
     }
-    auto parsed = tables::parse_users(*text, path_);
-    for (const auto& d : parsed.diagnostics) log::warning("%s", d.c_str());
+    auto merged = tables::merge_passwords(*text, path_, *passwd_text, passwd_path_);
+    for (const auto& d : merged.diagnostics) log::warning("%s", d.c_str());
+    if (merged.legacy > 0)
+        log::warning("users file %s holds the password hashes of %zu users: move them into %s with `mailctl user convert`",
+                     path_.c_str(), merged.legacy, passwd_path_.c_str());
     auto users = std::make_shared<Users>();
-    for (auto& u : parsed.users) users->by_address.emplace(u.address, std::move(u));
+    for (auto& u : merged.users) users->by_address.emplace(u.address, std::move(u));
     log::info("users file %s: %zu users", path_.c_str(), users->by_address.size());
     users_ = std::move(users);
     stamp_ = *stamp;
+    passwd_stamp_ = passwd_now;
     last_error_.clear();
 }
 

@@ -1,6 +1,6 @@
 // The password databases the auth daemon checks, in order: the virtual
-// users file (virtual_mailbox_maps, passwd-file format, read here as text
-// because only this process may see the hashes), then, for a login without
+// users (virtual_mailbox_maps, passwd-file format, with the hashes of
+// auth_password_file, which only this process and root may read), then, for a login without
 // '@', the system's password database (getpwnam_r + getspnam_r: root or
 // the shadow group).
 //
@@ -29,19 +29,23 @@ struct Users {
     std::unordered_map<std::string, tables::VirtualUser> by_address;
 };
 
+// The users file (mailbox data) joined with the password file (hashes,
+// lib/tables/passwords.hpp).
 class PasswordDb {
 public:
-    explicit PasswordDb(std::string path) : path_(std::move(path)) {}
-    // Re-reads the file when its stamp (mtime ns, size, inode) changed.
-    // On error the previous snapshot stays and the error is logged once.
+    PasswordDb(std::string path, std::string passwd_path)
+        : path_(std::move(path)), passwd_path_(std::move(passwd_path)) {}
+    // Re-reads both files when a stamp (mtime ns, size, inode) changed; a
+    // missing password file is empty.  On error the previous snapshot
+    // stays and the error is logged once.
     void refresh(bool force = false);
     std::shared_ptr<const Users> snapshot() const { return users_; }
     const std::string& path() const { return path_; }
 
 private:
-    std::string path_;
+    std::string path_, passwd_path_;
     std::shared_ptr<const Users> users_ = std::make_shared<Users>();
-    tables::SourceStamp stamp_;
+    tables::SourceStamp stamp_, passwd_stamp_;
     std::string last_error_;
 };
 

@@ -36,7 +36,7 @@ Server::Server(event_base* base, std::vector<Fd> listeners, Settings settings)
     : base_(base),
       listeners_(std::move(listeners)),
       settings_(std::make_shared<const Settings>(std::move(settings))),
-      passdb_(settings_->users_file),
+      passdb_(settings_->users_file, settings_->password_file),
       throttle_(settings_->throttle),
       pool_(base, settings_->threads),
       dummy_hash_(make_dummy_hash()) {

@@ -14,6 +14,7 @@ namespace tern::authd {
 Settings Settings::from(const config::Config& c) {
     Settings s;
     s.users_file = c.get("virtual_mailbox_maps");
+    s.password_file = c.get("auth_password_file");
     s.mail_directory = c.get("mail_directory");
     s.virtual_mailbox_limit = c.get_size("virtual_mailbox_limit");
     s.home_mailbox = c.get("home_mailbox");

@@ -14,6 +14,7 @@ namespace tern::authd {
 
 struct Settings {
     std::string users_file;        // virtual_mailbox_maps
+    std::string password_file;     // auth_password_file
     std::string mail_directory;
     uint64_t virtual_mailbox_limit = 0;  // quota of virtual users whose entry sets none
     std::string home_mailbox;      // for system users' Maildir: "Maildir/" unless set to another dir

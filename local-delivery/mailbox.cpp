@@ -9,8 +9,8 @@
 #include <ctime>
 #include <optional>
 
+#include "lib/mailstore/maildir_store.hpp"
 #include "lib/maildir/maildir.hpp"
-#include "lib/maildir/quota.hpp"
 #include "lib/sys/files.hpp"
 #include "local-delivery/message.hpp"
 
@@ -31,45 +31,45 @@ DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& me
     AsUser as(target.owner);
     if (!as.ok()) return DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name + ": " +
                                                             as.status().message());
-    if (auto s = maildir::ensure_maildir(target.dir); !s)
-        return write_failure("cannot create maildir " + target.dir + ": " + s.message(), errno);
-
     struct stat st {};
     if (::fstat(message.body_fd, &st) != 0) return DeliveryResult::defer("4.3.0", "cannot stat queued message");
     uint64_t expected = static_cast<uint64_t>(st.st_size) + message.prefix.size();
     if (target.message_limit != 0 && expected > target.message_limit)
         return DeliveryResult::bounce("5.2.2", "message is larger than the mailbox size limit");
-    if (target.quota != 0) {
-        auto fits = maildir::quota_allows(target.dir, target.quota, expected);
-        if (!fits) return write_failure("cannot read mailbox quota: " + fits.message(), errno);
-        if (!*fits) return DeliveryResult::bounce("5.2.2", "mailbox full (quota exceeded)");
-    }
 
-    if (message.key && message.key->maybe_delivered) {
-        // A retry after a lost result: the earlier attempt's file may be in
-        // new/ or, read meanwhile, in cur/.
-        auto earlier = maildir::find_delivered(target.dir, *message.key);
-        if (!earlier) return write_failure("cannot look for an earlier delivery: " + earlier.message(), errno);
-        if (!earlier->empty()) {
-            // The earlier attempt may have died before syncing the directory.
-            if (auto s = sys::fsync_dir(sys::dir_name(*earlier)); !s)
-                return write_failure("cannot sync maildir: " + s.message(), errno);
-            return DeliveryResult::sent("already delivered to maildir");
-        }
+    // Through the mail store, as the owner: the index (in the Maildir) is
+    // theirs and learns the message's UID at commit.
+    mailstore::MaildirOptions options;
+    options.root = target.dir;
+    options.quota_bytes = target.quota;
+    auto store = mailstore::open_maildir_store(options);
+    if (!store) return write_failure("cannot open maildir " + target.dir + ": " + store.message(), errno);
+    mailstore::DeliveryOptions delivery;
+    delivery.folder = target.folder;
+    if (message.key) {
+        delivery.unique_name = maildir::delivery_name(*message.key);
+        delivery.maybe_delivered = message.key->maybe_delivered;
+        delivery.retry_match = maildir::delivery_prefix(*message.key).size();  // any host part
     }
-    auto writer = maildir::MaildirWriter::create(target.dir, message.key ? maildir::delivery_name(*message.key) : "");
-    if (!writer) return write_failure("cannot create file in maildir: " + writer.message(), errno);
+    delivery.expected_size = expected;
+    auto start = (*store)->begin_delivery(delivery);
+    if (!start) return write_failure("cannot deliver to maildir " + target.dir + ": " + start.message(), errno);
+    switch (start->outcome) {
+        case mailstore::DeliveryStart::Outcome::AlreadyStored: return DeliveryResult::sent("already delivered to maildir");
+        case mailstore::DeliveryStart::Outcome::OverQuota: return DeliveryResult::bounce("5.2.2", "mailbox full (quota exceeded)");
+        case mailstore::DeliveryStart::Outcome::Write: break;
+    }
+    auto& writer = *start->writer;
     int saved_errno = 0;
     auto copied = copy_message(message.body_fd, message.prefix, [&](std::string_view piece) {
-        auto s = writer->write(piece);
+        auto s = writer.write(piece);
         if (!s) saved_errno = errno;
         return s;
     });
     if (!copied) return write_failure("cannot write maildir file: " + copied.message(), saved_errno ? saved_errno : errno);
-    auto done = writer->commit();
-    if (!done) return write_failure("cannot commit maildir file: " + done.message(), errno);
-    if (done->earlier) return DeliveryResult::sent("already delivered to maildir");
-    if (target.quota != 0) (void)maildir::quota_record(target.dir, target.quota, static_cast<int64_t>(done->size), 1);
+    auto uid = writer.commit(mailstore::Flags{});
+    if (!uid) return write_failure("cannot commit maildir file: " + uid.message(), errno);
+    if (writer.earlier()) return DeliveryResult::sent("already delivered to maildir");
     return DeliveryResult::sent("delivered to maildir");
 }
 

@@ -2,7 +2,9 @@
 // mailbox), an mbox in the spool directory, or a /file alias target.
 //
 // Each writer streams the queued body (copy_message) and reports success
-// only after the data is on disk (Maildir: tmp → fsync → new → fsync dir;
+// only after the data is on disk (Maildir: through the mail store,
+// lib/mailstore, whose index assigns the UID at delivery: tmp → fsync →
+// cur/ under the index lock → fsync dir and index;
 // mbox: fsync, or truncate back on failure).  Errors map to DSN codes as
 // Postfix's local does: quota or size limit → 5.2.2 (bounce), no space or
 // a busy lock → 4.x (retry), a mailbox that is not a safe regular file →
@@ -34,6 +36,7 @@ struct MaildirTarget {
     Identity owner;            // written as this user
     uint64_t quota = 0;        // Maildir++ quota in bytes, 0 = none
     uint64_t message_limit = 0;  // largest single message, 0 = none
+    std::string folder = "INBOX";  // mail store folder name (created when missing)
 };
 DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& message);
 

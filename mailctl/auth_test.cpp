@@ -13,6 +13,7 @@
 #include "lib/ipc/message.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/sys/files.hpp"
+#include "lib/tables/passwords.hpp"
 #include "lib/tables/users.hpp"
 #include "mailctl/commands.hpp"
 #include "mailctl/users_file.hpp"
@@ -50,7 +51,16 @@ auth::Answer offline_check(const config::Config& config, const std::string& logi
         a.reason = text.message();
         return a;
     }
-    auto parsed = tables::parse_users(*text, config.get("virtual_mailbox_maps"));
+    Result<std::string> passwd = std::string();
+    if (::access(config.get("auth_password_file").c_str(), F_OK) == 0)
+        passwd = sys::read_file(config.get("auth_password_file"));
+    if (!passwd) {
+        a.outcome = auth::Outcome::tempfail;
+        a.reason = passwd.message();
+        return a;
+    }
+    auto parsed = tables::merge_passwords(*text, config.get("virtual_mailbox_maps"), *passwd,
+                                          config.get("auth_password_file"));
     std::string want = login;
     for (auto& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     for (const auto& u : parsed.users) {

@@ -2,6 +2,7 @@
 #include "mailctl/users_file.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -78,7 +79,7 @@ Result<TextFile> TextFile::read(const std::string& path) {
     return f;
 }
 
-Status TextFile::write(mode_t new_mode) const {
+Status TextFile::write(mode_t new_mode, const char* new_group) const {
     struct stat st{};
     bool have = ::stat(path.c_str(), &st) == 0;
     std::string data;
@@ -86,6 +87,12 @@ Status TextFile::write(mode_t new_mode) const {
     mode_t mode = have ? (st.st_mode & 07777) : new_mode;
     auto w = sys::write_file_atomic(path, data, mode);
     if (!w) return w;
+    if (!have && new_group != nullptr && ::geteuid() == 0) {
+        if (const group* g = ::getgrnam(new_group)) {
+            if (::chown(path.c_str(), 0, g->gr_gid) != 0) return errno_error("chown " + path);
+            ::chmod(path.c_str(), mode);
+        }
+    }
     if (have && (st.st_uid != ::geteuid() || st.st_gid != ::getegid())) {
         if (::chown(path.c_str(), st.st_uid, st.st_gid) != 0) return errno_error("chown " + path);
         ::chmod(path.c_str(), mode);  // chown clears nothing we need, but be exact

@@ -1,8 +1,9 @@
 // Editing the virtual users file (virtual_mailbox_maps) and the virtual
 // domains file for `mailctl user` and `mailctl domain`: whole lines are
 // kept as written (comments included), the file is replaced atomically
-// with its owner and mode kept (new files: 0640, only the auth user and
-// root read password hashes), and users.lmdb is recompiled at once so
+// with its owner and mode kept (new files: 0640; the password file
+// root:tern-auth, so only the auth user and root read hashes), and
+// users.lmdb is recompiled at once so
 // smtpd and local-delivery see the change.  The auth daemon notices the
 // new file by itself (it watches mtime/size/inode).
 #pragma once
@@ -22,8 +23,9 @@ struct TextFile {
     bool existed = false;
 
     static Result<TextFile> read(const std::string& path);
-    // Atomic replacement, owner/mode kept (mode for a new file).
-    Status write(mode_t new_mode) const;
+    // Atomic replacement, owner/mode kept (mode for a new file, and, when
+    // run as root and the group exists, new_group for a new file).
+    Status write(mode_t new_mode, const char* new_group = nullptr) const;
 };
 
 // Index of the users-file line for address (case-insensitive), or nullopt.

@@ -34,6 +34,8 @@ const std::vector<KeyInfo> kKeys = {
      "failures older than this are forgotten by the auth throttling"},
     {"auth_first_valid_uid", Kind::Int, "1000",
      "system users with a lower uid cannot log in (root, daemons)"},
+    {"auth_password_file", Kind::Path, "$config_directory/passwd",
+     "password hashes of the virtual users (address:{SCHEME}hash), read only by auth; root:tern-auth 0640"},
     {"auth_password_scheme", Kind::String, "YESCRYPT",
      "hash for new passwords set by mailctl: YESCRYPT, SHA512-CRYPT or BLF-CRYPT"},
     {"auth_peer_users", Kind::List, "root, $default_user, $vmail_user",
@@ -267,7 +269,7 @@ const std::vector<KeyInfo> kKeys = {
     {"virtual_mailbox_limit", Kind::Size, "0",
      "largest total size of one virtual mailbox (0 = no limit)"},
     {"virtual_mailbox_maps", Kind::Path, "$config_directory/users",
-     "virtual users file: address:{SCHEME}password-hash[:extra fields]"},
+     "virtual users file: address::uid:gid:home:extra (password hashes: auth_password_file)"},
     {"vmail_user", Kind::String, "vmail",
      "the user owning every virtual mailbox under mail_directory"},
 };

@@ -40,12 +40,6 @@ const std::string& host_part() {
     return host;
 }
 
-// "<arrival>.<queue id>_<recipient>.": the part of a delivery name that
-// does not depend on the host.
-std::string delivery_prefix(const DeliveryKey& key) {
-    return std::to_string(key.arrival) + "." + key.queue_id + "_" + std::to_string(key.recipient) + ".";
-}
-
 Status make_dir(const std::string& path) {
     if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return {};
     return errno_error("mkdir " + path);
@@ -81,10 +75,17 @@ std::string unique_name() {
            "Q" + std::to_string(seq) + "." + host_part();
 }
 
+std::string delivery_prefix(const DeliveryKey& key) {
+    return std::to_string(key.arrival) + "." + key.queue_id + "_" + std::to_string(key.recipient) + ".";
+}
+
 std::string delivery_name(const DeliveryKey& key) { return delivery_prefix(key) + host_part(); }
 
-Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key) {
-    const std::string prefix = delivery_prefix(key);
+namespace {
+
+// The first name in DIR/new/ or DIR/cur/ that `match` accepts, as a path.
+template <typename Match>
+Result<std::string> find_file(const std::string& dir, Match match) {
     for (const char* sub : {"/new", "/cur"}) {
         std::string path = dir + sub;
         DIR* d = ::opendir(path.c_str());
@@ -94,9 +95,8 @@ Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& ke
         }
         std::string found;
         while (dirent* e = ::readdir(d)) {
-            std::string_view name = e->d_name;
-            if (name.size() > prefix.size() && name.compare(0, prefix.size(), prefix) == 0) {
-                found = path + "/" + std::string(name);
+            if (match(std::string_view(e->d_name))) {
+                found = path + "/" + e->d_name;
                 break;
             }
         }
@@ -104,6 +104,20 @@ Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& ke
         if (!found.empty()) return found;
     }
     return std::string();
+}
+
+}  // namespace
+
+Result<std::string> find_named(const std::string& dir, std::string_view base, bool any_suffix) {
+    return find_file(dir, [&](std::string_view name) {
+        if (name.size() < base.size() || name.compare(0, base.size(), base) != 0) return false;
+        if (any_suffix) return name.size() > base.size();
+        return name.size() == base.size() || name[base.size()] == ',' || name[base.size()] == ':';
+    });
+}
+
+Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key) {
+    return find_named(dir, delivery_prefix(key), true);
 }
 
 MaildirWriter::MaildirWriter(MaildirWriter&&) noexcept = default;

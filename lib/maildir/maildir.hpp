@@ -50,10 +50,18 @@ struct DeliveryKey {
 
 // "<arrival>.<queue id>_<recipient>.<host>": the base name of key's file.
 std::string delivery_name(const DeliveryKey& key);
+// "<arrival>.<queue id>_<recipient>.": the part that does not depend on the host.
+std::string delivery_prefix(const DeliveryKey& key);
 
 // The path of key's file in DIR/new/ or DIR/cur/ (any host part, any
 // flags), or "" when there is none.  Reads both directories.
 Result<std::string> find_delivered(const std::string& dir, const DeliveryKey& key);
+
+// The path of the file named base in DIR/new/ or DIR/cur/: its name is
+// base, or base followed by ',' (size fields) or ':' (flags), or with
+// any_suffix anything longer that starts with base; "" when there is
+// none.  Reads both directories.
+Result<std::string> find_named(const std::string& dir, std::string_view base, bool any_suffix = false);
 
 struct DeliveredFile {
     std::string path;        // DIR/new/<unique>,S=..,W=..

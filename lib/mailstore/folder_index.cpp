@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -481,8 +482,9 @@ Status FolderIndex::sync() {
 }
 
 Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming) {
-    const std::string tmp_dir = dir_ + "/tmp", cur_dir = dir_ + "/cur";
+    const std::string tmp_dir = dir_ + "/tmp", cur_dir = dir_ + "/cur", new_dir = dir_ + "/new";
     std::vector<std::string> final_names(incoming.size());
+    bool used_new = false;
     std::vector<uint32_t> uids;
     auto st = env_->write([&](lmdb::Txn& txn) -> Status {
         uids.assign(incoming.size(), 0);
@@ -497,11 +499,17 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
                 if (auto bit = keyword_bit(*m, k, true)) kw |= uint64_t{1} << *bit;
             if (final_names[i].empty()) {
                 // A run after MDB_MAP_FULL finds the file already renamed.
-                std::string base = maildir::unique_name() + ",S=" + std::to_string(in.size) + ",W=" +
-                                   std::to_string(in.crlf_size);
+                if (in.earlier) continue;
+                std::string base = (in.base.empty() ? maildir::unique_name() : in.base) + ",S=" +
+                                   std::to_string(in.size) + ",W=" + std::to_string(in.crlf_size);
                 std::string name = message_file_name(base, in.flags);
-                if (!rename_no_replace(tmp_dir + "/" + in.tmp_name, cur_dir + "/" + name)) continue;
+                bool to_new = in.into_new && in.flags == 0;
+                if (!rename_no_replace(tmp_dir + "/" + in.tmp_name, to_new ? new_dir + "/" + base : cur_dir + "/" + name)) {
+                    if (errno == EEXIST && !in.base.empty()) in.earlier = true;
+                    continue;
+                }
                 final_names[i] = name;
+                used_new = used_new || to_new;
             }
             ScannedFile f;
             f.name = final_names[i];
@@ -517,6 +525,8 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
     });
     if (!st) return st.error();
     if (auto s = sys::fsync_dir(cur_dir); !s) return s.error();
+    if (used_new || std::any_of(incoming.begin(), incoming.end(), [](const Incoming& in) { return in.earlier; }))
+        if (auto s = sys::fsync_dir(new_dir); !s) return s.error();
     if (auto s = sync_to_disk(*env_); !s) return s.error();
     return uids;
 }

@@ -43,6 +43,15 @@ struct Incoming {
     int16_t date_offset = 0;
     ParsedCache cache;
     bool cached = true;  // false: cache empty, read the file at the first need
+    // The file's base name in cur/ (before ",S="); "" = a fresh unique one.
+    // A chosen base that exists already is not stored twice: adopt() leaves
+    // the UID 0 and sets `earlier`.
+    std::string base;
+    bool earlier = false;
+    // A delivery without flags goes to new/ (other Maildir readers see it
+    // as new mail); the record already names the file as cur/ will have it
+    // ("<base>:2,"), so sync()'s move to cur/ keeps its UID.
+    bool into_new = false;
 };
 
 class FolderIndex {

@@ -73,7 +73,10 @@ private:
 };
 
 // Writes an APPEND / delivery into a folder's tmp/ and adopts it on commit.
-// Also used by the Store for folders that are not open.
-Result<std::unique_ptr<MessageWriter>> begin_message(std::shared_ptr<FolderIndex> index, FolderContext context);
+// Also used by the Store for folders that are not open.  base: the file's
+// chosen base name (a delivery's unique_name), "" for a fresh one;
+// into_new: a delivery (Incoming::into_new).
+Result<std::unique_ptr<MessageWriter>> begin_message(std::shared_ptr<FolderIndex> index, FolderContext context,
+                                                     std::string base = "", bool into_new = false);
 
 }  // namespace tern::mailstore

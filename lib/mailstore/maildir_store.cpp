@@ -83,6 +83,7 @@ public:
     Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only) override;
     Result<MailboxStatus> status(const std::string& name) override;
     Result<QuotaUsage> quota_usage() override;
+    Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) override;
 
 private:
     static std::string folder_dir(const MaildirOptions& o, const std::string& name) {
@@ -326,6 +327,52 @@ Result<QuotaUsage> MaildirStore::quota_usage() {
     auto u = opt_.quota_bytes > 0 ? maildir::quota_usage(opt_.root, opt_.quota_bytes) : maildir::scan_usage(opt_.root);
     if (!u) return u.error();
     return QuotaUsage{u->bytes, u->messages, opt_.quota_bytes};
+}
+
+// A delivery's unique_name becomes the file's base name: one path
+// component that Maildir's ',' and ':' fields cannot be confused with.
+Status valid_unique_name(const std::string& name) {
+    if (name.empty() || name.size() > 200 || name.front() == '.') return make_error("bad delivery name: " + name);
+    for (unsigned char c : name)
+        if (c < 0x21 || c == 0x7f || c == '/' || c == ',' || c == ':') return make_error("bad delivery name: " + name);
+    return {};
+}
+
+Result<DeliveryStart> MaildirStore::begin_delivery(const DeliveryOptions& options) {
+    std::string name = canonical_name(options.folder);
+    if (!options.unique_name.empty())
+        if (auto v = valid_unique_name(options.unique_name); !v) return v.error();
+    if (name != kInbox && !is_dir(folder_dir(opt_, name) + "/cur"))
+        if (auto s = create_folder(name, SpecialUse::None); !s) return s.error();
+    DeliveryStart out;
+    std::string dir = folder_dir(opt_, name);
+    if (options.maybe_delivered && !options.unique_name.empty()) {
+        // The earlier copy may be in new/ (an older deliverer, or moved
+        // back by hand) or in cur/ with flags a reader set meanwhile.
+        bool prefix = options.retry_match > 0 && options.retry_match < options.unique_name.size();
+        auto earlier = maildir::find_named(dir, std::string_view(options.unique_name).substr(0, prefix ? options.retry_match : std::string::npos), prefix);
+        if (!earlier) return earlier.error();
+        if (!earlier->empty()) {
+            // The earlier attempt may have died before syncing the directory.
+            if (auto s = sys::fsync_dir(sys::dir_name(*earlier)); !s) return s.error();
+            out.outcome = DeliveryStart::Outcome::AlreadyStored;
+            return out;
+        }
+    }
+    if (opt_.quota_bytes != 0) {
+        auto fits = maildir::quota_allows(opt_.root, opt_.quota_bytes, options.expected_size);
+        if (!fits) return fits.error();
+        if (!*fits) {
+            out.outcome = DeliveryStart::Outcome::OverQuota;
+            return out;
+        }
+    }
+    auto idx = open_index(opt_, name);
+    if (!idx) return idx.error();
+    auto writer = begin_message(std::move(*idx), context(), options.unique_name, true);
+    if (!writer) return writer.error();
+    out.writer = std::move(*writer);
+    return out;
 }
 
 }  // namespace

@@ -144,6 +144,38 @@ public:
     // Stores the message with these flags and internal date (0 = now) and
     // returns its UID.  The Mailbox's view learns of it at the next refresh().
     virtual Result<uint32_t> commit(const Flags& flags, int64_t internal_date = 0, int date_offset = 0) = 0;
+    // After commit() of a delivery with a unique_name (DeliveryOptions):
+    // true when that name was stored already (an earlier attempt whose
+    // result was lost).  Nothing new was stored; commit() returned 0.
+    virtual bool earlier() const { return false; }
+};
+
+// A delivery into one folder (local-delivery; a Sieve fileinto later).
+struct DeliveryOptions {
+    std::string folder = std::string(kInbox);  // created when missing
+    // The delivery's stable name, "" for a fresh one.  The same name always
+    // means the same message: committing a name the folder holds already
+    // stores nothing and reports it (MessageWriter::earlier()).  Bytes:
+    // [0-9A-Za-z._-] and the backend's own escapes; no ',', ':' or '/'.
+    std::string unique_name;
+    // The result of an earlier attempt with this name may have been lost:
+    // look for its copy first, also after a reader changed its flags.
+    bool maybe_delivered = false;
+    // That look accepts any name starting with the first retry_match bytes
+    // of unique_name (0: the whole name), e.g. whatever host wrote it.
+    size_t retry_match = 0;
+    // Bytes about to be written, checked against the quota before writing.
+    uint64_t expected_size = 0;
+};
+
+struct DeliveryStart {
+    enum class Outcome : uint8_t {
+        Write,          // write the message into `writer` and commit it
+        AlreadyStored,  // maybe_delivered found the earlier copy: nothing to do
+        OverQuota,      // expected_size does not fit the quota (RFC 3463 5.2.2)
+    };
+    Outcome outcome = Outcome::Write;
+    std::unique_ptr<MessageWriter> writer;  // for Write
 };
 
 // What refresh() (or expunge()) found changed since the view was last updated.
@@ -266,6 +298,11 @@ public:
     // STATUS without selecting (brings the folder's index up to date).
     virtual Result<MailboxStatus> status(const std::string& name) = 0;
     virtual Result<QuotaUsage> quota_usage() = 0;
+
+    // Starts a delivery (see DeliveryOptions).  The index learns the message
+    // (UID, sizes, cached envelope) at commit(), which returns only after
+    // the message and its index entry are on disk.
+    virtual Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) = 0;
 };
 
 // Normalises an INBOX name: "inbox" → "INBOX", "Inbox/x" → "INBOX/x".

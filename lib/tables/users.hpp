@@ -10,10 +10,11 @@
 // case-insensitive (stored lower-cased).  '#' lines and blank lines are
 // ignored.
 //
-// Only the auth daemon reads passwords: it parses the text file itself
-// (parse_users).  Everyone else (smtpd's recipient check, local-delivery)
-// reads the compiled users.lmdb, which holds everything but the password,
-// so the text file can stay readable by the auth user alone.
+// Only the auth daemon reads passwords: they live in a separate password
+// file (lib/tables/passwords.hpp); the users file's password field is empty
+// (older files: see there).  Everyone else (smtpd's recipient check,
+// local-delivery) reads the compiled users.lmdb, which holds everything but
+// the password.
 #pragma once
 
 #include <sys/types.h>

@@ -59,9 +59,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.abspath(os.environ.get("TERN_BUILD") or os.path.join(ROOT, "build"))
 MAILCTL = os.path.join(BUILD, "mailctl")
 
-# demo@tern.test's password is "demo" (SHA512-crypt, as in conf/dev/users).
-DEMO_USERS = ("demo@tern.test:{SHA512-CRYPT}$6$3brT4zVUneoOKHFN$xQfKfRFfBKSh1Su/8A0QftHF2l3/"
-              "bbEbTnLDVplTAH/1JVA6LedpszczOVI9IrK2yPOWxNk.CfzbCgU2m0Jdj0\n")
+# demo@tern.test's password is "demo" (SHA512-crypt, as in conf/dev/passwd).
+DEMO_USERS = "demo@tern.test:\n"
+DEMO_PASSWD = ("demo@tern.test:{SHA512-CRYPT}$6$3brT4zVUneoOKHFN$xQfKfRFfBKSh1Su/8A0QftHF2l3/"
+               "bbEbTnLDVplTAH/1JVA6LedpszczOVI9IrK2yPOWxNk.CfzbCgU2m0Jdj0\n")
 DEMO_ALIASES = "postmaster: demo@tern.test\nroot: demo@tern.test\n"
 
 # A test worker that stays up after telling master it is ready.
@@ -197,6 +198,8 @@ class Stack:
         self.write_services()
         with open(os.path.join(self.conf_dir, "users"), "w") as f:
             f.write(DEMO_USERS)
+        with open(os.path.join(self.conf_dir, "passwd"), "w") as f:
+            f.write(DEMO_PASSWD)
         with open(os.path.join(self.conf_dir, "aliases"), "w") as f:
             f.write(DEMO_ALIASES)
         cert = _self_signed_cert()

@@ -1,7 +1,8 @@
 """End-to-end tests of the auth daemon and its mailctl commands on a real
 stack: `mailctl user add|passwd|del|list`, `mailctl domain`, `mailctl auth
 test` against the running daemon and offline, passwords never from argv,
-the users.lmdb that smtpd reads kept in step, failure delays and blocks per
+hashes only in the password file (and `mailctl user convert` for an older
+users file), the users.lmdb that smtpd reads kept in step, failure delays and blocks per
 client address and per user, refused services, and the fail2ban filter
 matched by `fail2ban-regex` against the daemon's own log lines.
 """
@@ -38,6 +39,11 @@ def users_file(stack):
         return f.read()
 
 
+def passwd_file(stack):
+    with open(os.path.join(stack.conf_dir, "passwd")) as f:
+        return f.read()
+
+
 def failed_lines(stack):
     return [FAILED.search(l).groups() for l in stack.log_text().splitlines() if FAILED.search(l)]
 
@@ -58,9 +64,14 @@ class UserCommands(unittest.TestCase):
             r = mailctl_in(s, "user", "add", "Alice@example.org", "--password-stdin", "--quota", "10M",
                            password="s3cret pass")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            # The users file (group-readable, compiled for smtpd) has no
+            # hash; the password file has it (mode: see the convert test).
             users = users_file(s)
-            self.assertRegex(users, r"alice@example\.org:\{YESCRYPT\}\$y\$[^:]+:::[^:]*:quota=10M")
+            self.assertRegex(users, r"alice@example\.org::::[^:]*:quota=10M")
+            self.assertNotIn("$y$", users)
             self.assertNotIn("s3cret", users)
+            self.assertRegex(passwd_file(s), r"(?m)^alice@example\.org:\{YESCRYPT\}\$y\$[^:\n]+$")
+            self.assertNotIn("s3cret", passwd_file(s))
             r = auth_test(s, "alice@example.org", "s3cret pass")
             self.assertEqual(r.returncode, 0, r.stdout)
             self.assertIn("mail=" + os.path.join(s.mail_dir, "example.org", "alice"), r.stdout)
@@ -83,10 +94,12 @@ class UserCommands(unittest.TestCase):
             self.assertEqual(auth_test(s, "alice@example.org", "s3cret pass").returncode, 1)
             self.assertEqual(auth_test(s, "alice@example.org", "n3w").returncode, 0)
             self.assertIn(":::", users_file(s).split("alice@example.org:")[1])
+            self.assertNotIn("$y$", users_file(s))
             # The domain cannot go while it has users; del removes the user.
             self.assertEqual(s.mailctl("domain", "del", "example.org").returncode, 1)
             self.assertEqual(s.mailctl("user", "del", "alice@example.org").returncode, 0)
             self.assertIn("unknown user", auth_test(s, "alice@example.org", "n3w").stdout)
+            self.assertNotIn("alice@", passwd_file(s))
             self.assertEqual(s.mailctl("user", "del", "alice@example.org").returncode, 1)
             self.assertEqual(s.mailctl("domain", "del", "example.org").returncode, 0)
             self.assertNotIn("example.org", s.mailctl("domain", "list").stdout)
@@ -127,8 +140,35 @@ class UserCommands(unittest.TestCase):
                 f.write("auth_password_scheme = SHA512-CRYPT\n")
             r = mailctl_in(s, "user", "add", "carol@tern.test", "--password-stdin", password="pw")
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("carol@tern.test:{SHA512-CRYPT}$6$", users_file(s))
+            self.assertIn("carol@tern.test:{SHA512-CRYPT}$6$", passwd_file(s))
+            self.assertNotIn("$6$", users_file(s).split("carol@tern.test:")[1])
             self.assertEqual(auth_test(s, "carol@tern.test", "pw").returncode, 0)
+
+    def test_convert_moves_hashes_out_of_an_older_users_file(self):
+        with Stack(autostart=False) as s:
+            # An older version's layout: the hash in the users file, no password file.
+            hash_line = passwd_file(s).strip().split("\n")[-1]
+            os.unlink(os.path.join(s.conf_dir, "passwd"))
+            with open(os.path.join(s.conf_dir, "users"), "w") as f:
+                f.write("# kept\n" + hash_line + "::::quota=5M\n")
+            s.start()
+            # It still works (with a warning) before the conversion.
+            self.assertEqual(auth_test(s, "demo@tern.test", "demo").returncode, 0)
+            s.wait_for(lambda: "mailctl user convert" in s.log_text(), 10, "the upgrade warning")
+            self.assertIn("1 password hashes: run `mailctl user convert`", s.mailctl("user", "list").stderr)
+            r = s.mailctl("user", "convert")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("moved 1 password hashes", r.stdout)
+            self.assertEqual(users_file(s), "# kept\ndemo@tern.test:::::quota=5M\n")
+            self.assertEqual(passwd_file(s), hash_line + "\n")
+            self.assertEqual(os.stat(os.path.join(s.conf_dir, "passwd")).st_mode & 0o777, 0o640)
+            self.assertEqual(auth_test(s, "demo@tern.test", "demo").returncode, 0)
+            self.assertEqual(auth_test(s, "demo@tern.test", "wrong").returncode, 1)
+            self.assertIn("demo@tern.test  SHA512-CRYPT  quota=5242880", s.mailctl("user", "list").stdout)
+            # Once is enough: a second run changes nothing.
+            r = s.mailctl("user", "convert")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("no password hashes", r.stdout)
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs " + ", ".join(NEEDED))

@@ -3,7 +3,8 @@
 scripts/dev-run start is run with TERN_RUN_DIR pointing at a private
 folder prepared the way an older dev-run left it: a services.conf without
 the pickup service (on free ports, as the user edited them), a tern.conf
-with a user's own value, and a CA:TRUE certificate.  After `start`: the new
+with a user's own value, a users file holding a password hash, and a
+CA:TRUE certificate.  After `start`: the new
 service was merged in and runs, the user's lines are untouched, the
 certificate is a leaf with the names clients verify, and a second start
 merges nothing.
@@ -52,8 +53,12 @@ class DevRunRefreshTest(unittest.TestCase):
         conf = re.sub(r"(?m)^maximal_backoff_time = .*\n", "", conf)     # a key that came later
         with open(os.path.join(self.etc, "tern.conf"), "w") as f:
             f.write(conf)
-        for name in ("users", "aliases"):
-            shutil.copy(os.path.join(ROOT, "conf/dev", name), self.etc)
+        shutil.copy(os.path.join(ROOT, "conf/dev", "aliases"), self.etc)
+        # An older users file held demo's hash itself (no password file yet).
+        with open(os.path.join(ROOT, "conf/dev/passwd")) as f:
+            demo = [l for l in f if l.startswith("demo@")][0]
+        with open(os.path.join(self.etc, "users"), "w") as f:
+            f.write(demo)
         # The certificate an older dev-run made: openssl's default, CA:TRUE.
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
                         "-subj", "/CN=mail.tern.test", "-keyout", os.path.join(self.etc, "tls/key.pem"),
@@ -95,6 +100,19 @@ class DevRunRefreshTest(unittest.TestCase):
         status = subprocess.run([os.path.join(BUILD, "mailctl"), "-c", self.etc, "status"],
                                 capture_output=True, text=True, timeout=30)
         self.assertRegex(status.stdout, r"(?m)^pickup\s+(running|starting)")
+        # The password file arrived; the old users file still logs demo in,
+        # and after `mailctl user convert` it holds no hash.
+        self.assertTrue(os.path.exists(os.path.join(self.etc, "passwd")))
+        mailctl = [os.path.join(BUILD, "mailctl"), "-c", self.etc]
+        for step in ("before", "after"):
+            check = subprocess.run(mailctl + ["auth", "test", "demo@tern.test", "--password-stdin"], input="demo\n",
+                                   capture_output=True, text=True, timeout=30)
+            self.assertEqual(check.returncode, 0, step + ": " + check.stdout + check.stderr)
+            if step == "before":
+                converted = subprocess.run(mailctl + ["user", "convert"], capture_output=True, text=True, timeout=30)
+                self.assertIn("moved 1 password hashes", converted.stdout, converted.stderr)
+        with open(os.path.join(self.etc, "users")) as f:
+            self.assertEqual(f.read(), "demo@tern.test:\n")
 
         self.assertEqual(self.dev_run("stop").returncode, 0)
         again = self.dev_run("start")

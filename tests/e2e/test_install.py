@@ -384,6 +384,23 @@ class InstallTest(unittest.TestCase):
         merged = r.sh("/usr/libexec/tern/merge-config /etc/tern /usr/share/tern/conf /var/lib/tern/shipped-conf")
         self.assertEqual(merged.stdout, "merge-config: added service pickup in /etc/tern/services.conf\n")
 
+        # Upgrading from a version that kept password hashes in the users
+        # file (group tern: smtpd could read them): setup-system moves them
+        # into the password file, which only root and tern-auth read.
+        users_path = r.path("/etc/tern/users")
+        with open(users_path, "a") as f:
+            f.write("carol@example.org:{SHA512-CRYPT}$6$0123456789abcdef$hash:::/nonexistent:\n")
+        self.assertIn("moved 1 password hashes from /etc/tern/users to /etc/tern/passwd",
+                      r.sh("/usr/libexec/tern/setup-system").stdout)
+        self.assertNotIn("$6$", read(users_path))
+        self.assertIn("carol@example.org::::/nonexistent:\n", read(users_path))
+        self.assertEqual(read(r.path("/etc/tern/passwd")), "carol@example.org:{SHA512-CRYPT}$6$0123456789abcdef$hash\n")
+        auth_gid = int(r.sh("getent group tern-auth | cut -d: -f3").stdout)
+        st = os.lstat(r.path("/etc/tern/passwd"))
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (0o640, 0, auth_gid))
+        self.assertEqual(r.sh("cat /etc/tern/passwd", user=ALICE, check=False).returncode, 1)
+        self.assertIn("no password hashes", r.sh("/usr/libexec/tern/setup-system").stdout)
+
         r.sh("mailctl start")
         self.check_workers(tern_uid)
         self.check_running_layout(tern_uid)

@@ -1,0 +1,232 @@
+// Unit tests for Store::begin_delivery (lib/mailstore): a delivery gets its
+// UID at commit and lands in new/ under the caller's name; the same name
+// is never stored twice; a retry finds an earlier copy in new/ or cur/
+// with flags; the quota refuses before anything is written; a folder
+// delivery creates the folder; bad names are refused.
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "lib/mailstore/maildir_store.hpp"
+#include "lib/maildir/quota.hpp"
+
+using namespace tern::mailstore;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct TempRoot {
+    fs::path path;
+    TempRoot() {
+        char tmpl[] = "/tmp/tern-delivery-XXXXXX";
+        path = ::mkdtemp(tmpl);
+        path /= "Maildir";
+    }
+    ~TempRoot() { fs::remove_all(path.parent_path()); }
+};
+
+std::unique_ptr<Store> open_store(const TempRoot& t, uint64_t quota = 0) {
+    MaildirOptions o;
+    o.root = t.path.string();
+    o.quota_bytes = quota;
+    auto s = open_maildir_store(o);
+    REQUIRE(s.ok());
+    return std::move(*s);
+}
+
+std::vector<std::string> files_in(const fs::path& dir) {
+    std::vector<std::string> out;
+    if (!fs::exists(dir)) return out;
+    for (auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+// Delivers text; returns the UID (0 for an earlier copy) and sets earlier.
+uint32_t deliver(Store& store, const DeliveryOptions& d, std::string_view text, bool* earlier = nullptr) {
+    auto start = store.begin_delivery(d);
+    REQUIRE(start.ok());
+    REQUIRE(start->outcome == DeliveryStart::Outcome::Write);
+    REQUIRE(start->writer->write(text).ok());
+    auto uid = start->writer->commit(Flags{});
+    REQUIRE(uid.ok());
+    if (earlier) *earlier = start->writer->earlier();
+    return *uid;
+}
+
+const std::string kMessage = "From: a@example.org\r\nSubject: hello there\r\n\r\nbody line\r\n";
+
+}  // namespace
+
+TEST_CASE("delivery: the index knows the message at commit, file in new/ under the chosen name",
+          "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    DeliveryOptions d;
+    d.unique_name = "1700000000.0123456789ABCD_0.mail.example";
+    d.expected_size = kMessage.size();
+    uint32_t uid = deliver(*store, d, kMessage);
+    CHECK(uid == 1);
+    // LF on disk: S= counts LF bytes, W= the CRLF size.
+    auto names = files_in(t.path / "new");
+    REQUIRE(names.size() == 1);
+    CHECK(names[0] == d.unique_name + ",S=" + std::to_string(kMessage.size() - 4) + ",W=" +
+                          std::to_string(kMessage.size()));
+    CHECK(files_in(t.path / "tmp").empty());
+    // A reader sees the same UID, sizes and the envelope cached at delivery
+    // (after its sync moved the file to cur/).
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    REQUIRE((*mb)->view().size() == 1);
+    CHECK((*mb)->view()[0].uid == 1);
+    CHECK(files_in(t.path / "cur") == std::vector<std::string>{names[0] + ":2,"});
+    std::string envelope;
+    uint64_t crlf = 0;
+    uint32_t uids[] = {1};
+    REQUIRE((*mb)->for_each(uids, kFieldEnvelope | kFieldSizes, [&](const MessageData& m) {
+                     envelope = std::string(m.envelope);
+                     crlf = m.crlf_size;
+                 }).ok());
+    CHECK(envelope.find("\"hello there\"") != std::string::npos);
+    CHECK(crlf == kMessage.size());
+    auto body = (*mb)->open_body(1);
+    REQUIRE(body.ok());
+    CHECK((*body)->bytes() == "From: a@example.org\nSubject: hello there\n\nbody line\n");
+    // The next delivery gets the next UID.
+    DeliveryOptions second;
+    CHECK(deliver(*store, second, kMessage) == 2);
+    auto changes = (*mb)->refresh();
+    REQUIRE(changes.ok());
+    CHECK(changes->new_uids == std::vector<uint32_t>{2});
+}
+
+TEST_CASE("delivery: the same name is stored once", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    DeliveryOptions d;
+    d.unique_name = "1700000000.0123456789ABCD_1.host";
+    bool earlier = true;
+    CHECK(deliver(*store, d, kMessage, &earlier) == 1);
+    CHECK_FALSE(earlier);
+    // A retry that does not know its result was lost: the name is taken.
+    CHECK(deliver(*store, d, kMessage, &earlier) == 0);
+    CHECK(earlier);
+    CHECK(files_in(t.path / "new").size() == 1);
+    CHECK(files_in(t.path / "tmp").empty());
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    CHECK((*mb)->view().size() == 1);
+}
+
+TEST_CASE("delivery: a retry finds the earlier copy in new/ and in cur/ with flags", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    DeliveryOptions d;
+    d.unique_name = "1700000000.0123456789ABCD_2.host";
+    deliver(*store, d, kMessage);
+    d.maybe_delivered = true;
+    auto again = store->begin_delivery(d);
+    REQUIRE(again.ok());
+    CHECK(again->outcome == DeliveryStart::Outcome::AlreadyStored);
+    CHECK_FALSE(again->writer);
+    // A reader moved it to cur/ and marked it seen.
+    auto name = files_in(t.path / "new").at(0);
+    fs::rename(t.path / "new" / name, t.path / "cur" / (name + ":2,S"));
+    again = store->begin_delivery(d);
+    REQUIRE(again.ok());
+    CHECK(again->outcome == DeliveryStart::Outcome::AlreadyStored);
+    // Another recipient of the same message (index 20 vs 2) is not mistaken for it.
+    DeliveryOptions other = d;
+    other.unique_name = "1700000000.0123456789ABCD_20.host";
+    auto fresh = store->begin_delivery(other);
+    REQUIRE(fresh.ok());
+    CHECK(fresh->outcome == DeliveryStart::Outcome::Write);
+    // Written under another host name: found only when the host part may differ.
+    DeliveryOptions renamed = d;
+    renamed.unique_name = "1700000000.0123456789ABCD_2.newhost";
+    auto exact = store->begin_delivery(renamed);
+    REQUIRE(exact.ok());
+    CHECK(exact->outcome == DeliveryStart::Outcome::Write);
+    renamed.retry_match = std::string("1700000000.0123456789ABCD_2.").size();
+    auto any_host = store->begin_delivery(renamed);
+    REQUIRE(any_host.ok());
+    CHECK(any_host->outcome == DeliveryStart::Outcome::AlreadyStored);
+}
+
+TEST_CASE("delivery: the quota refuses before writing, and counts what was delivered", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t, 100);
+    DeliveryOptions d;
+    d.expected_size = 60;
+    deliver(*store, d, std::string(59, 'x') + "\n");
+    d.expected_size = 41;
+    auto start = store->begin_delivery(d);
+    REQUIRE(start.ok());
+    CHECK(start->outcome == DeliveryStart::Outcome::OverQuota);
+    CHECK(files_in(t.path / "tmp").empty());
+    d.expected_size = 40;
+    start = store->begin_delivery(d);
+    REQUIRE(start.ok());
+    CHECK(start->outcome == DeliveryStart::Outcome::Write);
+    auto usage = tern::maildir::quota_usage(t.path.string(), 100);
+    REQUIRE(usage.ok());
+    CHECK(usage->bytes == 60);
+    CHECK(usage->messages == 1);
+}
+
+TEST_CASE("delivery: into a folder, created when missing", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    DeliveryOptions d;
+    d.folder = "Lists/tern";
+    CHECK(deliver(*store, d, kMessage) == 1);
+    auto exists = store->exists("Lists/tern");
+    REQUIRE(exists.ok());
+    CHECK(*exists);
+    auto mb = store->open("Lists/tern");
+    REQUIRE(mb.ok());
+    CHECK((*mb)->view().size() == 1);
+    auto inbox = store->open("INBOX");
+    REQUIRE(inbox.ok());
+    CHECK((*inbox)->view().empty());
+}
+
+TEST_CASE("delivery: hostile names and folders are refused", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    for (const std::string& bad : std::vector<std::string>{"../x", "a/b", "a:2,S", "a,S=1", ".hidden", "a b", std::string("a\0b", 3),
+                            std::string(201, 'a')}) {
+        DeliveryOptions d;
+        d.unique_name = bad;
+        CHECK_FALSE(store->begin_delivery(d).ok());
+    }
+    DeliveryOptions d;
+    d.folder = "a//b";
+    CHECK_FALSE(store->begin_delivery(d).ok());
+    CHECK(files_in(t.path / "new").empty());
+}
+
+TEST_CASE("delivery: CRLF stored as LF across pieces, lone CRs kept, W= exact", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto start = store->begin_delivery(DeliveryOptions{});
+    REQUIRE(start.ok());
+    auto& w = *start->writer;
+    for (std::string_view piece : {"a\r", "\nb\r\r", "\nc\rd\n", "", "\r", "\r\n"}) REQUIRE(w.write(piece).ok());
+    auto uid = w.commit(Flags{});
+    REQUIRE(uid.ok());
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    auto body = (*mb)->open_body(*uid);
+    REQUIRE(body.ok());
+    CHECK((*body)->bytes() == "a\nb\r\nc\rd\n\r\n");
+    uint64_t crlf = 0;
+    uint32_t uids[] = {*uid};
+    REQUIRE((*mb)->for_each(uids, kFieldSizes, [&](const MessageData& m) { crlf = m.crlf_size; }).ok());
+    // Every LF not already after a CR gains one: a\n, d\n → +2.
+    CHECK(crlf == 11 + 2);
+}
