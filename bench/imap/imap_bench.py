@@ -142,14 +142,18 @@ def make_message(i, rnd):
 
 
 def generate(dirpath, count, seed):
-    """Writes `count` messages as Maildir cur/ files into dirpath; returns the names."""
+    """Writes `count` messages as Maildir cur/ files into dirpath (about 70%
+    seen, some flagged); returns the names."""
     os.makedirs(dirpath, exist_ok=True)
     rnd = random.Random(seed)
     names = []
     for i in range(count):
         data = make_message(i, rnd)
         flags = "S" if rnd.random() < 0.7 else ("FS" if rnd.random() < 0.1 else "")
-        name = f"{1780000000 + i}.M{i}P{seed}.bench,S={len(data)}:2,{flags}"
+        # ,S= and ,W= (size with CRLF line ends), as tern's local-delivery and
+        # Dovecot's LDA name the files they deliver.
+        crlf = len(data) + data.count(b"\n")
+        name = f"{1780000000 + i}.M{i}P{seed}.bench,S={len(data)},W={crlf}:2,{flags}"
         with open(os.path.join(dirpath, name), "wb") as f:
             f.write(data)
         names.append(name)
