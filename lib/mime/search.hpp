@@ -15,6 +15,9 @@ namespace tern::mime {
 // Case-folded copy of UTF-8 text (invalid bytes kept).
 std::string fold_case(std::string_view utf8);
 
+// Position of lower_needle (ASCII, lower case) in hay compared ignoring ASCII case.
+size_t ascii_ifind(std::string_view hay, std::string_view lower_needle);
+
 // A needle prepared once for many messages.
 class TextMatcher {
 public:
@@ -25,6 +28,8 @@ public:
 
 private:
     std::string needle_;
+    bool ascii_ = false;  // the folded needle is ASCII only
+    bool has_s_ = false;  // ... and holds an "s" (which U+017F folds to)
 };
 
 // HEADER field string: any field of that name whose decoded value contains
