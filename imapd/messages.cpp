@@ -561,7 +561,12 @@ void Session::cmd_expunge(Parser& p, bool uid) {
 
 void Session::cmd_idle(Parser& p) {
     if (!p.end()) return bad_syntax(p);
-    if (state_ == State::Selected) refresh_and_report();
+    if (state_ == State::Selected) {
+        // Notices are wanted from now on (watching a big folder is not free,
+        // so SELECT does not start it); the refresh after it misses nothing.
+        if (!notify_) watch_mailbox();
+        refresh_and_report();
+    }
     send("+ idling\r\n");
     input_ = Input::Idle;
     reader_.expect_raw_line();
