@@ -5,7 +5,7 @@ Both servers get the same messages (hard links of one generated set) in a
 folder of each size, then, alternating tern and Dovecot over several rounds:
 
   SELECT first    the first SELECT after the fill (index not built; once)
-  SELECT cold     server restarted, the folder's files and index dropped from
+  SELECT cold     server restarted, the folder's index files dropped from
                   the page cache (posix_fadvise DONTNEED), new connection
   SELECT warm     a second connection right after
   FETCH FLAGS     FETCH 1:* (FLAGS)                     } on the warm
@@ -173,10 +173,14 @@ def link_into(src, names, maildir, owner=None):
 
 
 def drop_cache(paths):
-    """Evicts the clean pages of every file under paths from the page cache
-    (only this benchmark's files: the machine is shared)."""
+    """Evicts the clean pages of the files directly in each folder directory
+    from the page cache: the index files of both servers (tern-index.lmdb;
+    dovecot.index*, dovecot-uidlist), not the messages in cur/, so that only
+    SELECT is cold and the operations after it measure the server, not the
+    disk.  Only this benchmark's files: the machine is shared."""
     for top in paths:
-        for dirpath, _, files in os.walk(top):
+        for dirpath, dirs, files in os.walk(top):
+            dirs.clear()
             for n in files:
                 try:
                     fd = os.open(os.path.join(dirpath, n), os.O_RDONLY | os.O_NOFOLLOW)
