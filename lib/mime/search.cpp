@@ -176,6 +176,7 @@ size_t ascii_ifind(std::string_view hay, std::string_view lower_needle) {
 TextMatcher::TextMatcher(std::string_view needle_utf8) : needle_(fold_case(needle_utf8)) {
     ascii_ = std::all_of(needle_.begin(), needle_.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
     has_s_ = needle_.find('s') != std::string::npos;
+    has_space_ = needle_.find_first_of(" \t\r\n") != std::string::npos;
 }
 
 bool TextMatcher::matches(std::string_view folded) const {
@@ -198,7 +199,18 @@ bool header_contains(const Part& message, std::string_view data, std::string_vie
     return header_block_contains(data.substr(message.header_begin, message.body_begin - message.header_begin), field, m);
 }
 
+bool TextMatcher::absent_from_raw(std::string_view raw) const {
+    // Decoding a header only unfolds lines (the needle holds no white space,
+    // so it cannot span a fold) and decodes RFC 2047 words (none without
+    // "=?"); folding maps no other character to ASCII than U+017F.
+    if (!ascii_ || needle_.empty() || has_space_) return false;
+    if (raw.find("=?") != std::string_view::npos) return false;
+    if (has_s_ && raw.find("\xC5\xBF") != std::string_view::npos) return false;
+    return ascii_ifind(raw, needle_) == std::string_view::npos;
+}
+
 bool header_block_contains(std::string_view header_block, std::string_view field, const TextMatcher& m) {
+    if (m.absent_from_raw(header_block)) return false;  // most messages, without parsing
     HeaderBlock h = parse_header(header_block);
     for (const auto& f : h.fields)
         if (iequals(f.name, field) && m.matches_text(decode_words(f.value))) return true;

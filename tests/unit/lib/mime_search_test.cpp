@@ -62,3 +62,19 @@ TEST_CASE("body_contains: in place for identity encodings, decoded otherwise", "
     CHECK_FALSE(body_contains(root, msg, TextMatcher("koala")));            // not text
     CHECK_FALSE(body_contains(root, msg, TextMatcher("subject")));          // headers excluded
 }
+
+TEST_CASE("absent_from_raw: a quick no only where decoding could not make a match", "[mime][search]") {
+    const std::string plain = "Subject: Weekly report\r\nFrom: a@b\r\n";
+    CHECK(TextMatcher("zeppelin").absent_from_raw(plain));
+    CHECK_FALSE(TextMatcher("REPORT").absent_from_raw(plain));                  // present: look closer
+    CHECK_FALSE(TextMatcher("weekly report").absent_from_raw(plain));           // white space: could span a fold
+    CHECK_FALSE(TextMatcher("zeppelin").absent_from_raw("Subject: =?UTF-8?B?emVwcGVsaW4=?=\r\n"));  // encoded word
+    CHECK_FALSE(TextMatcher("last").absent_from_raw("Subject: la\xC5\xBFt\r\n"));  // long s folds to "s"
+    CHECK_FALSE(TextMatcher("caf\xC3\xA9").absent_from_raw(plain));             // non-ASCII needle: no shortcut
+    // And header_block_contains agrees in each case.
+    CHECK_FALSE(header_block_contains(plain, "subject", TextMatcher("zeppelin")));
+    CHECK(header_block_contains("Subject: =?UTF-8?B?emVwcGVsaW4=?=\r\n", "subject", TextMatcher("ZEPPELIN")));
+    CHECK(header_block_contains("Subject: la\xC5\xBFt\r\n", "subject", TextMatcher("LAST")));
+    CHECK(header_block_contains("Subject: weekly\r\n report\r\n", "subject", TextMatcher("weekly report")));
+    CHECK_FALSE(header_block_contains("Subject: x\r\nX-Other: zeppelin\r\n", "subject", TextMatcher("zeppelin")));
+}
