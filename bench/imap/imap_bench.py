@@ -13,6 +13,10 @@ folder of each size, then, alternating tern and Dovecot over several rounds:
   SEARCH SUBJECT  SEARCH SUBJECT <word of ~1% subjects> }
   SEARCH BODY     SEARCH BODY <word of ~1% bodies>      }
 
+Each is timed twice: wall clock from sending the command to its tagged OK,
+and the CPU time the server's processes used meanwhile (schedstat of all
+their threads: less disturbed by other jobs on a shared machine).
+
 and PSS with many idle IDLE connections (LOGIN, SELECT INBOX, IDLE): the
 sum of /proc/PID/smaps_rollup "Pss" over all the server's processes (tern:
 master, auth, imapd; Dovecot: its master and every descendant -- imap per
@@ -256,6 +260,23 @@ def pss_kib(pid):
     return 0
 
 
+def cpu_ns(pids):
+    """CPU time used so far by all threads of these processes (schedstat, ns)."""
+    total = 0
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for t in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
+
+
 def children_map():
     kids = {}
     for e in os.listdir("/proc"):
@@ -470,22 +491,28 @@ def login(port):
     return c
 
 
-def measure_round(srv, folder, cold, results, counts):
-    """One round of the operations on one server; appends seconds to results[op]."""
+def measure_round(srv, folder, cold, results, counts, cpu):
+    """One round of the operations on one server; appends seconds to
+    results[op] and the CPU seconds the server's processes used to cpu[op]."""
     if cold:
         srv.stop()
         drop_cache(srv.cache_paths(folder))
         srv.start()
+
+    def timed(conn, op, text):
+        pids = srv.pids()
+        c0 = cpu_ns(pids)
+        dt, reply = conn.cmd(text)
+        cpu.setdefault(op, []).append((cpu_ns(pids) - c0) / 1e9)
+        results.setdefault(op, []).append(dt)
+        return reply
     a = login(srv.port)
-    dt, _ = a.cmd(f"SELECT {folder}")
-    results.setdefault("SELECT first" if cold == "first" else "SELECT cold", []).append(dt)
+    timed(a, "SELECT first" if cold == "first" else "SELECT cold", f"SELECT {folder}")
     a.close()
     b = login(srv.port)
-    dt, _ = b.cmd(f"SELECT {folder}")
-    results.setdefault("SELECT warm", []).append(dt)
+    timed(b, "SELECT warm", f"SELECT {folder}")
     for op in OPS[3:]:
-        dt, reply = b.cmd(op)
-        results.setdefault(op, []).append(dt)
+        reply = timed(b, op, op)
         if op.startswith("SEARCH"):
             counts.setdefault(op, set()).add(search_count(reply))
         else:
@@ -563,11 +590,13 @@ def main():
             print(f"\n== {folder}: {size} messages, {mb:.0f} MB, generated and linked in "
                   f"{time.monotonic() - t0:.1f} s", flush=True)
             res = {s.name: {} for s in servers}
+            cpu = {s.name: {} for s in servers}
             counts = {s.name: {} for s in servers}
             order = list(servers)
             for rnd in range(args.rounds + 1):  # round 0: the first SELECT (index built)
                 for srv in order:
-                    measure_round(srv, folder, "first" if rnd == 0 else True, res[srv.name], counts[srv.name])
+                    measure_round(srv, folder, "first" if rnd == 0 else True, res[srv.name], counts[srv.name],
+                                  cpu[srv.name])
                     r = res[srv.name]
                     print(f"  round {rnd} {srv.name:8s} " + " ".join(
                         f"{SHORT[op]}={r[op][-1] * 1000:.0f}" for op in OPS if op in r and
@@ -583,20 +612,22 @@ def main():
                 for op in a:
                     if a[op] != b[op]:
                         print(f"  WARNING: {op}: tern answered {a[op]}, dovecot {b[op]}")
-            print(f"\n  {folder} ({size} messages), medians of {args.rounds} rounds in ms "
-                  f"(SELECT first: one run)")
-            print(f"  {'operation':30s} " + " ".join(f"{s.name:>9s}" for s in servers)
-                  + ("      ratio  goal <= 0.5" if len(servers) == 2 else ""))
-            for op in OPS:
-                meds = [statistics.median(res[s.name][op]) for s in servers]
-                line = f"  {op:30s} " + " ".join(fmt_ms(m) for m in meds)
-                if len(servers) == 2:
-                    ratio = meds[0] / meds[1] if meds[1] else float("inf")
-                    line += f"  {ratio:9.2f}  {'ok' if ratio <= 0.5 else 'MISSED'}"
-                n = counts[servers[0].name].get(op)
-                if n:
-                    line += f"   ({next(iter(n))} {'hits' if op.startswith('SEARCH') else 'lines'})"
-                print(line)
+            for title, data in (("wall time (command sent -> tagged OK)", res),
+                                ("CPU time of the server's processes", cpu)):
+                print(f"\n  {folder} ({size} messages), {title}, medians of {args.rounds} rounds in ms "
+                      f"(SELECT first: one run)")
+                print(f"  {'operation':30s} " + " ".join(f"{s.name:>9s}" for s in servers)
+                      + ("      ratio  goal <= 0.5" if len(servers) == 2 else ""))
+                for op in OPS:
+                    meds = [statistics.median(data[s.name][op]) for s in servers]
+                    line = f"  {op:30s} " + " ".join(fmt_ms(m) for m in meds)
+                    if len(servers) == 2:
+                        ratio = meds[0] / meds[1] if meds[1] else float("inf")
+                        line += f"  {ratio:9.2f}  {'ok' if ratio <= 0.5 else 'MISSED'}"
+                    n = counts[servers[0].name].get(op)
+                    if n:
+                        line += f"   ({next(iter(n))} {'hits' if op.startswith('SEARCH') else 'lines'})"
+                    print(line)
             for s in servers:
                 srv_results[s.name][folder] = res[s.name]
         if args.idle:
