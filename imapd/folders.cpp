@@ -463,7 +463,6 @@ void Session::cmd_select(Parser& p, bool read_only) {
                      flags_text(view[i].flags, view[i].keywords) + ") MODSEQ (" + std::to_string(view[i].modseq) + "))");
         }
     }
-    watch_mailbox();
     tagged("OK", mailbox_->read_only() ? "READ-ONLY" : "READ-WRITE",
            std::string(read_only ? "EXAMINE" : "SELECT") + " completed");
 }

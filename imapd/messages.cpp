@@ -5,6 +5,7 @@
 #include <event2/bufferevent.h>
 
 #include <algorithm>
+#include <charconv>
 
 #include "imapd/server.hpp"
 #include "imapd/session.hpp"
@@ -60,6 +61,12 @@ bool cached_fields_only(const imap::BodySection& s) {
     return true;
 }
 
+void append_number(std::string& out, uint64_t n) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, n);
+    out.append(buf, r.ptr);
+}
+
 std::string partial(std::string content, const imap::BodySection& s) {
     if (!s.origin) return content;
     if (*s.origin >= content.size()) return std::string();
@@ -69,22 +76,28 @@ std::string partial(std::string content, const imap::BodySection& s) {
 }  // namespace
 
 std::string Session::flags_text(uint8_t system, uint64_t keywords) const {
-    static const struct { uint8_t bit; const char* name; } names[] = {
+    std::string out;
+    append_flags(out, system, keywords);
+    return out;
+}
+
+void Session::append_flags(std::string& out, uint8_t system, uint64_t keywords) const {
+    static const struct { uint8_t bit; std::string_view name; } names[] = {
         {mailstore::kSeen, "\\Seen"}, {mailstore::kAnswered, "\\Answered"}, {mailstore::kFlagged, "\\Flagged"},
         {mailstore::kDeleted, "\\Deleted"}, {mailstore::kDraft, "\\Draft"}};
-    std::string out;
+    const size_t start = out.size();
     for (const auto& n : names) {
         if (!(system & n.bit)) continue;
-        if (!out.empty()) out += ' ';
+        if (out.size() != start) out += ' ';
         out += n.name;
     }
+    if (!keywords) return;
     const auto& kw = mailbox_->keywords();
     for (size_t i = 0; i < kw.size() && i < 64; ++i) {
         if (!(keywords & (uint64_t{1} << i))) continue;
-        if (!out.empty()) out += ' ';
+        if (out.size() != start) out += ' ';
         out += kw[i];
     }
-    return out;
 }
 
 std::optional<std::vector<uint32_t>> Session::uids_of(const imap::SequenceSet& set, bool uid) {
@@ -250,6 +263,17 @@ void Session::cmd_fetch(Parser& p, bool uid) {
         default: break;
         }
     }
+    const bool want_uid = req->has(FetchItem::Kind::Uid);
+    // Sequence number of a UID: FETCH asks in ascending order, so the entry
+    // after the previous one is tried before a binary search.
+    size_t next_seq = 0;
+    auto locate = [&](uint32_t u) -> uint32_t {
+        auto view = mailbox_->view();
+        if (next_seq < view.size() && view[next_seq].uid == u) return static_cast<uint32_t>(++next_seq);
+        uint32_t seq = mailbox_->seq_of(u);
+        if (seq) next_seq = seq;
+        return seq;
+    };
     std::string out;
     bool failed = false;
     for (size_t start = 0; start < uids->size() && !failed; start += kFetchBatch) {
@@ -278,9 +302,9 @@ void Session::cmd_fetch(Parser& p, bool uid) {
             for (uint32_t u : batch) cached.push_back(Cached{u, 0, 0, 0, {}, {}, {}, {}});
         }
         for (const Cached& c : cached) {
-            uint32_t seq = mailbox_->seq_of(c.uid);
-            const auto* e = mailbox_->entry(c.uid);
-            if (!seq || !e) continue;
+            uint32_t seq = locate(c.uid);
+            if (!seq) continue;
+            const mailstore::ViewEntry* e = &mailbox_->view()[seq - 1];
             std::unique_ptr<mailstore::MessageBody> body;
             std::string_view data;
             std::optional<mime::Part> root;
@@ -296,16 +320,32 @@ void Session::cmd_fetch(Parser& p, bool uid) {
                 data = body->bytes();
                 root = mime::parse_message(data);
             }
-            std::string items;
+            // The line is built straight into `out`; an error drops the partial line.
+            const size_t line_start = out.size();
+            out += "* ";
+            append_number(out, seq);
+            out += " FETCH (";
+            const size_t items_start = out.size();
+            std::string& items = out;
             auto add = [&](std::string_view name) {
-                if (!items.empty()) items += ' ';
+                if (items.size() != items_start) items += ' ';
                 items.append(name);
                 items += ' ';
             };
-            if (uid || req->has(FetchItem::Kind::Uid)) add("UID"), items += std::to_string(c.uid);
-            bool seen_now = std::binary_search(newly_seen.begin(), newly_seen.end(), c.uid);
-            if (want_flags || seen_now) add("FLAGS"), items += "(" + flags_text(e->flags, e->keywords) + ")";
-            if (want_modseq) add("MODSEQ"), items += "(" + std::to_string(e->modseq) + ")";
+            if (uid || want_uid) add("UID"), append_number(items, c.uid);
+            bool seen_now = !newly_seen.empty() && std::binary_search(newly_seen.begin(), newly_seen.end(), c.uid);
+            if (want_flags || seen_now) {
+                add("FLAGS");
+                items += '(';
+                append_flags(items, e->flags, e->keywords);
+                items += ')';
+            }
+            if (want_modseq) {
+                add("MODSEQ");
+                items += '(';
+                append_number(items, e->modseq);
+                items += ')';
+            }
             for (const auto& item : req->items) {
                 switch (item.kind) {
                 case FetchItem::Kind::Uid: case FetchItem::Kind::Flags: case FetchItem::Kind::ModSeq: break;
@@ -352,6 +392,7 @@ void Session::cmd_fetch(Parser& p, bool uid) {
                     spec.path = item.section.part;
                     auto range = mime::resolve_section(*root, data, spec);
                     if (!range || (range->part && range->part->is_multipart() && !spec.path.empty())) {
+                        out.resize(line_start);
                         send(out);
                         tagged("NO", "", "BINARY: no such leaf part");
                         return;
@@ -364,6 +405,7 @@ void Session::cmd_fetch(Parser& p, bool uid) {
                     } else {
                         auto d = mime::decode_transfer(crlf, range->part->encoding);
                         if (!d) {
+                            out.resize(line_start);
                             send(out);
                             tagged("NO", "UNKNOWN-CTE", "cannot decode the part: " + d.message());
                             return;
@@ -381,7 +423,7 @@ void Session::cmd_fetch(Parser& p, bool uid) {
                 }
                 }
             }
-            out += "* " + std::to_string(seq) + " FETCH (" + items + ")\r\n";
+            out += ")\r\n";
         }
         send(out);
         out.clear();
@@ -519,7 +561,12 @@ void Session::cmd_expunge(Parser& p, bool uid) {
 
 void Session::cmd_idle(Parser& p) {
     if (!p.end()) return bad_syntax(p);
-    if (state_ == State::Selected) refresh_and_report();
+    if (state_ == State::Selected) {
+        // Notices are wanted from now on (watching a big folder is not free,
+        // so SELECT does not start it); the refresh after it misses nothing.
+        if (!notify_) watch_mailbox();
+        refresh_and_report();
+    }
     send("+ idling\r\n");
     input_ = Input::Idle;
     reader_.expect_raw_line();

@@ -179,13 +179,7 @@ public:
         }
         case Kind::Header: {
             const auto& matcher = matcher_for(k);
-            if (cached(k.field)) {
-                auto block = mime::parse_header(m.headers);
-                for (const auto& f : block.fields)
-                    if (mime::iequals(f.name, k.field) && (matcher.empty() || matcher.matches_text(mime::decode_words(f.value))))
-                        return true;
-                return false;
-            }
+            if (is_cached(k)) return mime::header_block_contains(m.headers, k.field, matcher);
             return load(m) && mime::header_contains(*m.root, m.body->bytes(), k.field, matcher);
         }
         case Kind::Body: return load(m) && mime::body_contains(*m.root, m.body->bytes(), matcher_for(k));
@@ -215,6 +209,12 @@ private:
         return parse_message_date(mime::unfold(*date));
     }
 
+    bool is_cached(const SearchKey& k) {
+        auto it = cached_.find(&k);
+        if (it == cached_.end()) it = cached_.emplace(&k, cached(k.field)).first;
+        return it->second;
+    }
+
     const mime::TextMatcher& matcher_for(const SearchKey& k) {
         auto it = matchers_.find(&k);
         if (it == matchers_.end()) it = matchers_.emplace(&k, mime::TextMatcher(k.value)).first;
@@ -235,6 +235,7 @@ private:
     const std::vector<uint32_t>& saved_;
     uint32_t count_ = 0, max_uid_ = 0;
     std::map<const SearchKey*, mime::TextMatcher> matchers_;
+    std::map<const SearchKey*, bool> cached_;  // whether the key's field is among the cached header lines
 };
 
 // Sort key values of one message (RFC 5256 3).
@@ -293,10 +294,13 @@ std::optional<std::vector<uint32_t>> Session::evaluate(const SearchKey& key) {
                 cands.push_back(std::move(c));
             }
         }
+        size_t next = 0;  // candidates come in ascending UID order: try the next entry first
         for (auto& c : cands) {
-            c.seq = mailbox_->seq_of(c.uid);
-            c.entry = mailbox_->entry(c.uid);
-            if (!c.entry) continue;
+            c.seq = next < view.size() && view[next].uid == c.uid ? static_cast<uint32_t>(next + 1)
+                                                                   : mailbox_->seq_of(c.uid);
+            if (!c.seq) continue;
+            next = c.seq;
+            c.entry = &view[c.seq - 1];
             if (ev.match(key, c)) out.push_back(c.uid);
         }
     }

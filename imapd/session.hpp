@@ -137,6 +137,7 @@ private:
     void report_changes(const mailstore::Changes& c);
     void refresh_and_report();
     std::string flags_text(uint8_t system, uint64_t keywords) const;
+    void append_flags(std::string& out, uint8_t system, uint64_t keywords) const;
     // The UIDs a sequence set names in the view (ascending), "$" resolved.
     // nullopt (and BAD sent) for a sequence number beyond the mailbox.
     std::optional<std::vector<uint32_t>> uids_of(const imap::SequenceSet& set, bool uid);

@@ -128,15 +128,22 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     mb->read_only_ = read_only;
     mb->context_ = std::move(context);
     mb->index_ = std::move(index);
-    const std::string& dir = mb->index_->dir();
-    // Watch before the first sync so that nothing delivered in between is missed.
-    auto watch = watch_paths({dir + "/new", dir + "/cur", mb->index_->index_path()});
-    if (!watch) return watch.error();
-    mb->watch_ = std::move(*watch);
+    // No watch yet (see notify_fd()): an inotify watch on a big cur/ costs
+    // the kernel a walk over all its cached entries, on every SELECT.
     if (auto s = mb->index_->sync(); !s) return s.error();
     auto first = mb->update_view();
     if (!first) return first.error();
     return mb;
+}
+
+int MaildirMailbox::notify_fd() const {
+    if (!watch_) {
+        const std::string& dir = index_->dir();
+        auto watch = watch_paths({dir + "/new", dir + "/cur", index_->index_path()});
+        if (!watch) return -1;
+        watch_ = std::move(*watch);
+    }
+    return watch_->fd();
 }
 
 MailboxStatus MaildirMailbox::status() const {

@@ -34,7 +34,7 @@ public:
     const std::vector<std::string>& keywords() const override { return keywords_; }
 
     Result<Changes> refresh() override;
-    int notify_fd() const override { return watch_ ? watch_->fd() : -1; }
+    int notify_fd() const override;
 
     Status for_each(std::span<const uint32_t> uids, uint32_t fields,
                     const std::function<void(const MessageData&)>& fn) override;
@@ -63,7 +63,7 @@ private:
     bool read_only_ = false;
     FolderContext context_;
     std::shared_ptr<FolderIndex> index_;
-    std::unique_ptr<ChangeSubscription> watch_;
+    mutable std::unique_ptr<ChangeSubscription> watch_;  // made by the first notify_fd()
     std::vector<ViewEntry> view_;
     std::vector<std::string> keywords_;
     uint32_t uidvalidity_ = 0;

@@ -232,7 +232,10 @@ public:
     virtual Result<Changes> refresh() = 0;
     // Readable when refresh() may have something to report (a delivery or a
     // change by another process); -1 when the backend cannot tell.  refresh()
-    // drains it.  The notice arrives within a second of the change.
+    // drains it.  The notice arrives within a second of the change.  Watching
+    // starts with the first call (for IDLE: a session that only runs commands
+    // refreshes at their boundaries and needs no notices); call refresh()
+    // after it, which finds the changes made before.
     virtual int notify_fd() const = 0;
 
     // Reads the cached data of the given UIDs (ascending; absent ones are

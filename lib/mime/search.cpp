@@ -1,6 +1,8 @@
 // SEARCH text matching: see search.hpp.
 #include "lib/mime/search.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <functional>
 
 #include "lib/mime/section.hpp"
@@ -45,6 +47,12 @@ void put_utf8(std::string& out, uint32_t c) {
     }
 }
 
+std::string_view part_charset(const Part& p) {
+    for (const auto& param : p.params)
+        if (iequals(param.name, "charset")) return param.value;
+    return {};
+}
+
 // Walks the leaf parts whose content is text (text/*, and message parts
 // that could not be parsed further are skipped: their text is in children).
 bool any_text_part(const Part& p, std::string_view data, const std::function<bool(const Part&)>& fn) {
@@ -60,10 +68,17 @@ std::string part_text(const Part& p, std::string_view data) {
     std::string_view raw = data.substr(p.body_begin, p.body_end - p.body_begin);
     auto decoded = decode_transfer(raw, p.encoding);
     std::string bytes = decoded ? std::move(*decoded) : std::string(raw);
-    std::string charset;
-    for (const auto& param : p.params)
-        if (iequals(param.name, "charset")) charset = param.value;
-    return to_utf8(bytes, charset);
+    return to_utf8(bytes, part_charset(p));
+}
+
+bool identity_encoding(std::string_view enc) {
+    while (!enc.empty() && (enc.front() == ' ' || enc.front() == '\t')) enc.remove_prefix(1);
+    while (!enc.empty() && (enc.back() == ' ' || enc.back() == '\t')) enc.remove_suffix(1);
+    return enc.empty() || iequals(enc, "7bit") || iequals(enc, "8bit") || iequals(enc, "binary");
+}
+
+bool utf8_charset(std::string_view cs) {
+    return cs.empty() || iequals(cs, "utf-8") || iequals(cs, "utf8") || iequals(cs, "us-ascii") || iequals(cs, "ascii");
 }
 
 bool header_text_contains(const Part& message, std::string_view data, const TextMatcher& m) {
@@ -80,19 +95,20 @@ bool header_text_contains(const Part& message, std::string_view data, const Text
 }  // namespace
 
 std::string fold_case(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
+    // Folding never makes a character longer in UTF-8 (see fold()).
+    std::string out(s.size(), '\0');
+    char* o = out.data();
     size_t i = 0;
     while (i < s.size()) {
         unsigned char b = static_cast<unsigned char>(s[i]);
         if (b < 0x80) {
-            out += static_cast<char>(b >= 'A' && b <= 'Z' ? b + 32 : b);
+            *o++ = static_cast<char>(b >= 'A' && b <= 'Z' ? b + 32 : b);
             ++i;
             continue;
         }
         int len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
         if (len == 0 || i + static_cast<size_t>(len) > s.size()) {
-            out += static_cast<char>(b);
+            *o++ = static_cast<char>(b);
             ++i;
             continue;
         }
@@ -104,17 +120,64 @@ std::string fold_case(std::string_view s) {
             c = (c << 6) | (cb & 0x3F);
         }
         if (!ok) {
-            out += static_cast<char>(b);
+            *o++ = static_cast<char>(b);
             ++i;
             continue;
         }
-        put_utf8(out, fold(c));
+        std::string enc;
+        put_utf8(enc, fold(c));
+        std::memcpy(o, enc.data(), enc.size());
+        o += enc.size();
         i += static_cast<size_t>(len);
     }
+    out.resize(static_cast<size_t>(o - out.data()));
     return out;
 }
 
-TextMatcher::TextMatcher(std::string_view needle_utf8) : needle_(fold_case(needle_utf8)) {}
+size_t ascii_ifind(std::string_view hay, std::string_view lower_needle) {
+    if (lower_needle.empty()) return 0;
+    if (hay.size() < lower_needle.size()) return std::string_view::npos;
+    const unsigned char lo = static_cast<unsigned char>(lower_needle[0]);
+    const unsigned char up = lo >= 'a' && lo <= 'z' ? static_cast<unsigned char>(lo - 32) : lo;
+    const char* base = hay.data();
+    const char* last = base + (hay.size() - lower_needle.size());  // last possible start
+    // Next occurrence of each case of the first byte, searched again only
+    // when passed (no quadratic rescans when one case is rare).
+    const char* next_lo = nullptr;
+    const char* next_up = nullptr;
+    const char* p = base;
+    while (p <= last) {
+        size_t span = static_cast<size_t>(last - p) + 1;
+        if (!next_lo || (next_lo != last + 1 && next_lo < p)) {
+            auto* f = static_cast<const char*>(std::memchr(p, lo, span));
+            next_lo = f ? f : last + 1;
+        }
+        if (up == lo) {
+            next_up = next_lo;
+        } else if (!next_up || (next_up != last + 1 && next_up < p)) {
+            auto* f = static_cast<const char*>(std::memchr(p, up, span));
+            next_up = f ? f : last + 1;
+        }
+        const char* cand = std::min(next_lo, next_up);
+        if (cand > last) return std::string_view::npos;
+        size_t k = 1;
+        while (k < lower_needle.size()) {
+            unsigned char c = static_cast<unsigned char>(cand[k]);
+            if (c >= 'A' && c <= 'Z') c = static_cast<unsigned char>(c + 32);
+            if (c != static_cast<unsigned char>(lower_needle[k])) break;
+            ++k;
+        }
+        if (k == lower_needle.size()) return static_cast<size_t>(cand - base);
+        p = cand + 1;
+    }
+    return std::string_view::npos;
+}
+
+TextMatcher::TextMatcher(std::string_view needle_utf8) : needle_(fold_case(needle_utf8)) {
+    ascii_ = std::all_of(needle_.begin(), needle_.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    has_s_ = needle_.find('s') != std::string::npos;
+    has_space_ = needle_.find_first_of(" \t\r\n") != std::string::npos;
+}
 
 bool TextMatcher::matches(std::string_view folded) const {
     return folded.find(needle_) != std::string_view::npos;
@@ -122,6 +185,13 @@ bool TextMatcher::matches(std::string_view folded) const {
 
 bool TextMatcher::matches_text(std::string_view utf8) const {
     if (needle_.empty()) return true;
+    if (ascii_) {
+        // An ASCII needle matches folded text exactly where it matches the
+        // text itself ignoring ASCII case: every other character folds to a
+        // non-ASCII one, except U+017F (long s) which folds to "s".
+        if (ascii_ifind(utf8, needle_) != std::string_view::npos) return true;
+        if (!has_s_ || utf8.find("\xC5\xBF") == std::string_view::npos) return false;
+    }
     return matches(fold_case(utf8));
 }
 
@@ -129,7 +199,18 @@ bool header_contains(const Part& message, std::string_view data, std::string_vie
     return header_block_contains(data.substr(message.header_begin, message.body_begin - message.header_begin), field, m);
 }
 
+bool TextMatcher::absent_from_raw(std::string_view raw) const {
+    // Decoding a header only unfolds lines (the needle holds no white space,
+    // so it cannot span a fold) and decodes RFC 2047 words (none without
+    // "=?"); folding maps no other character to ASCII than U+017F.
+    if (!ascii_ || needle_.empty() || has_space_) return false;
+    if (raw.find("=?") != std::string_view::npos) return false;
+    if (has_s_ && raw.find("\xC5\xBF") != std::string_view::npos) return false;
+    return ascii_ifind(raw, needle_) == std::string_view::npos;
+}
+
 bool header_block_contains(std::string_view header_block, std::string_view field, const TextMatcher& m) {
+    if (m.absent_from_raw(header_block)) return false;  // most messages, without parsing
     HeaderBlock h = parse_header(header_block);
     for (const auto& f : h.fields)
         if (iequals(f.name, field) && m.matches_text(decode_words(f.value))) return true;
@@ -140,6 +221,9 @@ bool body_contains(const Part& message, std::string_view data, const TextMatcher
     if (m.empty()) return true;
     return any_text_part(message, data, [&](const Part& p) {
         if (p.type != "text" && p.type != "message") return false;
+        // UTF-8 (or ASCII) text that needs no decoding is matched in place.
+        if (identity_encoding(p.encoding) && utf8_charset(part_charset(p)))
+            return m.matches_text(data.substr(p.body_begin, p.body_end - p.body_begin));
         return m.matches_text(part_text(p, data));
     });
 }

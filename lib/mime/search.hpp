@@ -15,6 +15,9 @@ namespace tern::mime {
 // Case-folded copy of UTF-8 text (invalid bytes kept).
 std::string fold_case(std::string_view utf8);
 
+// Position of lower_needle (ASCII, lower case) in hay compared ignoring ASCII case.
+size_t ascii_ifind(std::string_view hay, std::string_view lower_needle);
+
 // A needle prepared once for many messages.
 class TextMatcher {
 public:
@@ -22,9 +25,15 @@ public:
     bool matches(std::string_view folded_haystack) const;  // haystack from fold_case()
     bool matches_text(std::string_view utf8) const;        // folds first
     bool empty() const { return needle_.empty(); }
+    // True when the needle cannot be in any decoded field of this raw header
+    // block (a quick no before parsing); false means "look closer".
+    bool absent_from_raw(std::string_view raw_header) const;
 
 private:
     std::string needle_;
+    bool ascii_ = false;  // the folded needle is ASCII only
+    bool has_s_ = false;  // ... and holds an "s" (which U+017F folds to)
+    bool has_space_ = false;
 };
 
 // HEADER field string: any field of that name whose decoded value contains

@@ -224,6 +224,24 @@ TEST_CASE("mailstore: append stores LF, reports exact CRLF size, caches ENVELOPE
     CHECK(inbox.seq_of(2) == 0);
 }
 
+TEST_CASE("mailstore: watching starts with notify_fd(), a refresh after it finds earlier changes", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    Mailbox& inbox = **mb;
+    deliver(t.path, "Subject: before\n\nbefore the watch\n");
+    REQUIRE(inbox.notify_fd() >= 0);
+    auto ch = inbox.refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->new_uids == std::vector<uint32_t>{1});
+    deliver(t.path, "Subject: after\n\nafter the watch\n");
+    CHECK(readable_within(inbox.notify_fd(), kNoticeDeadlineMs));
+    ch = inbox.refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->new_uids == std::vector<uint32_t>{2});
+}
+
 TEST_CASE("mailstore: changes behind the store's back, notices, restart", "[mailstore]") {
     TempRoot t;
     uint32_t uidvalidity = 0;
@@ -234,9 +252,11 @@ TEST_CASE("mailstore: changes behind the store's back, notices, restart", "[mail
         Mailbox& inbox = **mb;
         uidvalidity = inbox.status().uidvalidity;
 
+        // Watching starts with the first notify_fd() (see the next test case).
+        REQUIRE(inbox.notify_fd() >= 0);
+
         // A delivery by local-delivery: noticed within a second, moved to cur/.
         deliver(t.path, "Subject: one\n\nfirst\n");
-        REQUIRE(inbox.notify_fd() >= 0);
         CHECK(readable_within(inbox.notify_fd(), kNoticeDeadlineMs));
         auto ch = inbox.refresh();
         REQUIRE(ch.ok());
