@@ -13,13 +13,14 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import DEMO_USERS, Stack, program_exists  # noqa: E402
+from harness import DEMO_PASSWD, DEMO_USERS, Stack, program_exists  # noqa: E402
 
 NEEDED = ("master", "mailctl", "auth", "imapd", "smtpd", "qmgr", "local-delivery")
 LIMIT = 20000  # bytes: quota=20000 in the users table
 SMALL = "small@tern.test"
 # small@tern.test has demo's password ("demo") and a quota.
 USERS = DEMO_USERS + DEMO_USERS.replace("demo@tern.test", SMALL).rstrip("\n") + f"::::quota={LIMIT}\n"
+PASSWD = DEMO_PASSWD + DEMO_PASSWD.replace("demo@tern.test", SMALL)
 
 
 def message(subject, body_bytes):
@@ -41,6 +42,8 @@ class ImapQuotaTest(unittest.TestCase):
         cls.stack = Stack(autostart=False)
         with open(os.path.join(cls.stack.conf_dir, "users"), "w") as f:
             f.write(USERS)
+        with open(os.path.join(cls.stack.conf_dir, "passwd"), "w") as f:
+            f.write(PASSWD)
         cls.stack.start()
         cls.port = cls.stack.port("imap")
 
