@@ -46,6 +46,8 @@ struct Resolver::Query {
     Fd fd;
     event::Watch watch;
     bool tcp = false;
+    std::chrono::steady_clock::time_point try_started;  // UDP: when this try's first datagram left
+    std::chrono::milliseconds resend_after{0};           // UDP: the wait before the next copy
     std::string tcp_out;  // what is left to write
     std::string tcp_in;   // what was read so far
     bool chain_authenticated = true;  // every answer along a CNAME chain had AD
@@ -190,15 +192,27 @@ void Resolver::send_udp(Query& q) {
         return;
     }
     uint64_t id = q.id;
+    q.try_started = std::chrono::steady_clock::now();
+    q.resend_after = std::min(settings_.retransmit, settings_.timeout);
     q.watch = event::Watch(base_, q.fd.get(), EV_READ | EV_PERSIST, [this, id](short what) { on_udp(id, what); });
-    q.watch.add(settings_.timeout);
+    q.watch.add(q.resend_after);
+}
+
+bool Resolver::resend_udp(Query& q) {
+    auto left = settings_.timeout - (std::chrono::steady_clock::now() - q.try_started);
+    if (left <= std::chrono::milliseconds(1)) return false;
+    // Same socket, same ID: an answer to either copy is taken.
+    if (::send(q.fd.get(), q.wire.data(), q.wire.size(), 0) < 0) return false;
+    q.resend_after = std::min(q.resend_after * 2, std::chrono::ceil<std::chrono::milliseconds>(left));
+    q.watch.add(q.resend_after);
+    return true;
 }
 
 void Resolver::on_udp(uint64_t id, short what) {
     Query* q = find(id);
     if (!q) return;
     if (what & EV_TIMEOUT) {
-        next_try(*q, "timeout from " + settings_.servers[q->server].text);
+        if (!resend_udp(*q)) next_try(*q, "timeout from " + settings_.servers[q->server].text);
         return;
     }
     char buf[65536];

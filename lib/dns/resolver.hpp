@@ -44,6 +44,10 @@ struct ResolverSettings {
     std::vector<Server> servers;
     std::chrono::milliseconds timeout{5000};  // per try
     int attempts = 2;                          // rounds over all servers
+    // A UDP query unanswered after this is sent again on the same socket
+    // (then after twice as long, and so on) within its try: one lost
+    // datagram costs this much, not the whole timeout.
+    std::chrono::milliseconds retransmit{1000};
 };
 
 // "127.0.0.1", "127.0.0.1:5353", "[::1]:53", "::1"
@@ -71,6 +75,7 @@ private:
     void start(Query& q);
     void retire(Query& q);
     void send_udp(Query& q);
+    bool resend_udp(Query& q);
     void send_tcp(Query& q);
     void on_udp(uint64_t id, short what);
     void on_tcp(uint64_t id, short what);

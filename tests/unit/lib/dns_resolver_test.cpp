@@ -99,6 +99,24 @@ TEST_CASE("resolver: a silent server is skipped for the next one", "[dns][resolv
     CHECK(other.udp_queries == 1);
 }
 
+TEST_CASE("resolver: a lost datagram is sent again within the try", "[dns][resolver]") {
+    Fixture f;
+    f.server.add("example.org. 300 IN A 127.0.0.3");
+    f.server.drop_once.insert("example.org");
+    test::DnsTestServer other(f.base.get());  // would answer NXDOMAIN: must not be asked
+    ResolverSettings s;
+    s.servers = {*parse_server(f.server.address()), *parse_server(other.address())};
+    s.timeout = std::chrono::milliseconds(5000);
+    s.retransmit = std::chrono::milliseconds(50);
+    s.attempts = 1;
+    Resolver r(f.base.get(), s);
+    Answer a = f.run(r, "example.org", Type::A);
+    REQUIRE(a.status == AnswerStatus::Ok);
+    CHECK(a.records.at(0).text == "127.0.0.3");
+    CHECK(f.server.udp_queries == 2);
+    CHECK(other.udp_queries == 0);
+}
+
 TEST_CASE("resolver: CNAME chains and the AD bit", "[dns][resolver]") {
     Fixture f;
     f.server.add("alias.example. 300 IN CNAME real.example.");

@@ -130,6 +130,7 @@ void DnsTestServer::on_udp() {
     std::string name = owner_of(ldns_rr_list_rr(ldns_pkt_question(q), 0));
     ldns_pkt_free(q);
     if (drop.count(name)) return;
+    if (drop_once.erase(name)) return;
     std::string reply = answer(query, false);
     ::sendto(udp_.get(), reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
 }

@@ -25,6 +25,7 @@ public:
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
     std::set<std::string> servfail, drop, truncate, partial_cname;  // lower-case names, no trailing dot
+    std::set<std::string> drop_once;  // the first datagram for these is lost, later ones answered
     bool authenticated = false;
     int udp_queries = 0, tcp_queries = 0;
 
