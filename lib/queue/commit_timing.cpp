@@ -9,7 +9,7 @@
 namespace tern::queue {
 namespace {
 
-constexpr const char* kStageNames[] = {"to sync thread", "fdatasync", "dir fsync", "synced",
+constexpr const char* kStageNames[] = {"body to sync thread", "fdatasync", "dir fsync", "synced",
                                        "to commit thread", "LMDB commit", "to loop", "total"};
 
 int64_t at(const CommitStamps& s, CommitStamp which) { return s[size_t(which)]; }
@@ -34,9 +34,8 @@ void CommitTiming::add(const CommitStamps& s) {
     using S = CommitStamp;
     ++messages_;
     if (stage_[0].size() >= kMaxSamples) return;
-    int64_t first = std::min(at(s, S::BodyStart), at(s, S::DirStart));
     int64_t synced = std::max(at(s, S::BodyEnd), at(s, S::DirEnd));
-    const int64_t d[kStages] = {first - at(s, S::Submitted),
+    const int64_t d[kStages] = {at(s, S::BodyStart) - at(s, S::Submitted),
                                 at(s, S::BodyEnd) - at(s, S::BodyStart),
                                 at(s, S::DirEnd) - at(s, S::DirStart),
                                 synced - at(s, S::Submitted),

@@ -7,8 +7,8 @@
 // stage, and when it stops it logs one line with the count, the mean batch
 // size, and p50/p90/p99 of every stage in milliseconds:
 //
-//   commit timing: 3000 messages, 3.0 per batch; ms p50/p90/p99: to sync
-//   thread 0.02/0.05/0.30, fdatasync 0.61/1.40/3.10, ..., total 2.10/4.00/7.20
+//   commit timing: 3000 messages, 3.0 per batch; ms p50/p90/p99: body to
+//   sync thread 0.02/0.05/0.30, fdatasync 0.61/1.40/3.10, ..., total 2.10/4.00/7.20
 //
 // Off, it costs the Committer a boolean test per message.
 #pragma once
@@ -21,7 +21,9 @@
 namespace tern::queue {
 
 // The moments a message passes (steady clock, nanoseconds).  The body and
-// directory syncs run in parallel, on two sync threads.
+// directory syncs run on two sync threads; the directory's starts when the
+// body file is created (Committer::entry_created), usually before Submitted.
+// "synced" is from Submitted until both returned.
 enum class CommitStamp : uint8_t {
     Submitted,    // end of DATA: handed to the Committer (loop thread)
     BodyStart,    // a sync thread starts fdatasync of the body

@@ -3,16 +3,17 @@
 // and every result goes back to the event loop thread.
 //
 // Durability order for one message, matching the contract in DESIGN.md:
-//   1. two sync threads at once: fdatasync() of the body, and fsync() of
-//      its hash directory (the entry created by Store::create_body);
+//   1. two sync threads: fsync() of the body's hash directory (the entry
+//      created by Store::create_body), started by entry_created() while the
+//      content still streams in, and fdatasync() of the body at submit();
 //   2. once both returned, the commit thread: the records of every message
 //      whose body is durable, all in one LMDB transaction committed with sync;
 //   3. only then its Done runs (and smtpd answers 250).
 // The two syncs of step 1 are independent: either may reach the disk first,
 // and until step 2 no record names the file, so a crash between them leaves
 // at most an orphan body (removed by qmgr), never a record without its body.
-// Running them in parallel takes one disk round trip off each message's
-// way to the 250 (docs/queue.md, "Durability contract").
+// Starting the directory sync early takes one disk round trip off each
+// message's way to the 250 (docs/queue.md, "Durability contract").
 // The two stages overlap: while the commit thread syncs batch k, the sync
 // threads already work on the bodies of batch k+1, so throughput is set by
 // the slower stage, not by their sum.
@@ -59,16 +60,18 @@ namespace {
 constexpr int kSyncThreads = 8;
 }  // namespace
 
+struct Committer::Pending {
+    std::string id;          // set at creation, then only read (the early directory sync)
+    Message message;         // from submit() on
+    Fd body;
+    Done done;
+    Status result;           // guarded by Impl::mutex
+    int syncs_left = 2;      // guarded by Impl::mutex: body and directory
+    CommitStamps stamps{};   // only when CommitTiming::enabled()
+};
+
 struct Committer::Impl {
-    struct Submission {
-        Message message;
-        Fd body;
-        Done done;
-        Status result;
-        int syncs_left = 2;      // guarded by mutex: body and directory
-        CommitStamps stamps{};   // only when CommitTiming::enabled()
-    };
-    using Shared = std::shared_ptr<Submission>;
+    using Shared = std::shared_ptr<Pending>;
     // One sync for a sync thread: the body's data, or its directory entry.
     struct SyncJob {
         Shared submission;
@@ -95,11 +98,12 @@ struct Committer::Impl {
     std::vector<std::thread> sync_threads;
     std::thread commit_thread;
 
-    void stamp(Submission& s, CommitStamp which) {
+    void stamp(Pending& s, CommitStamp which) {
         if (timed) s.stamps[size_t(which)] = CommitTiming::now_ns();
     }
     void sync_loop();
-    Status sync_one(Submission& s, bool directory);
+    Status sync_one(Pending& s, bool directory);
+    void queue_sync(Shared s, bool directory);
     void commit_loop();
     void commit(std::vector<Shared>& batch);
     void run_finished();
@@ -117,12 +121,14 @@ void Committer::Impl::sync_loop() {
             to_sync.pop_front();
             ++syncing;
         }
-        Submission& s = *job.submission;
+        Pending& s = *job.submission;
         Status st = sync_one(s, job.directory);
         bool both = false;
         {
             std::lock_guard lock(mutex);
             if (!st && s.result) s.result = std::move(st);
+            // The body's job is queued only by submit(), so "both done"
+            // means submitted too; an abandoned ticket stops at one.
             both = --s.syncs_left == 0;
             if (both) synced.push_back(std::move(job.submission));
             --syncing;
@@ -134,26 +140,33 @@ void Committer::Impl::sync_loop() {
 // Step 1 for one message, one half: the body's data, or its directory
 // entry.  The entry exists since create_body(), so an fsync of the directory
 // that starts now covers it.  (The hash directory's own entry in msg/ was
-// made durable when Store created it.)  The submission's body Fd and
-// message are only read here, by both halves at once; s.result is written
-// under the mutex by the caller.
-Status Committer::Impl::sync_one(Submission& s, bool directory) {
-    const std::string& id = s.message.envelope.id;
+// made durable when Store created it.)  The directory half reads only the
+// id, which never changes, so it may run before submit() filled in the
+// rest; s.result is written under the mutex by the caller.
+Status Committer::Impl::sync_one(Pending& s, bool directory) {
     // Submissions that cannot be committed (caller bugs) fail alone.
-    if (!valid_queue_id(id)) return Error{"invalid queue id '" + id + "'"};
-    if (!s.body) return Error{id + ": no body file"};
+    if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
     if (directory) {
         stamp(s, CommitStamp::DirStart);
-        auto dir = store.open_body_dir(id);
+        auto dir = store.open_body_dir(s.id);
         if (!dir) return dir.error();
-        if (::fsync(dir->get()) != 0) return errno_error("fsync directory of " + store.body_path(id));
+        if (::fsync(dir->get()) != 0) return errno_error("fsync directory of " + store.body_path(s.id));
         stamp(s, CommitStamp::DirEnd);
         return {};
     }
+    if (!s.body) return Error{s.id + ": no body file"};
     stamp(s, CommitStamp::BodyStart);
-    if (::fdatasync(s.body.get()) != 0) return errno_error("fdatasync " + store.body_path(id));
+    if (::fdatasync(s.body.get()) != 0) return errno_error("fdatasync " + store.body_path(s.id));
     stamp(s, CommitStamp::BodyEnd);
     return {};
+}
+
+void Committer::Impl::queue_sync(Shared s, bool directory) {
+    {
+        std::lock_guard lock(mutex);
+        to_sync.push_back(SyncJob{std::move(s), directory});
+    }
+    sync_wakeup.notify_one();
 }
 
 void Committer::Impl::commit_loop() {
@@ -265,7 +278,14 @@ Committer::~Committer() {
     if (std::string line = impl_->timing.summary(); !line.empty()) log::info("%s", line.c_str());
 }
 
-void Committer::submit(Message message, Fd body, Done done) {
+Committer::Ticket Committer::entry_created(const std::string& id) {
+    auto s = std::make_shared<Pending>();
+    s->id = id;
+    impl_->queue_sync(s, true);
+    return s;
+}
+
+void Committer::submit(Ticket ticket, Message message, Fd body, Done done) {
     // While commits are outstanding the done event stays added (with a
     // long timeout it never needs), so that event_base_dispatch() does not
     // return for lack of events before the completions have run.
@@ -273,19 +293,17 @@ void Committer::submit(Message message, Fd body, Done done) {
         timeval hour{3600, 0};
         event_add(impl_->done_event, &hour);
     }
-    auto s = std::make_shared<Impl::Submission>();
+    // A ticket is for this message's body only (else its directory sync
+    // covered another file): without a matching one, sync the entry now.
+    const bool early = ticket && ticket->id == message.envelope.id;
+    Impl::Shared s = early ? std::move(ticket) : std::make_shared<Pending>();
+    if (!early) s->id = message.envelope.id;
     s->message = std::move(message);
     s->body = std::move(body);
     s->done = std::move(done);
     impl_->stamp(*s, CommitStamp::Submitted);
-    {
-        std::lock_guard lock(impl_->mutex);
-        impl_->to_sync.push_back(Impl::SyncJob{s, false});
-        impl_->to_sync.push_back(Impl::SyncJob{std::move(s), true});
-    }
-    // Two jobs: wake two sync threads.
-    impl_->sync_wakeup.notify_one();
-    impl_->sync_wakeup.notify_one();
+    if (!early) impl_->queue_sync(s, true);
+    impl_->queue_sync(std::move(s), false);
 }
 
 size_t Committer::in_flight() const { return impl_->in_flight.load(); }
