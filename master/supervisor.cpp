@@ -29,6 +29,10 @@ std::string join_listen(const config::ServiceSpec& spec) {
     return out.empty() ? "-" : out;
 }
 
+long long ms_since(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
 long long seconds_since(Clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - t).count();
 }
@@ -89,6 +93,7 @@ void Supervisor::add(config::ServiceSpec spec, std::vector<Fd> listeners,
     s->procs.resize(static_cast<size_t>(count));
     s->respawn.assign(s->procs.size(), false);
     s->last_start.assign(s->procs.size(), Clock::time_point{});
+    s->died.assign(s->procs.size(), Death{});
     s->restart_timer = event::timer(base_, [this, name](short) { fill_empty_slots(name); });
     s->respawn_timer = event::timer(base_, [this, name](short) { respawn_due(name); });
     Service& ref = *s;
@@ -136,6 +141,11 @@ void Supervisor::start_slot(Service& s, size_t slot) {
     p = Process{};
     p.pid = pid->pid;
     p.started = Clock::now();
+    if (Death& d = s.died[slot]; d.pid != 0) {
+        p.replaces = d.pid;
+        p.replaced_died = d.reaped;
+        d = Death{};
+    }
     p.ready_pipe = std::move(pid->ready);
     p.ready_watch = event::Watch(base_, p.ready_pipe.get(), EV_READ | EV_PERSIST,
                                  [this, name = s.spec.name, slot, child = p.pid](short) {
@@ -167,7 +177,11 @@ void Supervisor::on_ready_pipe(const std::string& name, size_t slot, pid_t pid) 
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (n > 0 && std::string_view(buf, static_cast<size_t>(n)).find("ready") != std::string_view::npos) {
         p.ready = true;
-        log::debug("service %s: pid %d ready", name.c_str(), static_cast<int>(pid));
+        if (p.replaces)
+            log::info("service %s: pid %d ready, %lld ms after pid %d exited", name.c_str(), static_cast<int>(pid),
+                      ms_since(p.replaced_died), static_cast<int>(p.replaces));
+        else
+            log::debug("service %s: pid %d ready", name.c_str(), static_cast<int>(pid));
     } else if (n > 0) {
         return;  // not our word; wait for more or EOF
     } else {
@@ -202,14 +216,20 @@ void Supervisor::fill_empty_slots(const std::string& name) {
 
 // A ready worker died: refill its slot now, or at the pace limit.  Not a
 // start-up crash, so neither counted nor backed off (see supervisor.hpp).
-void Supervisor::respawn_slot(Service& s, size_t slot) {
+void Supervisor::respawn_slot(Service& s, size_t slot, Death death) {
     if (stopping_) return;
+    if (death.pid != 0) s.died[slot] = death;
     if (s.throttled) return;  // the throttle timer refills every empty slot
     auto due = s.last_start[slot] + kRespawnPace;
     auto now = Clock::now();
     if (due <= now) {
         ++s.restarts;
+        const Death d = s.died[slot];
         start_slot(s, slot);
+        if (d.pid != 0 && s.procs[slot].pid != 0)
+            log::info("service %s: pid %d replaces pid %d, started %s (%lld ms after its exit)",
+                      s.spec.name.c_str(), static_cast<int>(s.procs[slot].pid), static_cast<int>(d.pid),
+                      death.pid != 0 ? "at once" : "after the restart pace", ms_since(d.reaped));
         return;
     }
     s.respawn[slot] = true;
@@ -226,7 +246,7 @@ void Supervisor::respawn_due(const std::string& name) {
     for (size_t i = 0; i < s.procs.size(); ++i) {
         if (!s.respawn[i]) continue;
         s.respawn[i] = false;
-        if (s.procs[i].pid == 0) respawn_slot(s, i);  // starts it, or sets the flag and timer again
+        if (s.procs[i].pid == 0) respawn_slot(s, i, Death{});  // starts it, or sets the flag and timer again
     }
 }
 
@@ -287,7 +307,7 @@ void Supervisor::reap() {
                              was_ready ? "" : " before it was ready");
                 if (was_ready) {
                     s.last_crash = reason;
-                    respawn_slot(s, i);
+                    respawn_slot(s, i, Death{pid, Clock::now()});
                     break;
                 }
                 s.last_crash = reason + " at start-up";

@@ -15,6 +15,11 @@
 //   before it took any work.  The one brake: a slot is never started twice
 //   within kRespawnPace (100 ms), so a worker that dies right after saying
 //   ready restarts at most ten times a second instead of fork-looping.
+//   Both steps are logged with master's own clock, so an admin (and
+//   tests/e2e/test_restart.py) can see that the restart was not held back:
+//   "service smtp: pid 456 replaces pid 123, started at once (0 ms after
+//   its exit)" or "... started after the restart pace (80 ms ...)", then
+//   "service smtp: pid 456 ready, 41 ms after pid 123 exited".
 // - A worker that dies before it is ready (or cannot be started at all) is
 //   a start-up crash: it is counted, and the slot is refilled after an
 //   exponential backoff (100 ms, doubling, at most
@@ -67,6 +72,16 @@ struct Process {
     bool ready = false;  // said "ready" on its readiness pipe
     Fd ready_pipe;       // read end, until "ready" or EOF
     event::Watch ready_watch;
+    // When it replaces a ready worker that died: that one's pid and the
+    // moment master reaped it, for the "ready ... after" log line.
+    pid_t replaces = 0;
+    Clock::time_point replaced_died;
+};
+
+// A ready worker that died and whose slot awaits (or just got) its successor.
+struct Death {
+    pid_t pid = 0;  // 0: none
+    Clock::time_point reaped;
 };
 
 struct Service {
@@ -84,6 +99,7 @@ struct Service {
     // start + kRespawnPace (respawn_timer).
     std::vector<bool> respawn;
     std::vector<Clock::time_point> last_start;  // per slot
+    std::vector<Death> died;                    // per slot, until its successor starts
     event::Watch respawn_timer;
 };
 
@@ -123,7 +139,7 @@ private:
     static bool said_ready(const Process& p);
     void fill_empty_slots(const std::string& name);
     void on_crash(Service& s, size_t slot, int wait_status);
-    void respawn_slot(Service& s, size_t slot);
+    void respawn_slot(Service& s, size_t slot, Death death);
     void respawn_due(const std::string& name);
     void retire(pid_t pid);
     void check_stopped();

@@ -19,6 +19,7 @@
 #include "lib/core/fd.hpp"
 #include "lib/auth/client.hpp"
 #include "lib/event/loop.hpp"
+#include "lib/queue/committer.hpp"
 #include "lib/queue/queue.hpp"
 #include "lib/smtp/command.hpp"
 #include "lib/smtp/data.hpp"
@@ -147,6 +148,7 @@ private:
     std::string first_rcpt_;
     std::string queue_id_;
     Fd body_fd_;
+    queue::Committer::Ticket commit_ticket_;  // its directory entry is being synced
     std::unique_ptr<BodyWriter> body_;
     std::unique_ptr<smtp::DataDecoder> data_;
     std::unique_ptr<smtp::ChunkDecoder> chunks_;

@@ -3,11 +3,17 @@
 // and every result goes back to the event loop thread.
 //
 // Durability order for one message, matching the contract in DESIGN.md:
-//   1. a sync thread: fdatasync() of the body, then fsync() of its hash
-//      directory (the entry created by Store::create_body);
-//   2. the commit thread: the records of every message whose body is
-//      durable, all in one LMDB transaction committed with sync;
+//   1. two sync threads: fsync() of the body's hash directory (the entry
+//      created by Store::create_body), started by entry_created() while the
+//      content still streams in, and fdatasync() of the body at submit();
+//   2. once both returned, the commit thread: the records of every message
+//      whose body is durable, all in one LMDB transaction committed with sync;
 //   3. only then its Done runs (and smtpd answers 250).
+// The two syncs of step 1 are independent: either may reach the disk first,
+// and until step 2 no record names the file, so a crash between them leaves
+// at most an orphan body (removed by qmgr), never a record without its body.
+// Starting the directory sync early takes one disk round trip off each
+// message's way to the 250 (docs/queue.md, "Durability contract").
 // The two stages overlap: while the commit thread syncs batch k, the sync
 // threads already work on the bodies of batch k+1, so throughput is set by
 // the slower stage, not by their sum.
@@ -35,12 +41,15 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "lib/core/errno_text.hpp"
 #include "lib/log/log.hpp"
+#include "lib/queue/commit_timing.hpp"
+#include "lib/sys/fault.hpp"
 
 namespace tern::queue {
 
@@ -51,25 +60,37 @@ namespace {
 constexpr int kSyncThreads = 8;
 }  // namespace
 
+struct Committer::Pending {
+    std::string id;          // set at creation, then only read (the early directory sync)
+    Message message;         // from submit() on
+    Fd body;
+    Done done;
+    Status result;           // guarded by Impl::mutex
+    int syncs_left = 2;      // guarded by Impl::mutex: body and directory
+    CommitStamps stamps{};   // only when CommitTiming::enabled()
+};
+
 struct Committer::Impl {
-    struct Submission {
-        Message message;
-        Fd body;
-        Done done;
-        Status result;
+    using Shared = std::shared_ptr<Pending>;
+    // One sync for a sync thread: the body's data, or its directory entry.
+    struct SyncJob {
+        Shared submission;
+        bool directory = false;
     };
 
     Impl(event_base* b, Store& s) : base(b), store(s) {}
 
     event_base* base;
     Store& store;
+    const bool timed = CommitTiming::enabled();
+    CommitTiming timing;                     // loop thread, batches under mutex
     std::mutex mutex;
     std::condition_variable sync_wakeup;     // sync threads: to_sync not empty or stop
     std::condition_variable commit_wakeup;   // commit thread: synced not empty or stop
     std::condition_variable batch_done;      // destructor: finished not empty
-    std::deque<Submission> to_sync;          // guarded by mutex; submitted, body not yet synced
-    std::vector<Submission> synced;          // guarded by mutex; body durable (or failed)
-    std::vector<Submission> finished;        // guarded by mutex; Done not yet run
+    std::deque<SyncJob> to_sync;             // guarded by mutex; syncs not yet started
+    std::vector<Shared> synced;              // guarded by mutex; body and entry durable (or failed)
+    std::vector<Shared> finished;            // guarded by mutex; Done not yet run
     size_t syncing = 0;                      // guarded by mutex; held by a sync thread right now
     bool stopping = false;                   // guarded by mutex
     std::atomic<size_t> in_flight{0};
@@ -77,62 +98,80 @@ struct Committer::Impl {
     std::vector<std::thread> sync_threads;
     std::thread commit_thread;
 
+    void stamp(Pending& s, CommitStamp which) {
+        if (timed) s.stamps[size_t(which)] = CommitTiming::now_ns();
+    }
     void sync_loop();
-    void sync_body(Submission& s);
+    Status sync_one(Pending& s, bool directory);
+    void queue_sync(Shared s, bool directory);
     void commit_loop();
-    void commit(std::vector<Submission>& batch);
+    void commit(std::vector<Shared>& batch);
     void run_finished();
     static void on_done(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->run_finished(); }
 };
 
 void Committer::Impl::sync_loop() {
     for (;;) {
-        Submission s;
+        SyncJob job;
         {
             std::unique_lock lock(mutex);
             sync_wakeup.wait(lock, [this] { return stopping || !to_sync.empty(); });
             if (to_sync.empty()) return;  // stopping, and nothing is left
-            s = std::move(to_sync.front());
+            job = std::move(to_sync.front());
             to_sync.pop_front();
             ++syncing;
         }
-        sync_body(s);
+        Pending& s = *job.submission;
+        Status st = sync_one(s, job.directory);
+        bool both = false;
         {
             std::lock_guard lock(mutex);
-            synced.push_back(std::move(s));
+            if (!st && s.result) s.result = std::move(st);
+            // The body's job is queued only by submit(), so "both done"
+            // means submitted too; an abandoned ticket stops at one.
+            both = --s.syncs_left == 0;
+            if (both) synced.push_back(std::move(job.submission));
             --syncing;
         }
-        commit_wakeup.notify_one();
+        if (both) commit_wakeup.notify_one();
     }
 }
 
-// Step 1 for one message: body data, then its directory entry.  The entry
-// exists since create_body(), so an fsync of the directory that starts now
-// covers it.  (The hash directory's own entry in msg/ was made durable when
-// Store created it.)
-void Committer::Impl::sync_body(Submission& s) {
-    const std::string& id = s.message.envelope.id;
+// Step 1 for one message, one half: the body's data, or its directory
+// entry.  The entry exists since create_body(), so an fsync of the directory
+// that starts now covers it.  (The hash directory's own entry in msg/ was
+// made durable when Store created it.)  The directory half reads only the
+// id, which never changes, so it may run before submit() filled in the
+// rest; s.result is written under the mutex by the caller.
+Status Committer::Impl::sync_one(Pending& s, bool directory) {
     // Submissions that cannot be committed (caller bugs) fail alone.
-    if (!valid_queue_id(id)) {
-        s.result = Error{"invalid queue id '" + id + "'"};
-    } else if (!s.body) {
-        s.result = Error{id + ": no body file"};
-    } else if (::fdatasync(s.body.get()) != 0) {
-        s.result = errno_error("fdatasync " + store.body_path(id));
-    } else if (auto dir = store.open_body_dir(id); !dir) {
-        s.result = dir.error();
-    } else if (::fsync(dir->get()) != 0) {
-        s.result = errno_error("fsync directory of " + store.body_path(id));
-    } else if (s.message.envelope.size == 0) {
-        struct stat st {};
-        if (::fstat(s.body.get(), &st) == 0) s.message.envelope.size = uint64_t(st.st_size);
+    if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
+    if (directory) {
+        stamp(s, CommitStamp::DirStart);
+        auto dir = store.open_body_dir(s.id);
+        if (!dir) return dir.error();
+        if (::fsync(dir->get()) != 0) return errno_error("fsync directory of " + store.body_path(s.id));
+        stamp(s, CommitStamp::DirEnd);
+        return {};
     }
-    s.body.reset();
+    if (!s.body) return Error{s.id + ": no body file"};
+    stamp(s, CommitStamp::BodyStart);
+    if (::fdatasync(s.body.get()) != 0) return errno_error("fdatasync " + store.body_path(s.id));
+    stamp(s, CommitStamp::BodyEnd);
+    return {};
+}
+
+void Committer::Impl::queue_sync(Shared s, bool directory) {
+    {
+        std::lock_guard lock(mutex);
+        to_sync.push_back(SyncJob{std::move(s), directory});
+    }
+    sync_wakeup.notify_one();
 }
 
 void Committer::Impl::commit_loop() {
     for (;;) {
-        std::vector<Submission> batch;
+        std::vector<Shared> batch;
         {
             std::unique_lock lock(mutex);
             commit_wakeup.wait(lock, [this] {
@@ -140,6 +179,7 @@ void Committer::Impl::commit_loop() {
             });
             if (synced.empty()) return;  // stopping, and everything is committed
             batch.swap(synced);
+            if (timed) timing.add_batch();
         }
         commit(batch);
         {
@@ -152,36 +192,51 @@ void Committer::Impl::commit_loop() {
     }
 }
 
-// Step 2 for a batch whose bodies went through sync_body().
-void Committer::Impl::commit(std::vector<Submission>& batch) {
+// Step 2 for a batch whose bodies and entries are durable.
+void Committer::Impl::commit(std::vector<Shared>& batch) {
     std::vector<Message> messages;
-    for (auto& s : batch)
-        if (s.result) messages.push_back(s.message);
+    for (auto& s : batch) {
+        stamp(*s, CommitStamp::CommitStart);
+        // Both syncs are done: the body fd is no longer needed.
+        if (s->result && s->message.envelope.size == 0) {
+            struct stat st {};
+            if (::fstat(s->body.get(), &st) == 0) s->message.envelope.size = uint64_t(st.st_size);
+        }
+        s->body.reset();
+        if (s->result) messages.push_back(s->message);
+    }
     if (!messages.empty()) {
+        sys::fault_point("COMMIT_BEFORE_RECORD");  // tests: bodies durable, no record yet
         Status st = store.insert(messages);
         if (!st) {
             log::error("queue commit of %zu message(s) failed: %s", messages.size(), st.message().c_str());
             for (auto& s : batch)
-                if (s.result) s.result = st;
+                if (s->result) s->result = st;
         }
     }
+    for (auto& s : batch) stamp(*s, CommitStamp::Committed);
 
     // Failed messages must leave no body behind (an invalid id names no
     // file of ours: never unlink a path built from it).
     for (auto& s : batch)
-        if (!s.result && valid_queue_id(s.message.envelope.id))
-            ::unlink(store.body_path(s.message.envelope.id).c_str());
+        if (!s->result && valid_queue_id(s->message.envelope.id))
+            ::unlink(store.body_path(s->message.envelope.id).c_str());
 }
 
 void Committer::Impl::run_finished() {
-    std::vector<Submission> done;
+    std::vector<Shared> done;
     {
         std::lock_guard lock(mutex);
         done.swap(finished);
     }
+    if (!done.empty()) sys::fault_point("COMMIT_BEFORE_REPLY");  // tests: records committed, no 250 yet
     for (auto& s : done) {
         if (--in_flight == 0) event_del(done_event);
-        if (s.done) s.done(s.result);
+        if (timed) {
+            stamp(*s, CommitStamp::Done);
+            timing.add(s->stamps);
+        }
+        if (s->done) s->done(s->result);
     }
 }
 
@@ -220,9 +275,17 @@ Committer::~Committer() {
     for (auto& t : impl_->sync_threads) t.join();
     impl_->commit_thread.join();
     event_free(impl_->done_event);
+    if (std::string line = impl_->timing.summary(); !line.empty()) log::info("%s", line.c_str());
 }
 
-void Committer::submit(Message message, Fd body, Done done) {
+Committer::Ticket Committer::entry_created(const std::string& id) {
+    auto s = std::make_shared<Pending>();
+    s->id = id;
+    impl_->queue_sync(s, true);
+    return s;
+}
+
+void Committer::submit(Ticket ticket, Message message, Fd body, Done done) {
     // While commits are outstanding the done event stays added (with a
     // long timeout it never needs), so that event_base_dispatch() does not
     // return for lack of events before the completions have run.
@@ -230,11 +293,17 @@ void Committer::submit(Message message, Fd body, Done done) {
         timeval hour{3600, 0};
         event_add(impl_->done_event, &hour);
     }
-    {
-        std::lock_guard lock(impl_->mutex);
-        impl_->to_sync.push_back(Impl::Submission{std::move(message), std::move(body), std::move(done), {}});
-    }
-    impl_->sync_wakeup.notify_one();
+    // A ticket is for this message's body only (else its directory sync
+    // covered another file): without a matching one, sync the entry now.
+    const bool early = ticket && ticket->id == message.envelope.id;
+    Impl::Shared s = early ? std::move(ticket) : std::make_shared<Pending>();
+    if (!early) s->id = message.envelope.id;
+    s->message = std::move(message);
+    s->body = std::move(body);
+    s->done = std::move(done);
+    impl_->stamp(*s, CommitStamp::Submitted);
+    if (!early) impl_->queue_sync(s, true);
+    impl_->queue_sync(std::move(s), false);
 }
 
 size_t Committer::in_flight() const { return impl_->in_flight.load(); }

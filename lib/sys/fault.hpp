@@ -10,7 +10,9 @@
 //
 // Points: LOCAL_AFTER_WRITE (local-delivery: mailboxes written, result not
 // yet sent to qmgr), QMGR_BEFORE_RECORD (qmgr: a delivery result received,
-// not yet recorded in the queue).
+// not yet recorded in the queue), COMMIT_BEFORE_RECORD (smtpd's committer:
+// bodies and their directory entries synced, records not yet inserted),
+// COMMIT_BEFORE_REPLY (smtpd: records committed, the 250 not yet sent).
 #pragma once
 
 namespace tern::sys {

@@ -44,6 +44,7 @@ is printed to help the reader.  No fixed sleeps: everything polls a
 condition with a deadline.
 """
 import atexit
+import contextlib
 import os
 import pwd
 import re
@@ -110,6 +111,27 @@ def free_port():
 
 def program_exists(name):
     return os.access(os.path.join(BUILD, name), os.X_OK)
+
+
+@contextlib.contextmanager
+def fault_armed(point):
+    """Arms the test-only fault point `point` (lib/sys/fault.hpp) for the
+    stacks started inside: TERN_FAULT_<point> names a marker file in the
+    environment master inherits, and the first process to reach the point
+    removes the file and dies.  Yields the marker's path (gone = it fired)."""
+    marker_dir = tempfile.mkdtemp(prefix="tern-fault-")
+    marker = os.path.join(marker_dir, "armed")
+    with open(marker, "w"):
+        pass
+    var = "TERN_FAULT_" + point
+    os.environ[var] = marker
+    try:
+        yield marker
+    finally:
+        os.environ.pop(var, None)
+        if os.path.exists(marker):
+            os.unlink(marker)
+        os.rmdir(marker_dir)
 
 
 def current_user():

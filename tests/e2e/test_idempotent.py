@@ -19,11 +19,10 @@ mail reader moved it meanwhile -- and report it delivered: one copy, queue empty
 import os
 import smtplib
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, program_exists  # noqa: E402
+from harness import Stack, fault_armed, program_exists  # noqa: E402
 
 NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "mailctl")
 RCPT = "demo@tern.test"
@@ -66,13 +65,7 @@ def queue_empty(stack):
 class IdempotentDeliveryTest(unittest.TestCase):
     def run_with_fault(self, point, token, between=None):
         """Sends one message with the fault armed; returns (stack log, copies)."""
-        marker_dir = tempfile.mkdtemp(prefix="tern-fault-")
-        marker = os.path.join(marker_dir, "armed")
-        with open(marker, "w"):
-            pass
-        var = "TERN_FAULT_" + point
-        os.environ[var] = marker
-        try:
+        with fault_armed(point) as marker:
             stack = Stack(config=CONFIG)
             with stack as s:
                 send(s, token)
@@ -85,11 +78,6 @@ class IdempotentDeliveryTest(unittest.TestCase):
                 # "removed" is logged once the removal is committed.
                 log = s.wait_for(lambda: ": removed" in s.log_text() and s.log_text(), 10, "the removal")
                 found = copies(s, token)
-        finally:
-            os.environ.pop(var, None)
-            if os.path.exists(marker):
-                os.unlink(marker)
-            os.rmdir(marker_dir)
         self.assertIn(f"fault injection: exiting at {point}", log)
         return log, found
 

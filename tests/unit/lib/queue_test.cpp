@@ -545,6 +545,48 @@ TEST_CASE("queue committer: a bad submission fails alone", "[queue]") {
     CHECK(s.list_all().size() == 4);
 }
 
+TEST_CASE("queue committer: the entry sync starts at body creation; abandoned or mismatched tickets are safe", "[queue]") {
+    QueueTempDir dir;
+    auto store = Store::open(dir.path);
+    REQUIRE(store.ok());
+    Store& s = **store;
+    LoopFixture loop;
+    int ok = 0, failed = 0;
+    std::vector<std::string> committed;
+    {
+        Committer committer(loop.base, s);
+        auto count = [&](const Status& st) { (st.ok() ? ok : failed)++; };
+        // The usual way: ticket at creation, submit after the content.
+        for (int i = 0; i < 5; ++i) {
+            std::string id = new_queue_id();
+            auto body = s.create_body(id);
+            REQUIRE(body.ok());
+            Committer::Ticket ticket = committer.entry_created(id);
+            write_body(*body, "Subject: early " + std::to_string(i) + "\n\nbody\n");
+            committer.submit(std::move(ticket), sample_message(id), std::move(*body), count);
+            committed.push_back(id);
+        }
+        // An abandoned transaction: its ticket is dropped, nothing waits for it.
+        {
+            std::string id = new_queue_id();
+            auto body = s.create_body(id);
+            REQUIRE(body.ok());
+            (void)committer.entry_created(id);
+        }
+        // A ticket for another id is not trusted: the entry is synced anyway.
+        std::string other = new_queue_id(), id = new_queue_id();
+        auto body = s.create_body(id);
+        REQUIRE(body.ok());
+        committer.submit(committer.entry_created(other), sample_message(id), std::move(*body), count);
+        committed.push_back(id);
+        REQUIRE(event_base_dispatch(loop.base) == 1);  // returns once every Done ran
+    }
+    CHECK(ok == 6);
+    CHECK(failed == 0);
+    for (const auto& id : committed) CHECK(s.load(id));
+    CHECK(s.list_all().size() == 6);
+}
+
 TEST_CASE("queue: spare body files are renamed into place, leftovers of dead processes removed", "[queue]") {
     char tmpl[] = "/tmp/tern-spare-XXXXXX";
     std::string dir = ::mkdtemp(tmpl);
