@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,7 +16,9 @@
 #include "lib/config/config.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/event/loop.hpp"
+#include "lib/event/session_set.hpp"
 #include "lib/imap/reader.hpp"
+#include "lib/net/acceptor.hpp"
 #include "lib/tls/context.hpp"
 
 namespace tern::imapd {
@@ -46,7 +47,7 @@ public:
     ~Server();
 
     Status listen(std::vector<Fd> listeners);
-    void stop_accepting();
+    void stop_accepting() { acceptor_.stop(); }
     size_t session_count() const { return sessions_.size(); }
     void finished(Session* session);
 
@@ -56,18 +57,15 @@ public:
     auth::Client& auth() { return *auth_; }
 
 private:
-    Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
-    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-    static void on_accept_error(evconnlistener*, void* arg);
+    Server(event_base* base, Settings settings);
+    void accept(int fd, sockaddr* peer);
 
     event_base* base_;
     Settings settings_;
     tls::Context tls_;
     std::unique_ptr<auth::Client> auth_;
-    std::vector<event::Listener> listeners_;
-    std::map<Session*, std::shared_ptr<Session>> sessions_;
-    std::vector<std::shared_ptr<Session>> dead_;
-    event::Watch reaper_;
+    net::Acceptor acceptor_;
+    event::SessionSet<Session> sessions_;
     bool backend_mode_ = false;
 };
 

@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,8 @@
 #include "lib/config/config.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/event/loop.hpp"
+#include "lib/event/session_set.hpp"
+#include "lib/net/acceptor.hpp"
 #include "lib/net/address.hpp"
 #include "lib/tls/context.hpp"
 
@@ -47,7 +48,7 @@ public:
     ~Server();
 
     Status listen(std::vector<Fd> listeners);
-    void stop_accepting();
+    void stop_accepting() { acceptor_.stop(); }
     size_t session_count() const { return sessions_.size(); }
     // Called by a session when it is done; destroyed soon, never inside its own callback.
     void finished(Session* session);
@@ -58,20 +59,15 @@ public:
     auth::Client& auth() { return *auth_; }
 
 private:
-    Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
-    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-    static void on_accept_error(evconnlistener*, void* arg);
-    void resume_accepting();
+    Server(event_base* base, Settings settings);
+    void accept(int fd, sockaddr* peer);
 
     event_base* base_;
     Settings settings_;
     tls::Context tls_;
     std::unique_ptr<auth::Client> auth_;
-    std::vector<event::Listener> listeners_;
-    std::map<Session*, std::shared_ptr<Session>> sessions_;
-    std::vector<std::shared_ptr<Session>> dead_;
-    event::Watch reaper_;
-    event::Watch resume_accept_;
+    net::Acceptor acceptor_;
+    event::SessionSet<Session> sessions_;
     bool backend_mode_ = false;
 };
 
