@@ -24,7 +24,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, free_port, program_exists, _self_signed_cert  # noqa: E402
+from harness import Stack, free_port, program_exists, stop_processes, _self_signed_cert  # noqa: E402
 from smtpsink import SmtpSink  # noqa: E402
 from test_remote import NEEDED, openssl, spki_sha256  # noqa: E402
 
@@ -170,14 +170,7 @@ stub-zone:
         return text[-2000:]
 
     def close(self):
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs)
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
