@@ -32,11 +32,13 @@ Result<Settings> Settings::from(const config::Config& config) {
 }
 
 Server::Server(event_base* base, Settings settings)
-    : base_(base),
-      settings_(std::move(settings)),
-      auth_(std::make_unique<auth::Client>(base, settings_.auth_socket)),
-      acceptor_(base, net::Acceptor::Pace::AllReady, [this](int fd, sockaddr* peer) { accept(fd, peer); }),
-      sessions_(base) {}
+    : mailaccess::Server<Session, Settings>(base, std::move(settings), net::Acceptor::Pace::AllReady,
+                                            [this](int fd, sockaddr* peer) {
+                                                return std::make_shared<Session>(*this, fd, peer,
+                                                                                 settings_.implicit_tls);
+                                            }) {}
+
+Server::~Server() { end_sessions(); }
 
 Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::Config& config) {
     auto settings = Settings::from(config);
@@ -48,21 +50,6 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     if (!tls) return tls.error();
     server->tls_ = std::move(*tls);
     return server;
-}
-
-Server::~Server() {
-    acceptor_.stop();
-    sessions_.clear();
-}
-
-Status Server::listen(std::vector<Fd> listeners) { return acceptor_.listen(std::move(listeners)); }
-
-void Server::accept(int fd, sockaddr* peer) {
-    sessions_.add(std::make_shared<Session>(*this, fd, peer, settings_.implicit_tls))->start();
-}
-
-void Server::finished(Session* session) {
-    if (sessions_.finish(session) && backend_mode_) event_base_loopexit(base_, nullptr);
 }
 
 }  // namespace tern::imapd

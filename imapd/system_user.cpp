@@ -110,7 +110,7 @@ Status Server::serve_backend(Fd client, const std::vector<std::string>& args) {
     sockaddr_storage addr = b->peer();
     evutil_make_socket_nonblocking(client.get());
     auto session = std::make_shared<Session>(*this, client.release(), reinterpret_cast<const sockaddr*>(&addr), false);
-    sessions_.add(std::move(session))->start_backend(b->user, b->mail, b->tag, b->tls);
+    adopt(std::move(session))->start_backend(b->user, b->mail, b->tag, b->tls);
     return {};
 }
 

@@ -35,14 +35,14 @@ Result<Settings> Settings::from(const config::Config& config) {
     return s;
 }
 
+// One connection per wake-up, so that the other pop3d processes sharing
+// the socket get their share (as in smtpd).
 Server::Server(event_base* base, Settings settings)
-    : base_(base),
-      settings_(std::move(settings)),
-      auth_(std::make_unique<auth::Client>(base, settings_.auth_socket)),
-      // One connection per wake-up, so that the other pop3d processes
-      // sharing the socket get their share (as in smtpd).
-      acceptor_(base, net::Acceptor::Pace::OnePerWakeup, [this](int fd, sockaddr* peer) { accept(fd, peer); }),
-      sessions_(base) {}
+    : mailaccess::Server<Session, Settings>(
+          base, std::move(settings), net::Acceptor::Pace::OnePerWakeup,
+          [this](int fd, sockaddr* peer) { return std::make_shared<Session>(*this, fd, peer); }) {}
+
+Server::~Server() { end_sessions(); }
 
 Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::Config& config) {
     auto settings = Settings::from(config);
@@ -62,19 +62,6 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
         }
     }
     return server;
-}
-
-Server::~Server() {
-    acceptor_.stop();
-    sessions_.clear();
-}
-
-Status Server::listen(std::vector<Fd> listeners) { return acceptor_.listen(std::move(listeners)); }
-
-void Server::accept(int fd, sockaddr* peer) { sessions_.add(std::make_shared<Session>(*this, fd, peer))->start(); }
-
-void Server::finished(Session* session) {
-    if (sessions_.finish(session) && backend_mode_) event_base_loopexit(base_, nullptr);
 }
 
 }  // namespace tern::pop3d

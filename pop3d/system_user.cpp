@@ -118,7 +118,7 @@ Status Server::serve_backend(Fd client, const std::vector<std::string>& args) {
     sockaddr_storage addr = b->peer();
     evutil_make_socket_nonblocking(client.get());
     auto session = std::make_shared<Session>(*this, client.release(), reinterpret_cast<const sockaddr*>(&addr));
-    sessions_.add(std::move(session))->start_backend(b->user, b->mail, b->tls);
+    adopt(std::move(session))->start_backend(b->user, b->mail, b->tls);
     return {};
 }
 
