@@ -256,6 +256,12 @@ def run_rounds(systems, rounds, run, report):
     return results
 
 
+def print_pressure(when):
+    """The machine's CPU pressure line, to print before and after the figures."""
+    with open("/proc/pressure/cpu") as f:
+        print(f"# /proc/pressure/cpu {when}:", f.readline().strip())
+
+
 def fmt_pressure(r):
     return f"{r['pressure']:.0f}%" if r["pressure"] is not None else "n/a"
 
@@ -306,8 +312,7 @@ def main():
         if load not in ("new", "reuse", "large"):
             sys.exit(f"unknown load {load}")
 
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu before:", f.readline().strip())
+    print_pressure("before")
     print(f"# {os.cpu_count()} CPUs; tern services: " +
           "; ".join(" ".join(l.split()[i] for i in (0, 4)) for l in dev_services()))
     results = {}
@@ -345,8 +350,7 @@ def main():
             pairs = list(zip(results.get((load, "tern"), []), results.get((load, "postfix"), [])))
             per_round = ", ".join(f"{t['accept'] / p['accept']:.2f}/{t['e2e'] / p['e2e']:.2f}" for t, p in pairs)
             print(f"{load:6} tern/postfix: {'  '.join(ratios)}   per round (accept/e2e): {per_round}")
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu after:", f.readline().strip())
+    print_pressure("after")
     return 0
 
 

@@ -328,8 +328,7 @@ def main():
         else:
             print("note: Postfix not measured (needs /usr/sbin/postfix)", file=sys.stderr)
 
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu before:", f.readline().strip())
+    mail_flow.print_pressure("before")
     print(f"# {os.cpu_count()} CPUs; {a.messages} messages of 1 KiB per run; sinks on "
           f"{SINK_HOSTS[0]}..{SINK_HOSTS[-1]}:{sinks.port}; DNS on {DNS_HOST}:53")
     results = {}
@@ -359,8 +358,7 @@ def main():
             pairs = list(zip(results.get((load, "tern"), []), results.get((load, "postfix"), [])))
             per_round = ", ".join(f"{t['rate'] / p['rate']:.2f}" for t, p in pairs)
             print(f"{load:5} tern/postfix: {med['tern'] / med['postfix']:.2f}x   per round: {per_round}")
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu after:", f.readline().strip())
+    mail_flow.print_pressure("after")
     return 0
 
 

@@ -50,6 +50,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,15 @@ def pid_alive(pid):
     except OSError:
         return False
     return data[data.rfind(")") + 2:][:1] != "Z"
+
+
+def tls_context():
+    """A client TLS context for the stack's self-signed certificate (the
+    tests check what the server does, not its certificate)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def process_name(pid):
