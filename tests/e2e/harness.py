@@ -149,6 +149,17 @@ def tls_context():
     return ctx
 
 
+def proc_status(pid):
+    """The fields of /proc/PID/status, each split into words:
+    {"Uid": ["0", "0", "0", "0"], "Groups": [...], ...}."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
 def process_name(pid):
     """The command name of a process (/proc/PID/comm), "" when it is gone."""
     try:
