@@ -16,8 +16,10 @@
 #include "lib/ipc/message.hpp"
 #include "lib/ipc/request_server.hpp"
 #include "lib/net/listen.hpp"
+#include "tests/unit/lib/loop_until.hpp"
 
 using namespace tern;
+using testing::run_until;
 
 namespace {
 
@@ -42,18 +44,6 @@ struct SocketDir {
         return std::move(*c);
     }
 };
-
-// Runs the loop until done() holds; false after 5 seconds.
-bool run_until(event_base* base, const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        timeval slice{0, 10000};
-        event_base_loopexit(base, &slice);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    return true;
-}
 
 bool readable(int fd) {
     pollfd p{fd, POLLIN, 0};

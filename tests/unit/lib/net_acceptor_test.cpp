@@ -18,23 +18,13 @@
 #include "lib/net/acceptor.hpp"
 #include "lib/net/address.hpp"
 #include "lib/net/listen.hpp"
+#include "tests/unit/lib/loop_until.hpp"
 
 using namespace tern;
+using testing::run_until;
 using namespace std::chrono_literals;
 
 namespace {
-
-template <typename Pred>
-bool run_until(event_base* base, Pred done) {
-    auto start = std::chrono::steady_clock::now();
-    while (!done()) {
-        if (std::chrono::steady_clock::now() - start > 5s) return false;
-        timeval slice{0, 10000};
-        event_base_loopexit(base, &slice);
-        event_base_loop(base, EVLOOP_ONCE);
-    }
-    return true;
-}
 
 Fd connect_to(int port) {
     Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
