@@ -1,13 +1,9 @@
 // The auth service socket: see server.hpp.
 #include "auth/server.hpp"
 
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <cstring>
+#include <cctype>
 
 #include "lib/log/log.hpp"
-#include "lib/sys/files.hpp"
 
 namespace tern::authd {
 namespace {
@@ -34,66 +30,14 @@ std::string loggable_ip(std::string_view ip) {
 
 Server::Server(event_base* base, std::vector<Fd> listeners, Settings settings)
     : base_(base),
-      listeners_(std::move(listeners)),
       settings_(std::make_shared<const Settings>(std::move(settings))),
       passdb_(settings_->users_file, settings_->password_file),
       throttle_(settings_->throttle),
       pool_(base, settings_->threads),
-      dummy_hash_(make_dummy_hash()) {
+      dummy_hash_(make_dummy_hash()),
+      requests_(base, std::move(listeners), ipc::PeerPolicy{"auth socket", "auth_peer_users", settings_->peer_uids},
+                kMaxRequest, [this](uint64_t conn, ipc::Message& m) { on_message(conn, m); }) {
     passdb_.refresh(true);
-    sweeper_ = event::timer(base_, [this](short) { sweep(); });
-    for (const auto& l : listeners_) {
-        (void)sys::set_nonblocking(l.get());
-        int fd = l.get();
-        watches_.emplace_back(base_, fd, EV_READ | EV_PERSIST, [this, fd](short) { accept_from(fd); });
-        watches_.back().add();
-    }
-}
-
-void Server::close_listeners() {
-    watches_.clear();
-    listeners_.clear();
-}
-
-void Server::accept_from(int listener) {
-    for (int i = 0; i < 64; ++i) {
-        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) log::warning("accept: %s", std::strerror(errno));
-            return;
-        }
-        Fd sock(fd);
-        auto cred = ipc::peer_credentials(sock.get());
-        if (!cred) {
-            log::warning("auth socket: %s", cred.message().c_str());
-            continue;
-        }
-        if (!settings_->peer_uids.count(cred->uid)) {
-            log::warning("refused connection from uid %d pid %d: not in auth_peer_users", int(cred->uid), int(cred->pid));
-            continue;
-        }
-        uint64_t id = next_conn_++;
-        Connection& c = conns_[id];
-        c.uid = cred->uid;
-        c.pid = cred->pid;
-        c.channel = std::make_unique<ipc::Channel>(
-            base_, std::move(sock), [this, id](ipc::Message& m) { on_message(id, m); },
-            [this, id](const std::string& reason) {
-                if (!reason.empty()) log::warning("connection from pid %d: %s", int(conns_[id].pid), reason.c_str());
-                drop(id);
-            },
-            kMaxRequest);
-    }
-}
-
-void Server::drop(uint64_t conn) {
-    closed_.push_back(conn);
-    sweeper_.activate();
-}
-
-void Server::sweep() {
-    for (uint64_t id : closed_) conns_.erase(id);
-    closed_.clear();
 }
 
 void Server::on_message(uint64_t conn, ipc::Message& m) {
@@ -106,15 +50,15 @@ void Server::on_message(uint64_t conn, ipc::Message& m) {
         return;
     }
     log::warning("unexpected \"%s\" message from pid %d; closing the connection", loggable(m.type()).c_str(),
-                 int(conns_[conn].pid));
-    drop(conn);
+                 int(requests_[conn].pid));
+    requests_.drop(conn);
 }
 
 void Server::check(uint64_t conn, ipc::Message& m) {
     auto id = m.get_int("id");
     if (!id || *id <= 0) {
-        log::warning("auth request without an id from pid %d; closing the connection", int(conns_[conn].pid));
-        drop(conn);
+        log::warning("auth request without an id from pid %d; closing the connection", int(requests_[conn].pid));
+        requests_.drop(conn);
         return;
     }
     std::string service = m.get_or("service", "");
@@ -167,9 +111,9 @@ void Server::check(uint64_t conn, ipc::Message& m) {
                 throttle_.succeeded(rip, user_key);
                 // A system user is served by a process under the user's own
                 // uid, which user-session starts on this ticket (login_tickets.hpp).
-                auto it = conns_.find(conn);
-                if (a.system_user && (service == "imap" || service == "pop3") && it != conns_.end())
-                    a.login_ticket = tickets_.issue(a, service, it->second.uid, LoginTickets::Clock::now());
+                auto* c = requests_.find(conn);
+                if (a.system_user && (service == "imap" || service == "pop3") && c)
+                    a.login_ticket = tickets_.issue(a, service, c->uid, LoginTickets::Clock::now());
                 log::info("authenticated: user=<%s>, rip=%s, service=%s, mechanism=%s", loggable(a.user).c_str(),
                           loggable_ip(rip).c_str(), loggable(service).c_str(), loggable(mechanism).c_str());
                 send_answer(conn, request_id, a);
@@ -196,10 +140,10 @@ void Server::check(uint64_t conn, ipc::Message& m) {
 void Server::redeem(uint64_t conn, ipc::Message& m) {
     auto id = m.get_int("id");
     auto requester = m.get_int("requester");
-    const Connection& c = conns_[conn];
+    const auto& c = requests_[conn];
     if (!id || *id <= 0 || !requester || *requester < 0) {
         log::warning("ticket request without an id or requester from pid %d; closing the connection", int(c.pid));
-        drop(conn);
+        requests_.drop(conn);
         return;
     }
     std::string service = m.get_or("service", "");
@@ -245,8 +189,8 @@ void Server::answer_later(uint64_t conn, int64_t id, auth::Answer answer, std::c
 }
 
 void Server::send_answer(uint64_t conn, int64_t id, const auth::Answer& a) {
-    auto it = conns_.find(conn);
-    if (it == conns_.end() || !it->second.channel || it->second.channel->closed()) return;
+    auto* c = requests_.find(conn);
+    if (!c || !c->channel || c->channel->closed()) return;
     ipc::Message m("auth-answer");
     m.add_int("id", id);
     m.add("outcome", auth::outcome_name(a.outcome));
@@ -262,7 +206,7 @@ void Server::send_answer(uint64_t conn, int64_t id, const auth::Answer& a) {
     }
     m.add("reason", a.reason);
     m.add_int("delay", a.delay.count());
-    it->second.channel->send(m);
+    c->channel->send(m);
 }
 
 }  // namespace tern::authd

@@ -31,48 +31,35 @@
 #include "auth/settings.hpp"
 #include "auth/throttle.hpp"
 #include "lib/event/loop.hpp"
-#include "lib/ipc/channel.hpp"
+#include "lib/ipc/request_server.hpp"
 
 namespace tern::authd {
 
 class Server {
 public:
     Server(event_base* base, std::vector<Fd> listeners, Settings settings);
-    void close_listeners();
+    void close_listeners() { requests_.close_listeners(); }
     void reload_users() { passdb_.refresh(true); }
-    size_t connections() const { return conns_.size(); }
+    size_t connections() const { return requests_.size(); }
     size_t checks_in_flight() const { return in_flight_; }
 
 private:
-    struct Connection {
-        std::unique_ptr<ipc::Channel> channel;
-        uid_t uid = 0;
-        pid_t pid = 0;
-    };
-    void accept_from(int listener);
     void on_message(uint64_t conn, ipc::Message& m);
     void check(uint64_t conn, ipc::Message& m);
     void redeem(uint64_t conn, ipc::Message& m);
     void answer_later(uint64_t conn, int64_t id, auth::Answer answer, std::chrono::milliseconds delay);
     void send_answer(uint64_t conn, int64_t id, const auth::Answer& answer);
-    void drop(uint64_t conn);
-    void sweep();
 
     event_base* base_;
-    std::vector<Fd> listeners_;
-    std::vector<event::Watch> watches_;
     std::shared_ptr<const Settings> settings_;
     PasswordDb passdb_;
     Throttle throttle_;
     LoginTickets tickets_;
     HashPool pool_;
     std::string dummy_hash_;
-    std::map<uint64_t, Connection> conns_;
-    std::vector<uint64_t> closed_;
-    event::Watch sweeper_;
+    ipc::RequestServer<> requests_;
     // Delayed answers: each owns its timer until it fires.
     std::map<uint64_t, event::Watch> delayed_;
-    uint64_t next_conn_ = 1;
     uint64_t next_delay_ = 1;
     size_t in_flight_ = 0;
 };

@@ -1,13 +1,9 @@
 // imapd's per-process state and listeners (see server.hpp).
 #include "imapd/server.hpp"
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/stat.h>
-
 #include "imapd/session.hpp"
 #include "lib/log/log.hpp"
+#include "lib/tls/server_connection.hpp"
 
 namespace tern::imapd {
 
@@ -35,72 +31,25 @@ Result<Settings> Settings::from(const config::Config& config) {
     return s;
 }
 
+Server::Server(event_base* base, Settings settings)
+    : mailaccess::Server<Session, Settings>(base, std::move(settings), net::Acceptor::Pace::AllReady,
+                                            [this](int fd, sockaddr* peer) {
+                                                return std::make_shared<Session>(*this, fd, peer,
+                                                                                 settings_.implicit_tls);
+                                            }) {}
+
+Server::~Server() { end_sessions(); }
+
 Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::Config& config) {
     auto settings = Settings::from(config);
     if (!settings) return settings.error();
     std::unique_ptr<Server> server(new Server(base, std::move(*settings)));
-    std::string cert = config.get("imapd_tls_cert_file"), key = config.get("imapd_tls_key_file");
-    struct stat st;
-    if (!cert.empty() && ::stat(cert.c_str(), &st) == 0) {
-        auto ctx = tls::server_context(cert, key);
-        if (!ctx) return Error{"TLS: " + ctx.message()};
-        server->tls_ = std::move(*ctx);
-    } else if (server->settings_.implicit_tls) {
-        return Error{"imapd_mode=imaps needs a certificate, but imapd_tls_cert_file '" + cert + "' does not exist"};
-    } else {
-        log::warning("no TLS certificate (%s): STARTTLS is not offered", cert.c_str());
-    }
-    server->auth_ = std::make_unique<auth::Client>(base, server->settings_.auth_socket);
-    Server* raw = server.get();
-    server->reaper_ = event::timer(base, [raw](short) { raw->dead_.clear(); });
+    auto tls = tls::optional_server_context("imapd_tls_cert_file", config.get("imapd_tls_cert_file"),
+                                            config.get("imapd_tls_key_file"),
+                                            server->settings_.implicit_tls ? "imapd_mode=imaps" : "", "STARTTLS");
+    if (!tls) return tls.error();
+    server->tls_ = std::move(*tls);
     return server;
-}
-
-Server::~Server() {
-    listeners_.clear();
-    sessions_.clear();
-    dead_.clear();
-}
-
-Status Server::listen(std::vector<Fd> listeners) {
-    for (auto& fd : listeners) {
-        int flags = fcntl(fd.get(), F_GETFL);
-        fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
-        evconnlistener* l = evconnlistener_new(base_, &Server::on_accept, this, LEV_OPT_CLOSE_ON_FREE, -1, fd.get());
-        if (!l) return Error{"cannot listen on fd " + std::to_string(fd.get())};
-        fd.release();
-        evconnlistener_set_error_cb(l, &Server::on_accept_error);
-        listeners_.emplace_back(l);
-    }
-    return {};
-}
-
-void Server::stop_accepting() { listeners_.clear(); }
-
-void Server::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int, void* arg) {
-    auto* self = static_cast<Server*>(arg);
-    if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    evutil_make_socket_nonblocking(fd);
-    auto session = std::make_shared<Session>(*self, fd, addr, self->settings_.implicit_tls);
-    Session* key = session.get();
-    self->sessions_.emplace(key, std::move(session));
-    key->start();
-}
-
-void Server::on_accept_error(evconnlistener*, void*) {
-    log::warning("accept: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-}
-
-void Server::finished(Session* session) {
-    auto it = sessions_.find(session);
-    if (it == sessions_.end()) return;
-    dead_.push_back(std::move(it->second));
-    sessions_.erase(it);
-    if (!reaper_.pending()) reaper_.add(std::chrono::milliseconds(1));
-    if (backend_mode_) event_base_loopexit(base_, nullptr);
 }
 
 }  // namespace tern::imapd

@@ -1,14 +1,12 @@
-// imapd's per-process state: settings from tern.conf, the TLS context, the
-// auth daemon client, the listeners and the sessions.  One Server per
-// process; one process serves many connections (virtual users all live
-// under vmail_user, so no per-connection process is needed).
+// imapd's settings from tern.conf and its Server: the per-process state it
+// shares with the other mailbox access daemon (lib/mailaccess/server.hpp),
+// created from the settings, or in backend mode for one system user.
 #pragma once
 
 #include <sys/socket.h>
 
 #include <chrono>
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,6 +16,7 @@
 #include "lib/core/fd.hpp"
 #include "lib/event/loop.hpp"
 #include "lib/imap/reader.hpp"
+#include "lib/mailaccess/server.hpp"
 #include "lib/tls/context.hpp"
 
 namespace tern::imapd {
@@ -36,7 +35,7 @@ struct Settings {
     static Result<Settings> from(const config::Config& config);
 };
 
-class Server {
+class Server : public mailaccess::Server<Session, Settings> {
 public:
     static Result<std::unique_ptr<Server>> create(event_base* base, const config::Config& config);
     // Backend mode (system_user.cpp): one session for one system user, on
@@ -45,30 +44,8 @@ public:
     Status serve_backend(Fd client, const std::vector<std::string>& args);
     ~Server();
 
-    Status listen(std::vector<Fd> listeners);
-    void stop_accepting();
-    size_t session_count() const { return sessions_.size(); }
-    void finished(Session* session);
-
-    event_base* base() const { return base_; }
-    const Settings& settings() const { return settings_; }
-    SSL_CTX* tls() const { return tls_.get(); }
-    auth::Client& auth() { return *auth_; }
-
 private:
-    Server(event_base* base, Settings settings) : base_(base), settings_(std::move(settings)) {}
-    static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
-    static void on_accept_error(evconnlistener*, void* arg);
-
-    event_base* base_;
-    Settings settings_;
-    tls::Context tls_;
-    std::unique_ptr<auth::Client> auth_;
-    std::vector<event::Listener> listeners_;
-    std::map<Session*, std::shared_ptr<Session>> sessions_;
-    std::vector<std::shared_ptr<Session>> dead_;
-    event::Watch reaper_;
-    bool backend_mode_ = false;
+    explicit Server(event_base* base, Settings settings);
 };
 
 }  // namespace tern::imapd

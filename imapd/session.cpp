@@ -15,6 +15,7 @@
 #include "lib/log/log.hpp"
 #include "lib/net/address.hpp"
 #include "lib/tls/context.hpp"
+#include "lib/tls/server_connection.hpp"
 
 namespace tern::imapd {
 namespace {
@@ -41,16 +42,10 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
     addr_ = peer->sa_family == AF_UNIX ? "127.0.0.1" : net::ip_string(peer);
     peer_ = (loopback_ ? "localhost[" : "unknown[") + addr_ + "]";
     event_base* base = server_.base();
-    if (implicit_tls_ && server_.tls()) bev_ = tls::accept_tls(base, fd, server_.tls());
-    else if (!implicit_tls_) bev_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!bev_) ::close(fd);
+    bev_ = tls::server_connection(base, fd, implicit_tls_, server_.tls());
     close_timer_ = event::timer(base, [this](short) {
         if (!bev_) return;
-        // Every layer (compression, TLS, socket) must have sent its output.
-        bool empty = true;
-        for (bufferevent* b = bev_; b && empty; b = bufferevent_get_underlying(b))
-            empty = evbuffer_get_length(bufferevent_get_output(b)) == 0;
-        if (empty || ++closing_polls_ >= kClosePolls) close_now(nullptr);
+        if (tls::output_sent(bev_) || ++closing_polls_ >= kClosePolls) close_now(nullptr);
         else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
     });
 }
@@ -234,15 +229,11 @@ void Session::close_now(const char* why) {
 // ---- STARTTLS (RFC 9051 6.2.1) ----
 
 void Session::start_tls() {
-    // Anything pipelined after STARTTLS arrived in the clear and must not be
-    // executed inside the TLS session (the STARTTLS command injection
-    // attacks, CVE-2011-0411 and kin): drop it with the reader's state.
-    evbuffer* in = bufferevent_get_input(bev_);
-    evbuffer_drain(in, evbuffer_get_length(in));
+    // The pipelined input goes (see start_tls_after_command), and with it
+    // the reader's state.
     reader_ = imap::CommandReader(server_.settings().limits);
-    bufferevent* tls = tls::start_server_tls(server_.base(), bev_, server_.tls());
+    bufferevent* tls = tls::start_tls_after_command(server_.base(), bev_, server_.tls(), peer_);
     if (!tls) {
-        log::warning("cannot start TLS with %s: %s", peer_.c_str(), tls::openssl_errors().c_str());
         close_now(nullptr);
         return;
     }

@@ -14,16 +14,13 @@
 #include "imapd/server.hpp"
 #include "imapd/session.hpp"
 #include "lib/log/log.hpp"
+#include "lib/log/loggable.hpp"
 #include "lib/usersession/backend_args.hpp"
 
 namespace tern::imapd {
 namespace {
 
-std::string loggable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 200)) out += (c < 0x20 || c > 0x7e || c == '<' || c == '>') ? '?' : c;
-    return out;
-}
+std::string loggable(std::string_view s) { return log::loggable(s, 200); }
 
 }  // namespace
 
@@ -103,9 +100,6 @@ Result<std::unique_ptr<Server>> Server::create_backend(event_base* base, const c
     std::unique_ptr<Server> server(new Server(base, std::move(*settings)));
     server->backend_mode_ = true;
     // No TLS here (the vmail imapd keeps it) and no logins (auth refuses this uid).
-    server->auth_ = std::make_unique<auth::Client>(base, server->settings_.auth_socket);
-    Server* raw = server.get();
-    server->reaper_ = event::timer(base, [raw](short) { raw->dead_.clear(); });
     return server;
 }
 
@@ -116,9 +110,7 @@ Status Server::serve_backend(Fd client, const std::vector<std::string>& args) {
     sockaddr_storage addr = b->peer();
     evutil_make_socket_nonblocking(client.get());
     auto session = std::make_shared<Session>(*this, client.release(), reinterpret_cast<const sockaddr*>(&addr), false);
-    Session* key = session.get();
-    sessions_.emplace(key, std::move(session));
-    key->start_backend(b->user, b->mail, b->tag, b->tls);
+    adopt(std::move(session))->start_backend(b->user, b->mail, b->tag, b->tls);
     return {};
 }
 

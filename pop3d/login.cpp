@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "lib/log/log.hpp"
+#include "lib/log/loggable.hpp"
 #include "lib/mailstore/maildir_store.hpp"
 #include "pop3d/server.hpp"
 #include "pop3d/session.hpp"
@@ -26,14 +27,7 @@ namespace {
 constexpr int kMaxAuthFailures = 3;
 
 // A login as logs may show it: printable, bounded.
-std::string loggable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 256)) {
-        auto u = static_cast<unsigned char>(c);
-        out.push_back(u < 0x20 || u >= 0x7f || c == '<' || c == '>' ? '?' : c);
-    }
-    return out;
-}
+std::string loggable(std::string_view s) { return log::loggable(s, 256); }
 
 std::string sha256_hex(std::string_view data) {
     unsigned char digest[EVP_MAX_MD_SIZE];

@@ -9,6 +9,7 @@
 #include "lib/log/log.hpp"
 #include "lib/net/address.hpp"
 #include "lib/tls/context.hpp"
+#include "lib/tls/server_connection.hpp"
 #include "pop3d/server.hpp"
 
 namespace tern::pop3d {
@@ -30,18 +31,10 @@ Session::Session(Server& server, int fd, const sockaddr* peer) : server_(server)
     peer_ = (loopback(addr_) ? "localhost[" : "unknown[") + addr_ + "]";
     secure_network_ = server_.settings().secure_networks.contains(peer);
     event_base* base = server_.base();
-    if (server_.settings().implicit_tls) {
-        if (server_.tls()) bev_ = tls::accept_tls(base, fd, server_.tls());
-    } else {
-        bev_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    }
-    if (!bev_) ::close(fd);
+    bev_ = tls::server_connection(base, fd, server_.settings().implicit_tls, server_.tls());
     close_timer_ = event::timer(base, [this](short) {
         if (!bev_) return;
-        evbuffer* out = bufferevent_get_output(bev_);
-        bufferevent* under = bufferevent_get_underlying(bev_);
-        bool empty = evbuffer_get_length(out) == 0 && (!under || evbuffer_get_length(bufferevent_get_output(under)) == 0);
-        if (empty || ++closing_polls_ >= kClosePolls) close_now(nullptr);
+        if (tls::output_sent(bev_) || ++closing_polls_ >= kClosePolls) close_now(nullptr);
         else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
     });
 }
@@ -222,13 +215,8 @@ void Session::log_disconnect(const char* why) {
 // ---- STLS (RFC 2595 4) ----
 
 void Session::start_tls() {
-    // Anything pipelined after STLS was sent in the clear and must not be
-    // executed inside the TLS session (the STARTTLS injection attack).
-    evbuffer* in = bufferevent_get_input(bev_);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    bufferevent* tls = tls::start_server_tls(server_.base(), bev_, server_.tls());
+    bufferevent* tls = tls::start_tls_after_command(server_.base(), bev_, server_.tls(), peer_);
     if (!tls) {
-        log::warning("cannot start TLS with %s: %s", peer_.c_str(), tls::openssl_errors().c_str());
         close_now(nullptr);
         return;
     }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "lib/log/log.hpp"
+#include "lib/log/loggable.hpp"
 #include "lib/usersession/backend_args.hpp"
 #include "pop3d/server.hpp"
 #include "pop3d/session.hpp"
@@ -20,11 +21,7 @@
 namespace tern::pop3d {
 namespace {
 
-std::string loggable(std::string_view s) {
-    std::string out;
-    for (char c : s.substr(0, 200)) out += (c < 0x20 || c > 0x7e || c == '<' || c == '>') ? '?' : c;
-    return out;
-}
+std::string loggable(std::string_view s) { return log::loggable(s, 200); }
 
 }  // namespace
 
@@ -111,9 +108,6 @@ Result<std::unique_ptr<Server>> Server::create_backend(event_base* base, const c
     settings->lock_session = false;  // and the maildrop lock
     std::unique_ptr<Server> server(new Server(base, std::move(*settings)));
     server->backend_mode_ = true;
-    server->auth_ = std::make_unique<auth::Client>(base, server->settings_.auth_socket);
-    Server* raw = server.get();
-    server->reaper_ = event::timer(base, [raw](short) { raw->dead_.clear(); });
     return server;
 }
 
@@ -124,9 +118,7 @@ Status Server::serve_backend(Fd client, const std::vector<std::string>& args) {
     sockaddr_storage addr = b->peer();
     evutil_make_socket_nonblocking(client.get());
     auto session = std::make_shared<Session>(*this, client.release(), reinterpret_cast<const sockaddr*>(&addr));
-    Session* key = session.get();
-    sessions_.emplace(key, std::move(session));
-    key->start_backend(b->user, b->mail, b->tls);
+    adopt(std::move(session))->start_backend(b->user, b->mail, b->tls);
     return {};
 }
 

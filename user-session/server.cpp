@@ -2,16 +2,13 @@
 #include "user-session/server.hpp"
 
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
-#include <cerrno>
-#include <cstring>
+#include <cctype>
 
 #include "lib/auth/login_ticket.hpp"
 #include "lib/log/log.hpp"
 #include "lib/usersession/backend_args.hpp"
-#include "lib/sys/files.hpp"
 #include "lib/sys/privileges.hpp"
 #include "user-session/backend.hpp"
 
@@ -69,80 +66,37 @@ Settings Settings::from(const config::Config& c) {
 }
 
 Server::Server(event_base* base, std::vector<Fd> listeners, Settings settings)
-    : base_(base), listeners_(std::move(listeners)), settings_(std::move(settings)) {
-    sweeper_ = event::timer(base_, [this](short) {
-        for (uint64_t id : closed_) conns_.erase(id);
-        closed_.clear();
-    });
-    sigchld_ = event::signal_watch(base_, SIGCHLD, [this](short) { reap(); });
+    : settings_(std::move(settings)),
+      requests_(base, std::move(listeners),
+                ipc::PeerPolicy{"user-session socket", "user_session_peer_users", settings_.peer_uids}, kMaxRequest,
+                [this](uint64_t conn, ipc::Message& m) { on_message(conn, m); },
+                [this](uint64_t conn) { forget_connection(conn); }) {
+    sigchld_ = event::signal_watch(base, SIGCHLD, [this](short) { reap(); });
     sigchld_.add();
-    for (const auto& l : listeners_) {
-        (void)sys::set_nonblocking(l.get());
-        int fd = l.get();
-        watches_.emplace_back(base_, fd, EV_READ | EV_PERSIST, [this, fd](short) { accept_from(fd); });
-        watches_.back().add();
-    }
 }
 
-void Server::close_listeners() {
-    watches_.clear();
-    listeners_.clear();
-}
-
-void Server::accept_from(int listener) {
-    for (int i = 0; i < 64; ++i) {
-        int fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) log::warning("accept: %s", std::strerror(errno));
-            return;
-        }
-        Fd sock(fd);
-        auto cred = ipc::peer_credentials(sock.get());
-        if (!cred) {
-            log::warning("user-session socket: %s", cred.message().c_str());
-            continue;
-        }
-        if (!settings_.peer_uids.count(cred->uid)) {
-            log::warning("refused connection from uid %d pid %d: not in user_session_peer_users", int(cred->uid),
-                         int(cred->pid));
-            continue;
-        }
-        uint64_t id = next_conn_++;
-        Connection& c = conns_[id];
-        c.uid = cred->uid;
-        c.pid = cred->pid;
-        c.channel = std::make_unique<ipc::Channel>(
-            base_, std::move(sock), [this, id](ipc::Message& m) { on_message(id, m); },
-            [this, id](const std::string& reason) {
-                if (!reason.empty()) log::warning("connection from pid %d: %s", int(conns_[id].pid), reason.c_str());
-                drop(id);
-            },
-            kMaxRequest);
+// The connection is closing: a backend it started is still reaped and
+// logged, but no longer reported.
+void Server::forget_connection(uint64_t conn) {
+    auto* c = requests_.find(conn);
+    if (c && c->state.backend) {
+        auto b = backends_.find(c->state.backend);
+        if (b != backends_.end()) b->second.conn = 0;
     }
-}
-
-void Server::drop(uint64_t conn) {
-    auto it = conns_.find(conn);
-    if (it != conns_.end() && it->second.backend) {
-        auto b = backends_.find(it->second.backend);
-        if (b != backends_.end()) b->second.conn = 0;  // still reaped and logged, not reported
-    }
-    closed_.push_back(conn);
-    sweeper_.activate();
 }
 
 void Server::on_message(uint64_t conn, ipc::Message& m) {
-    if (m.type() == "backend-request" && conns_[conn].backend == 0) {
+    if (m.type() == "backend-request" && requests_[conn].state.backend == 0) {
         serve(conn, m);
         return;
     }
     log::warning("unexpected \"%s\" message from pid %d; closing the connection", loggable(m.type()).c_str(),
-                 int(conns_[conn].pid));
-    drop(conn);
+                 int(requests_[conn].pid));
+    requests_.drop(conn);
 }
 
 void Server::refuse(uint64_t conn, const std::string& service, const std::string& reason) {
-    Connection& c = conns_[conn];
+    auto& c = requests_[conn];
     log::warning("backend refused: service=%s, peer=uid %d pid %d, reason=%s", loggable(service).c_str(), int(c.uid),
                  int(c.pid), reason.c_str());
     ipc::Message out("backend-refused");
@@ -151,7 +105,7 @@ void Server::refuse(uint64_t conn, const std::string& service, const std::string
 }
 
 void Server::serve(uint64_t conn, ipc::Message& m) {
-    Connection& c = conns_[conn];
+    auto& c = requests_[conn];
     std::string protocol = m.get_or("protocol", "");
     if (protocol != "imap" && protocol != "pop3") return refuse(conn, protocol, "unknown protocol");
     Fd client = m.take_fd(0);
@@ -188,7 +142,7 @@ void Server::serve(uint64_t conn, ipc::Message& m) {
     spec.client = std::move(client);
     auto pid = start_backend(std::move(spec));
     if (!pid) return refuse(conn, protocol, "cannot start the backend: " + pid.message());
-    c.backend = *pid;
+    c.state.backend = *pid;
     backends_[*pid] = Backend{conn, account->user};
     log::info("backend started: user=<%s>, uid=%d, service=%s, pid=%d, rip=%s", loggable(account->user).c_str(), int(uid),
               protocol.c_str(), int(*pid), rip.c_str());
@@ -209,15 +163,15 @@ void Server::reap() {
         backends_.erase(it);
         std::string text = wait_status(status);
         bool abnormal = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        auto c = conns_.find(conn);
+        auto* c = requests_.find(conn);
         if (abnormal) log::warning("backend exited: user=<%s>, pid=%d, status=%s", loggable(user).c_str(), int(pid), text.c_str());
         else log::info("backend exited: user=<%s>, pid=%d, status=%s", loggable(user).c_str(), int(pid), text.c_str());
-        if (conn == 0 || c == conns_.end() || !c->second.channel || c->second.channel->closed()) continue;
+        if (conn == 0 || !c || !c->channel || c->channel->closed()) continue;
         ipc::Message out("backend-exit");
         out.add_int("pid", pid);
         out.add("status", text);
         out.add("abnormal", abnormal ? "1" : "0");
-        c->second.channel->send(out);
+        c->channel->send(out);
     }
 }
 

@@ -37,7 +37,7 @@
 #include "lib/config/config.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/event/loop.hpp"
-#include "lib/ipc/channel.hpp"
+#include "lib/ipc/request_server.hpp"
 
 namespace tern::usersession {
 
@@ -54,36 +54,26 @@ struct Settings {
 class Server {
 public:
     Server(event_base* base, std::vector<Fd> listeners, Settings settings);
-    void close_listeners();
+    void close_listeners() { requests_.close_listeners(); }
 
 private:
-    struct Connection {
-        std::unique_ptr<ipc::Channel> channel;
-        uid_t uid = 0;
-        pid_t pid = 0;
-        pid_t backend = 0;
+    struct Served {
+        pid_t backend = 0;  // the one backend a connection may ask for
     };
-    void accept_from(int listener);
     void on_message(uint64_t conn, ipc::Message& m);
     void serve(uint64_t conn, ipc::Message& m);
     void refuse(uint64_t conn, const std::string& service, const std::string& reason);
     void reap();
-    void drop(uint64_t conn);
+    void forget_connection(uint64_t conn);
 
-    event_base* base_;
-    std::vector<Fd> listeners_;
-    std::vector<event::Watch> watches_;
     Settings settings_;
-    std::map<uint64_t, Connection> conns_;
     struct Backend {
         uint64_t conn = 0;  // 0 once the connection closed
         std::string user;
     };
     std::map<pid_t, Backend> backends_;
-    std::vector<uint64_t> closed_;
-    event::Watch sweeper_;
     event::Watch sigchld_;
-    uint64_t next_conn_ = 1;
+    ipc::RequestServer<Served> requests_;
 };
 
 }  // namespace tern::usersession

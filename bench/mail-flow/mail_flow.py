@@ -237,6 +237,35 @@ def run_once(system, load, messages, size, timeout):
             "messages": messages, "pressure": pressure, "avg10": (avg_before, avg_after)}
 
 
+def run_rounds(systems, rounds, run, report):
+    """Runs run(system) `rounds` times for every system, the order reversed
+    every other round so that neither always goes first; a failed run is
+    reported and left out.  report(round, system, result) prints a run.
+    Returns {system name: [results]}."""
+    results = {}
+    for rnd in range(rounds):
+        order = systems if rnd % 2 == 0 else list(reversed(systems))
+        for system in order:
+            try:
+                r = run(system)
+            except Exception as e:  # report and go on
+                print(f"  round {rnd + 1} {system.name}: FAILED: {e}", flush=True)
+                continue
+            results.setdefault(system.name, []).append(r)
+            report(rnd + 1, system, r)
+    return results
+
+
+def print_pressure(when):
+    """The machine's CPU pressure line, to print before and after the figures."""
+    with open("/proc/pressure/cpu") as f:
+        print(f"# /proc/pressure/cpu {when}:", f.readline().strip())
+
+
+def fmt_pressure(r):
+    return f"{r['pressure']:.0f}%" if r["pressure"] is not None else "n/a"
+
+
 def fmt_cpu(r):
     per = 1000.0 / r["messages"]
     parts = [f"{k} {v * per:.2f}" for k, v in sorted(r["cpu"].items(), key=lambda kv: -kv[1])]
@@ -283,8 +312,7 @@ def main():
         if load not in ("new", "reuse", "large"):
             sys.exit(f"unknown load {load}")
 
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu before:", f.readline().strip())
+    print_pressure("before")
     print(f"# {os.cpu_count()} CPUs; tern services: " +
           "; ".join(" ".join(l.split()[i] for i in (0, 4)) for l in dev_services()))
     results = {}
@@ -292,20 +320,17 @@ def main():
         size = 102400 if load == "large" else 1024
         n = a.large_messages if load == "large" else a.messages
         print(f"\n## load {load}: smtp-source -s 20 -l {size} -m {n}{' -d' if load == 'reuse' else ''}")
-        for rnd in range(a.rounds):
-            order = systems if rnd % 2 == 0 else list(reversed(systems))
-            for system in order:
-                try:
-                    r = run_once(system, load, n, size, a.timeout)
-                except Exception as e:  # report and go on
-                    print(f"  round {rnd + 1} {system.name}: FAILED: {e}", flush=True)
-                    continue
-                results.setdefault((load, system.name), []).append(r)
-                pr = f"{r['pressure']:.0f}%" if r["pressure"] is not None else "n/a"
-                print(f"  round {rnd + 1} {system.name:8} accept {r['accept']:7.0f} msg/s  e2e {r['e2e']:7.0f} "
-                      f"msg/s  cpu pressure {pr} (avg10 {r['avg10'][0]}->{r['avg10'][1]})", flush=True)
-                print(f"      {fmt_cpu(r)}", flush=True)
-                print(f"      {fmt_machine(r)}", flush=True)
+
+        def report(rnd, system, r):
+            print(f"  round {rnd} {system.name:8} accept {r['accept']:7.0f} msg/s  e2e {r['e2e']:7.0f} "
+                  f"msg/s  cpu pressure {fmt_pressure(r)} (avg10 {r['avg10'][0]}->{r['avg10'][1]})", flush=True)
+            print(f"      {fmt_cpu(r)}", flush=True)
+            print(f"      {fmt_machine(r)}", flush=True)
+
+        by_system = run_rounds(systems, a.rounds,
+                               lambda system: run_once(system, load, n, size, a.timeout), report)
+        for name, rs in by_system.items():
+            results[(load, name)] = rs
 
     print("\n## medians (msg/s)")
     for load in loads:
@@ -325,8 +350,7 @@ def main():
             pairs = list(zip(results.get((load, "tern"), []), results.get((load, "postfix"), [])))
             per_round = ", ".join(f"{t['accept'] / p['accept']:.2f}/{t['e2e'] / p['e2e']:.2f}" for t, p in pairs)
             print(f"{load:6} tern/postfix: {'  '.join(ratios)}   per round (accept/e2e): {per_round}")
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu after:", f.readline().strip())
+    print_pressure("after")
     return 0
 
 

@@ -121,14 +121,7 @@ class Sinks:
         return sum(self.sessions.values())
 
     def close(self):
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        harness.stop_processes(self.procs)
 
 
 def add_domains(dns, load, count):
@@ -335,26 +328,23 @@ def main():
         else:
             print("note: Postfix not measured (needs /usr/sbin/postfix)", file=sys.stderr)
 
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu before:", f.readline().strip())
+    mail_flow.print_pressure("before")
     print(f"# {os.cpu_count()} CPUs; {a.messages} messages of 1 KiB per run; sinks on "
           f"{SINK_HOSTS[0]}..{SINK_HOSTS[-1]}:{sinks.port}; DNS on {DNS_HOST}:53")
     results = {}
     for load in loads:
         print(f"\n## load {load}: {LOADS[load]} destination domains")
-        for rnd in range(a.rounds):
-            order = systems if rnd % 2 == 0 else list(reversed(systems))
-            for system in order:
-                try:
-                    r = run_once(system, sinks, dns, load, a.messages, a.timeout)
-                except Exception as e:  # report and go on
-                    print(f"  round {rnd + 1} {system.name}: FAILED: {e}", flush=True)
-                    continue
-                results.setdefault((load, system.name), []).append(r)
-                pr = f"{r['pressure']:.0f}%" if r["pressure"] is not None else "n/a"
-                print(f"  round {rnd + 1} {system.name:8} {r['rate']:7.0f} msg/s  cpu pressure {pr}  "
-                      f"SMTP sessions {r['sessions']}  DNS queries {r['queries']}  deferred/bounced log lines {r['failures']}", flush=True)
-                print(f"      {mail_flow.fmt_cpu(r)}", flush=True)
+
+        def report(rnd, system, r):
+            print(f"  round {rnd} {system.name:8} {r['rate']:7.0f} msg/s  cpu pressure {mail_flow.fmt_pressure(r)}  "
+                  f"SMTP sessions {r['sessions']}  DNS queries {r['queries']}  deferred/bounced log lines {r['failures']}", flush=True)
+            print(f"      {mail_flow.fmt_cpu(r)}", flush=True)
+
+        by_system = mail_flow.run_rounds(systems, a.rounds,
+                                         lambda system: run_once(system, sinks, dns, load, a.messages, a.timeout),
+                                         report)
+        for name, rs in by_system.items():
+            results[(load, name)] = rs
 
     print("\n## medians (msg/s)")
     for load in loads:
@@ -368,8 +358,7 @@ def main():
             pairs = list(zip(results.get((load, "tern"), []), results.get((load, "postfix"), [])))
             per_round = ", ".join(f"{t['rate'] / p['rate']:.2f}" for t, p in pairs)
             print(f"{load:5} tern/postfix: {med['tern'] / med['postfix']:.2f}x   per round: {per_round}")
-    with open("/proc/pressure/cpu") as f:
-        print("# /proc/pressure/cpu after:", f.readline().strip())
+    mail_flow.print_pressure("after")
     return 0
 
 

@@ -424,13 +424,7 @@ class Postfix:
     def smtpd_pids(self):
         return [p for p in self._processes() if self._comm(p) == "smtpd"]
 
-    @staticmethod
-    def _comm(pid):
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                return f.read().strip()
-        except OSError:
-            return ""
+    _comm = staticmethod(harness.process_name)
 
     def _processes(self):
         """Pids of this instance's processes: master and its children carry

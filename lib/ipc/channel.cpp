@@ -75,6 +75,22 @@ void Channel::send(const Message& message) {
 
 void Channel::read_some() {
     if (closed_) return;
+    // Hands every complete frame to on_message_; false when reading must
+    // stop: a bad frame (channel failed), or the handler closed or
+    // destroyed the channel.
+    auto deliver = [this] {
+        std::shared_ptr<bool> alive = alive_;
+        for (;;) {
+            auto next = decoder_.next();
+            if (!next) {
+                fail(next.message());
+                return false;
+            }
+            if (!next->has_value()) return true;
+            on_message_(**next);
+            if (!*alive || closed_) return false;
+        }
+    };
     std::string buf(kReadChunk, '\0');
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         std::vector<Fd> fds;
@@ -91,33 +107,13 @@ void Channel::read_some() {
         }
         if (n == 0) {
             // Deliver what is complete first, then report the EOF.
-            std::shared_ptr<bool> alive = alive_;
-            for (;;) {
-                auto next = decoder_.next();
-                if (!next) {
-                    fail(next.message());
-                    return;
-                }
-                if (!next->has_value()) break;
-                on_message_(**next);
-                if (!*alive || closed_) return;
-            }
+            if (!deliver()) return;
             fail(decoder_.idle() ? "" : "connection closed mid-frame");
             return;
         }
         decoder_.feed(std::string_view(buf.data(), static_cast<size_t>(n)));
         for (auto& fd : fds) decoder_.feed_fd(std::move(fd));
-        std::shared_ptr<bool> alive = alive_;
-        for (;;) {
-            auto next = decoder_.next();
-            if (!next) {
-                fail(next.message());
-                return;
-            }
-            if (!next->has_value()) break;
-            on_message_(**next);
-            if (!*alive || closed_) return;
-        }
+        if (!deliver()) return;
         if (static_cast<size_t>(n) < buf.size()) break;
     }
 }

@@ -12,6 +12,7 @@
 #include "lib/log/log.hpp"
 #include "lib/sys/files.hpp"
 #include "lib/tables/address.hpp"
+#include "lib/tables/lines.hpp"
 
 namespace tern::tables {
 namespace {
@@ -174,53 +175,40 @@ AliasParse parse_aliases(std::string_view text, std::string_view filename) {
     AliasParse out;
     std::string logical;
     int logical_line = 0;
-    int line_no = 0;
     auto flush = [&] {
         if (!logical.empty()) parse_logical(logical, logical_line, filename, out);
         logical.clear();
     };
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++line_no;
+    for_each_line(text, [&](std::string_view line, int line_no) {
         std::string_view t = trim(line);
-        if (t.empty() || t.front() == '#') continue;  // comments do not end an entry (Postfix)
+        if (t.empty() || t.front() == '#') return;  // comments do not end an entry (Postfix)
         if (line.front() == ' ' || line.front() == '\t') {
             if (logical.empty()) {
                 out.diagnostics.push_back(std::string(filename) + ":" + std::to_string(line_no) +
                                           ": continuation line without an entry before it");
-                continue;
+                return;
             }
             logical += ' ';
             logical += t;
-            continue;
+            return;
         }
         flush();
         logical = std::string(t);
         logical_line = line_no;
-    }
+    });
     flush();
     return out;
 }
 
 std::vector<std::string> parse_target_list(std::string_view text, std::vector<std::string>* diagnostics) {
     std::vector<std::string> targets;
-    size_t pos = 0;
-    int line_no = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = trim(text.substr(pos, end - pos));
-        pos = end + 1;
-        ++line_no;
-        if (line.empty() || line.front() == '#') continue;
+    for_each_line(text, [&](std::string_view raw, int line_no) {
+        std::string_view line = trim(raw);
+        if (line.empty() || line.front() == '#') return;
         std::vector<std::string> pieces;
         if (!split_outside_quotes(line, ",", pieces)) {
             if (diagnostics) diagnostics->push_back("line " + std::to_string(line_no) + ": unterminated quote");
-            continue;
+            return;
         }
         for (auto& p : pieces) {
             if (has_control_chars(p)) {
@@ -230,7 +218,7 @@ std::vector<std::string> parse_target_list(std::string_view text, std::vector<st
             }
             targets.push_back(std::move(p));
         }
-    }
+    });
     return targets;
 }
 

@@ -8,6 +8,7 @@
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/tables/address.hpp"
+#include "lib/tables/lines.hpp"
 
 namespace tern::tables {
 namespace {
@@ -37,18 +38,11 @@ long long mtime_of(const std::string& path) {
 std::vector<std::string> parse_domain_list(std::string_view text, std::string_view filename,
                                            std::vector<std::string>* diagnostics) {
     std::vector<std::string> out;
-    size_t pos = 0;
-    int line_no = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++line_no;
+    for_each_line(text, [&](std::string_view line, int line_no) {
         auto hash = line.find('#');
         if (hash != std::string_view::npos) line = line.substr(0, hash);
         std::string d = normalise(line);
-        if (d.empty()) continue;
+        if (d.empty()) return;
         // Postfix lookup tables allow "domain value"; the first column is the domain.
         auto space = d.find_first_of(" \t");
         if (space != std::string::npos) d.resize(space);
@@ -56,10 +50,10 @@ std::vector<std::string> parse_domain_list(std::string_view text, std::string_vi
             if (diagnostics)
                 diagnostics->push_back(std::string(filename) + ":" + std::to_string(line_no) +
                                        ": bad domain '" + d + "'");
-            continue;
+            return;
         }
         out.push_back(std::move(d));
-    }
+    });
     return out;
 }
 

@@ -6,6 +6,7 @@
 #include "lib/log/log.hpp"
 #include "lib/sys/files.hpp"
 #include "lib/tables/address.hpp"
+#include "lib/tables/lines.hpp"
 #include "lib/tables/recipient_check.hpp"
 
 namespace tern::tables {
@@ -42,14 +43,7 @@ bool alias_points_to(const RecipientCheck& tables, const std::string& key, std::
 
 SenderLoginsParse parse_sender_logins(std::string_view text, std::string_view filename) {
     SenderLoginsParse out;
-    size_t pos = 0;
-    int line_no = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = text.substr(pos, end - pos);
-        pos = end + 1;
-        ++line_no;
+    for_each_line(text, [&](std::string_view line, int line_no) {
         if (auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
         std::vector<std::string> words;
         size_t i = 0;
@@ -59,21 +53,21 @@ SenderLoginsParse parse_sender_logins(std::string_view text, std::string_view fi
             while (i < line.size() && !blank(line[i])) ++i;
             if (i > start) words.push_back(lowercase(line.substr(start, i - start)));
         }
-        if (words.empty()) continue;
+        if (words.empty()) return;
         auto where = std::string(filename) + ":" + std::to_string(line_no) + ": ";
         const std::string& sender = words[0];
         auto at = sender.find('@');
         if (at == std::string::npos || at + 1 == sender.size() || sender.find('@', at + 1) != std::string::npos) {
             out.diagnostics.push_back(where + "'" + sender + "' is neither an address nor @domain");
-            continue;
+            return;
         }
         if (words.size() < 2) {
             out.diagnostics.push_back(where + "no login for '" + sender + "'");
-            continue;
+            return;
         }
         auto& owners = out.owners[sender];
         owners.insert(owners.end(), words.begin() + 1, words.end());
-    }
+    });
     return out;
 }
 

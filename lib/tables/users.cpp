@@ -13,6 +13,7 @@
 #include "lib/log/log.hpp"
 #include "lib/sys/files.hpp"
 #include "lib/tables/address.hpp"
+#include "lib/tables/lines.hpp"
 
 namespace tern::tables {
 namespace {
@@ -104,27 +105,21 @@ Result<TableEntries> build_users(const std::string& path) {
 UsersParse parse_users(std::string_view text, std::string_view filename) {
     UsersParse out;
     std::set<std::string, std::less<>> seen;
-    size_t pos = 0;
-    int line_no = 0;
-    while (pos < text.size()) {
-        size_t end = text.find('\n', pos);
-        if (end == std::string_view::npos) end = text.size();
-        std::string_view line = trim(text.substr(pos, end - pos));
-        pos = end + 1;
-        ++line_no;
-        if (line.empty() || line.front() == '#') continue;
+    for_each_line(text, [&](std::string_view raw, int line_no) {
+        std::string_view line = trim(raw);
+        if (line.empty() || line.front() == '#') return;
         auto where = std::string(filename) + ":" + std::to_string(line_no) + ": ";
         auto fields = split_fields(line, 6);
         if (fields.size() < 2) {
             out.diagnostics.push_back(where + "expected user@domain:password");
-            continue;
+            return;
         }
         VirtualUser u;
         u.line = line_no;
         u.address = lowercase(trim(fields[0]));
         if (!valid_address(u.address)) {
             out.diagnostics.push_back(where + "'" + u.address + "' is not user@domain");
-            continue;
+            return;
         }
         u.password = std::string(trim(fields[1]));
         bool ok = true;
@@ -132,25 +127,25 @@ UsersParse parse_users(std::string_view text, std::string_view filename) {
         if (fields.size() > 3 && !parse_id(fields[3], u.gid)) ok = false;
         if (!ok) {
             out.diagnostics.push_back(where + "uid and gid must be numbers");
-            continue;
+            return;
         }
         if (fields.size() > 4) u.home = std::string(trim(fields[4]));
         if (!u.home.empty() && u.home.front() != '/') {
             out.diagnostics.push_back(where + "home must be an absolute path");
-            continue;
+            return;
         }
         if (fields.size() > 5) u.extra = std::string(trim(fields[5]));
         std::string why;
         if (!parse_extra(u.extra, u, why)) {
             out.diagnostics.push_back(where + why);
-            continue;
+            return;
         }
         if (!seen.insert(u.address).second) {
             out.diagnostics.push_back(where + "duplicate user '" + u.address + "' ignored");
-            continue;
+            return;
         }
         out.users.push_back(std::move(u));
-    }
+    });
     return out;
 }
 

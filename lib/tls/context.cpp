@@ -75,11 +75,15 @@ std::string describe(const SSL* ssl) {
            std::to_string(alg_bits) + " bits)";
 }
 
-bufferevent* start_server_tls(event_base* base, bufferevent* plain, SSL_CTX* ctx) {
+namespace {
+
+// A server-side TLS bufferevent that make(ssl) builds on a new SSL; the
+// SSL is freed when make fails.
+template <class Make>
+bufferevent* server_tls_bufferevent(SSL_CTX* ctx, Make make) {
     SSL* ssl = SSL_new(ctx);
     if (!ssl) return nullptr;
-    bufferevent* bev = bufferevent_openssl_filter_new(base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    bufferevent* bev = make(ssl);
     if (!bev) {
         SSL_free(ssl);
         return nullptr;
@@ -88,17 +92,20 @@ bufferevent* start_server_tls(event_base* base, bufferevent* plain, SSL_CTX* ctx
     return bev;
 }
 
+constexpr int kServerBevOptions = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+}  // namespace
+
+bufferevent* start_server_tls(event_base* base, bufferevent* plain, SSL_CTX* ctx) {
+    return server_tls_bufferevent(ctx, [&](SSL* ssl) {
+        return bufferevent_openssl_filter_new(base, plain, ssl, BUFFEREVENT_SSL_ACCEPTING, kServerBevOptions);
+    });
+}
+
 bufferevent* accept_tls(event_base* base, int fd, SSL_CTX* ctx) {
-    SSL* ssl = SSL_new(ctx);
-    if (!ssl) return nullptr;
-    bufferevent* bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    if (!bev) {
-        SSL_free(ssl);
-        return nullptr;
-    }
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
+    return server_tls_bufferevent(ctx, [&](SSL* ssl) {
+        return bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, kServerBevOptions);
+    });
 }
 
 std::string bufferevent_errors(bufferevent* bev) {

@@ -51,6 +51,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,7 @@ def _self_signed_cert():
     return _cert_cache
 
 
-def _pid_alive(pid):
+def pid_alive(pid):
     """False for a pid that is gone or a zombie nobody reaped yet."""
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -159,6 +160,48 @@ def _pid_alive(pid):
     except OSError:
         return False
     return data[data.rfind(")") + 2:][:1] != "Z"
+
+
+def tls_context():
+    """A client TLS context for the stack's self-signed certificate (the
+    tests check what the server does, not its certificate)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def proc_status(pid):
+    """The fields of /proc/PID/status, each split into words:
+    {"Uid": ["0", "0", "0", "0"], "Groups": [...], ...}."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def process_name(pid):
+    """The command name of a process (/proc/PID/comm), "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def stop_processes(procs, timeout=10):
+    """Terminates helper processes (Popen objects): SIGTERM to all first,
+    then each gets `timeout` seconds before SIGKILL."""
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 class StackError(Exception):
@@ -479,19 +522,19 @@ class Stack:
                     cmd = f.read()
             except OSError:
                 continue
-            if marker in cmd.split(b"\0") and _pid_alive(int(entry)):
+            if marker in cmd.split(b"\0") and pid_alive(int(entry)):
                 pids.add(int(entry))
         return pids
 
     def kill_leftovers(self):
-        pids = self._stack_processes() | {p for p in self.seen_pids if _pid_alive(p)}
+        pids = self._stack_processes() | {p for p in self.seen_pids if pid_alive(p)}
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
             time.sleep(0.05)
 
     def __enter__(self):

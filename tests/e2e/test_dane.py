@@ -24,9 +24,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, free_port, program_exists, _self_signed_cert  # noqa: E402
+from harness import free_port, program_exists, stop_processes, _self_signed_cert  # noqa: E402
 from smtpsink import SmtpSink  # noqa: E402
-from test_remote import NEEDED, openssl, spki_sha256  # noqa: E402
+from test_remote import NEEDED, openssl, remote_stack, spki_sha256  # noqa: E402
 
 TOOLS = {name: shutil.which(name) or f"/usr/sbin/{name}" for name in ("nsd", "unbound")}
 TOOLS.update({name: shutil.which(name) for name in ("ldns-keygen", "ldns-signzone")})
@@ -170,14 +170,7 @@ stub-zone:
         return text[-2000:]
 
     def close(self):
-        for p in self.procs:
-            p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs)
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
@@ -197,16 +190,10 @@ class DaneWithValidatingResolver(unittest.TestCase):
         except (RuntimeError, OSError) as e:
             shutil.rmtree(cls.base, ignore_errors=True)
             raise unittest.SkipTest(f"nsd/unbound cannot run here: {e}")
-        cls.stack = Stack(config={
-            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
+        cls.stack = remote_stack(cls.dns.port, cls.port, {
             "dns_timeout": "2s",
-            "smtp_tcp_port": str(cls.port),
             "smtp_tls_security_level": "dane",
-            "smtp_connect_timeout": "5s",
-            "minimal_backoff_time": "1s",
-            "maximal_backoff_time": "2s",
-            "queue_run_delay": "1s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
+        })
         cls.stack.__enter__()
 
     @classmethod

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import unittest
 
-from harness import BUILD, IDLE_WORKER as IDLE, MAILCTL, Stack, program_exists
+from harness import BUILD, IDLE_WORKER as IDLE, MAILCTL, Stack, pid_alive as alive, program_exists
 
 CRASHER = "#!/bin/sh\n# a worker that dies at once, to provoke throttling\nexit 1\n"
 # Ready only once the test creates <config dir>/go ($2: master runs it as
@@ -333,15 +333,6 @@ def re_line(path):
     """Regex for 'PATH:LINE:' diagnostics."""
     import re
     return re.escape(path) + r":\d+:"
-
-
-def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rfind(")") + 2:][:1] != "Z"
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import re
 import shutil
 import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 import threading
@@ -20,17 +19,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, program_exists  # noqa: E402
+from harness import Stack, program_exists, tls_context  # noqa: E402
 
 NEEDED = ("master", "mailctl", "auth", "imapd")
 USER, PASSWORD = "demo@tern.test", "demo"
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Raw:

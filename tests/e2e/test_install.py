@@ -33,7 +33,7 @@ import threading
 import time
 import unittest
 
-from harness import BUILD, ROOT, free_port
+from harness import BUILD, ROOT, free_port, proc_status
 from mountns import hold_private_mount_namespace
 
 ALICE, BOB = 2001, 2002
@@ -45,15 +45,6 @@ def run(argv, check=True, timeout=120, **kw):
     if check and p.returncode != 0:
         raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout[-3000:]}\nstderr: {p.stderr[-3000:]}")
     return p
-
-
-def proc_status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return fields
 
 
 class Root:

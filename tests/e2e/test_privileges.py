@@ -14,16 +14,12 @@ import smtplib
 import socket
 import unittest
 
-from harness import BUILD, IDLE_WORKER as IDLE, Stack, program_exists
+from harness import BUILD, IDLE_WORKER as IDLE, Stack, proc_status, program_exists
 
 
 def proc_ids(pid):
     """(uids, gids, groups) of a process from /proc/<pid>/status."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
+    fields = proc_status(pid)
     return ([int(x) for x in fields["Uid"]], [int(x) for x in fields["Gid"]],
             sorted(int(x) for x in fields.get("Groups", [])))
 

@@ -29,6 +29,26 @@ from smtpsink import SmtpSink  # noqa: E402
 NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "smtp-client", "mailctl")
 
 
+SMTP_CLIENT_SERVICE = "smtp-client unix $run_directory/smtp.sock - 1 smtp-client"
+
+
+def remote_stack(dns_port, smtp_port, config=None, **stack_args):
+    """A stack that delivers to remote hosts: names from the test's DNS
+    server, SMTP to smtp_port, short timeouts and retries; `config` adds
+    keys or overrides these."""
+    settings = {
+        "dns_resolvers": f"127.0.0.1:{dns_port}",
+        "dns_timeout": "1s",
+        "smtp_tcp_port": str(smtp_port),
+        "smtp_connect_timeout": "5s",
+        "minimal_backoff_time": "1s",
+        "maximal_backoff_time": "2s",
+        "queue_run_delay": "1s",
+    }
+    settings.update(config or {})
+    return Stack(config=settings, extra_services=[SMTP_CLIENT_SERVICE], **stack_args)
+
+
 def openssl(*args, stdin=None):
     return subprocess.run(["openssl"] + list(args), check=True, capture_output=True, input=stdin, timeout=60).stdout
 
@@ -106,24 +126,17 @@ class RemoteDelivery(unittest.TestCase):
             "mta-sts.stskeep.test")
         cls.sts_port = free_port()
         cls.sts = PolicyServer("127.0.0.40", cls.sts_port, cls.host_cert, cls.host_key)
-        cls.stack = Stack(config={
+        cls.stack = remote_stack(cls.dns.port, cls.port, {
             "transport_maps": "$config_directory/transport",
             "smtp_tls_policy_maps": "$config_directory/tls_policy",
             "smtp_tls_CAfile": cls.ca,
             "smtp_mta_sts_port": str(cls.sts_port),
-            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
-            "dns_timeout": "1s",
-            "smtp_tcp_port": str(cls.port),
-            "smtp_connect_timeout": "5s",
             "smtp_connection_cache_time_limit": "10s",
             # One session per destination at a time: connection reuse is then
             # certain, not a race (every test has its own domains).
             "smtp_destination_concurrency_limit": "1",
             "smtp_dead_destination_time": "2s",
-            "minimal_backoff_time": "1s",
-            "maximal_backoff_time": "2s",
-            "queue_run_delay": "1s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"], autostart=False)
+        }, autostart=False)
         with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
             f.write(f"# test routes\nrouted.test smtp:[127.0.0.23]:{cls.port}\n"
                     "refused.test error:5.7.1 we do not send mail there\n")
@@ -562,19 +575,12 @@ class Relayhost(unittest.TestCase):
     def setUpClass(cls):
         cls.dns = DnsServer()
         cls.port = free_port()
-        cls.stack = Stack(config={
-            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
-            "dns_timeout": "1s",
-            "smtp_tcp_port": str(cls.port),
+        cls.stack = remote_stack(cls.dns.port, cls.port, {
             "relayhost": f"[smarthost.test]:{cls.port}",
             "transport_maps": "$config_directory/transport",
             "smtp_sasl_password_maps": "$config_directory/sasl_passwd",
-            "smtp_connect_timeout": "5s",
-            "minimal_backoff_time": "1s",
-            "maximal_backoff_time": "2s",
-            "queue_run_delay": "1s",
             "maximal_queue_lifetime": "5s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"], autostart=False)
+        }, autostart=False)
         with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
             f.write(f"login.test smtp:[smarthost2.test]:{cls.port}\n"
                     f"down.test smtp:[127.0.0.32]:{cls.port}\n")

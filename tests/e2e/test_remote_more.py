@@ -15,8 +15,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from dnsserver import DnsServer  # noqa: E402
-from harness import Stack, free_port, program_exists  # noqa: E402
+from harness import free_port, program_exists  # noqa: E402
 from smtpsink import SmtpSink  # noqa: E402
+from test_remote import remote_stack  # noqa: E402
 
 NEEDED = ("master", "smtpd", "qmgr", "smtp-client", "mailctl")
 
@@ -27,17 +28,11 @@ class RemoteDeliveryMore(unittest.TestCase):
     def setUpClass(cls):
         cls.dns = DnsServer()
         cls.port = free_port()
-        cls.stack = Stack(config={
-            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
-            "dns_timeout": "1s",
-            "smtp_tcp_port": str(cls.port),
-            "smtp_connect_timeout": "5s",
+        cls.stack = remote_stack(cls.dns.port, cls.port, {
             "smtp_destination_concurrency_limit": "1",
             "smtp_dead_destination_time": "60s",
-            "minimal_backoff_time": "1s",
             "maximal_backoff_time": "1s",
-            "queue_run_delay": "1s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
+        })
         cls.stack.__enter__()
 
     @classmethod

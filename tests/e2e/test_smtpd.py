@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, program_exists  # noqa: E402
+from harness import Stack, program_exists, tls_context  # noqa: E402
 
 NEEDED = ("master", "smtpd", "mailctl")
 SMTPD_ONLY = [
@@ -250,14 +250,10 @@ class SmtpdTest(unittest.TestCase):
                       self.stack.log_text())
 
     def test_starttls_discards_pipelined_plaintext(self):
-        import ssl
         c = self.session()
         c.send("STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
         self.assertTrue(c.reply().startswith("220 2.0.0"))
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        tls = ctx.wrap_socket(c.sock, server_hostname="mail.tern.test")
+        tls = tls_context().wrap_socket(c.sock, server_hostname="mail.tern.test")
         c.sock = tls
         # Had the injected MAIL run, this EHLO-less MAIL would be "nested";
         # instead HELO is required again after the handshake (RFC 3207 4.2).

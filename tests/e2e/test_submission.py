@@ -12,24 +12,16 @@ import base64
 import os
 import re
 import smtplib
-import ssl
 import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, program_exists  # noqa: E402
+from harness import Stack, program_exists, tls_context  # noqa: E402
 
 NEEDED = ("master", "smtpd", "qmgr", "local-delivery", "auth", "mailctl")
 PLAIN_IR = base64.b64encode(b"\0demo@tern.test\0demo").decode()
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def read(path):

@@ -19,14 +19,13 @@ import shutil
 import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, Stack  # noqa: E402
+from harness import BUILD, Stack, proc_status, tls_context as _tls  # noqa: E402
 from test_local_delivery import recv_message, send_message  # noqa: E402  (lib/ipc frames)
 
 PASSWORD = "s3cret-Sys"
@@ -35,23 +34,6 @@ NEEDED = ("master", "mailctl", "smtpd", "qmgr", "local-delivery", "auth", "imapd
 
 def _built():
     return all(os.access(os.path.join(BUILD, p), os.X_OK) for p in NEEDED)
-
-
-def _tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def proc_status(pid):
-    """Uid, Gid and CapEff lines of /proc/PID/status as a dict."""
-    fields = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return fields
 
 
 @unittest.skipUnless(_built(), "tern programs (%s) not built" % ", ".join(NEEDED))

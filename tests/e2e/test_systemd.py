@@ -37,7 +37,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD, ROOT
+from harness import BUILD, ROOT, process_name
 from mountns import hold_private_mount_namespace
 
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "procps", "adduser", "openssl", "libevent-2.1-7",
@@ -155,7 +155,7 @@ cp '{deb}' "$1/var/tmp/tern.deb"
                                         f"{self.boot.returncode}): {self.boot_log()}")
             for child in self._children(self.boot.pid):
                 for grandchild in [child] + self._children(child):
-                    if self._comm(grandchild) == "systemd":
+                    if process_name(grandchild) == "systemd":
                         return grandchild
             return None
         self.init = wait_for(init_pid, 30, "the container's systemd")
@@ -178,14 +178,6 @@ cp '{deb}' "$1/var/tmp/tern.deb"
             except OSError:
                 pass
         return kids
-
-    @staticmethod
-    def _comm(pid):
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                return f.read().strip()
-        except OSError:
-            return ""
 
     def boot_log(self):
         with open(self.dir + ".log") as f:

@@ -16,6 +16,7 @@
 #include "lib/event/loop.hpp"
 #include "lib/ipc/channel.hpp"
 #include "lib/ipc/message.hpp"
+#include "tests/unit/lib/loop_until.hpp"
 
 using namespace tern;
 using namespace std::chrono_literals;
@@ -63,10 +64,7 @@ struct FakeDaemon {
     }
 };
 
-void run_until(event_base* base, const std::function<bool()>& done) {
-    for (int i = 0; i < 200 && !done(); ++i) event_base_loop(base, EVLOOP_ONCE);
-    REQUIRE(done());
-}
+void run_until(event_base* base, const std::function<bool()>& done) { REQUIRE(testing::run_until(base, done)); }
 
 auth::Request request(const std::string& user) {
     auth::Request r;

@@ -10,18 +10,12 @@
 
 #include "lib/core/fd.hpp"
 #include "lib/event/loop.hpp"
+#include "tests/unit/lib/loop_until.hpp"
 
 using namespace tern;
 using namespace std::chrono_literals;
 
-namespace {
-// Runs the loop until done or 5 s pass.
-template <typename Pred>
-void run_until(event_base* base, Pred done) {
-    auto start = std::chrono::steady_clock::now();
-    while (!done() && std::chrono::steady_clock::now() - start < 5s) event_base_loop(base, EVLOOP_ONCE);
-}
-}  // namespace
+using testing::run_until;
 
 TEST_CASE("event: a timer fires once after its timeout", "[event]") {
     auto base = event::make_base();

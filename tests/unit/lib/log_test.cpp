@@ -1,5 +1,6 @@
 // Tests for lib/log: the file target's line format, injection-proof
-// messages, debug gating, concurrent writers, and fatal's exit status.
+// messages, debug gating, concurrent writers, fatal's exit status, and
+// log-safe names.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "lib/log/log.hpp"
+#include "lib/log/loggable.hpp"
 
 using namespace tern;
 
@@ -147,4 +149,11 @@ TEST_CASE("log: an unwritable file falls back to stderr", "[log]") {
     log::info("still works");  // must not crash; goes to stderr
     log::init("unit-tests", "stderr");
     SUCCEED();
+}
+
+TEST_CASE("log: loggable names lose control bytes, non-ASCII and brackets, and are bounded", "[log]") {
+    CHECK(log::loggable("bob@example.org", 200) == "bob@example.org");
+    CHECK(log::loggable("a\r\nb\x7f<c>\xc3\xa9", 200) == "a??b??c???");
+    CHECK(log::loggable(std::string(300, 'x'), 200) == std::string(200, 'x'));
+    CHECK(log::loggable("", 10).empty());
 }
