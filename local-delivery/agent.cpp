@@ -61,60 +61,95 @@ int rank(delivery::Outcome o) {
 
 void Agent::refresh_tables() { (void)tables_.reload_if_changed(); }
 
-delivery::Response Agent::handle(const delivery::Request& request) {
+std::vector<delivery::Response> Agent::handle(const std::vector<const delivery::Request*>& requests) {
     refresh_tables();
-    delivery::Response response;
-    response.queue_id = request.queue_id;
     double received = now_seconds();
-    for (const auto& rcpt : request.recipients) {
-        double start = now_seconds();
-        DeliveryResult r = deliver_recipient(request, rcpt);
-        double end = now_seconds();
-        std::string orig = orcpt_address(rcpt.orcpt);
-        std::string orig_part = orig.empty() || tables::lowercase(orig) == tables::lowercase(rcpt.address)
-                                    ? ""
-                                    : ", orig_to=<" + orig + ">";
-        double delay = request.arrival > 0 ? end - static_cast<double>(request.arrival) : end - received;
-        double before = request.arrival > 0 ? received - static_cast<double>(request.arrival) : 0;
-        log::info("%s: to=<%s>%s, relay=local, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
-                  request.queue_id.c_str(), rcpt.address.c_str(), orig_part.c_str(), fmt_delay(delay).c_str(),
-                  fmt_delay(before).c_str(), fmt_delay(start - received).c_str(), fmt_delay(end - start).c_str(),
-                  r.dsn.c_str(), status_word(r.outcome), r.text.c_str());
-        response.results.push_back({rcpt.index, r.outcome, r.dsn, r.text});
+    GroupCommit batch(pool_);
+    std::vector<RecipientWork> work;
+    for (const delivery::Request* request : requests)
+        for (const auto& rcpt : request->recipients) work.push_back(start_recipient(*request, rcpt, batch));
+    batch.commit();
+    double end = now_seconds();
+
+    std::vector<delivery::Response> responses(requests.size());
+    size_t next = 0;
+    for (size_t i = 0; i < requests.size(); ++i) {
+        const delivery::Request& request = *requests[i];
+        delivery::Response& response = responses[i];
+        response.queue_id = request.queue_id;
+        for (size_t r = 0; r < request.recipients.size(); ++r) {
+            const RecipientWork& w = work[next++];
+            const delivery::RequestRecipient& rcpt = *w.rcpt;
+            DeliveryResult result = finish_recipient(w, batch);
+            std::string orig = orcpt_address(rcpt.orcpt);
+            std::string orig_part = orig.empty() || tables::lowercase(orig) == tables::lowercase(rcpt.address)
+                                        ? ""
+                                        : ", orig_to=<" + orig + ">";
+            double delay = request.arrival > 0 ? end - static_cast<double>(request.arrival) : end - received;
+            double before = request.arrival > 0 ? received - static_cast<double>(request.arrival) : 0;
+            log::info("%s: to=<%s>%s, relay=local, delay=%s, delays=%s/%s/0/%s, dsn=%s, status=%s (%s)",
+                      request.queue_id.c_str(), rcpt.address.c_str(), orig_part.c_str(), fmt_delay(delay).c_str(),
+                      fmt_delay(before).c_str(), fmt_delay(w.start - received).c_str(),
+                      fmt_delay(end - w.start).c_str(), result.dsn.c_str(), status_word(result.outcome),
+                      result.text.c_str());
+            response.results.push_back({rcpt.index, result.outcome, result.dsn, result.text});
+        }
     }
-    return response;
+    return responses;
 }
 
-DeliveryResult Agent::deliver_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt) {
-    if (!request.body.valid()) return DeliveryResult::defer("4.3.0", "no message body");
+Agent::RecipientWork Agent::start_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt,
+                                            GroupCommit& batch) {
+    RecipientWork w;
+    w.request = &request;
+    w.rcpt = &rcpt;
+    w.start = now_seconds();
+    if (!request.body.valid()) {
+        w.result = DeliveryResult::defer("4.3.0", "no message body");
+        return w;
+    }
     std::string recipient = tables::lowercase(rcpt.address);
     auto looped = has_delivered_to(request.body.get(), recipient);
-    if (!looped) return DeliveryResult::defer("4.3.0", looped.message());
-    if (*looped) return DeliveryResult::bounce("5.4.6", "mail forwarding loop for " + rcpt.address);
+    if (!looped) {
+        w.result = DeliveryResult::defer("4.3.0", looped.message());
+        return w;
+    }
+    if (*looped) {
+        w.result = DeliveryResult::bounce("5.4.6", "mail forwarding loop for " + rcpt.address);
+        return w;
+    }
 
     Resolver resolver(tables_, settings_);
     Resolution res = resolver.resolve(rcpt.address);
-    if (res.failure) return *res.failure;
+    if (res.failure) {
+        w.result = *res.failure;
+        return w;
+    }
 
     std::string prefix = delivery_headers(request.sender, recipient);
-    DeliveryResult worst = DeliveryResult::sent("");
-    std::vector<std::string> texts;
     std::vector<std::string> forwards;
     for (const auto& dest : res.destinations) {
         if (dest.kind == DestKind::Forward) {
             forwards.push_back(dest.path);
             continue;
         }
-        DeliveryResult r = deliver_to(request, dest, rcpt.index, recipient, prefix);
-        if (!r.delivered()) log::debug("%s: %s via %s: %s", request.queue_id.c_str(), rcpt.address.c_str(),
-                                       dest.via.empty() ? dest.path.c_str() : dest.via.c_str(), r.text.c_str());
+        w.parts.push_back(deliver_to(request, dest, rcpt.index, recipient, prefix, batch));
+    }
+    if (!forwards.empty()) w.parts.push_back(Part{forward(request, forwards, recipient), 0, ""});
+    return w;
+}
+
+DeliveryResult Agent::finish_recipient(const RecipientWork& w, const GroupCommit& batch) const {
+    if (w.result) return *w.result;
+    DeliveryResult worst = DeliveryResult::sent("");
+    std::vector<std::string> texts;
+    for (const auto& part : w.parts) {
+        DeliveryResult r = part.result ? *part.result : batch.result(part.ticket);
+        if (!r.delivered())
+            log::debug("%s: %s via %s: %s", w.request->queue_id.c_str(), w.rcpt->address.c_str(),
+                       part.via.c_str(), r.text.c_str());
         if (rank(r.outcome) > rank(worst.outcome)) worst = r;
         if (r.delivered() || rank(r.outcome) == rank(worst.outcome)) texts.push_back(r.text);
-    }
-    if (!forwards.empty()) {
-        DeliveryResult r = forward(request, forwards, recipient);
-        if (rank(r.outcome) > rank(worst.outcome)) worst = r;
-        texts.push_back(r.text);
     }
     if (worst.delivered()) {
         // One text for the log and the DSN: the distinct things that happened.
@@ -126,28 +161,37 @@ DeliveryResult Agent::deliver_recipient(const delivery::Request& request, const 
     return worst;
 }
 
-DeliveryResult Agent::deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
-                                 const std::string& recipient,
-                                 const std::string& prefix) {
+Agent::Part Agent::deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
+                              const std::string& recipient, const std::string& prefix, GroupCommit& batch) {
     maildir::DeliveryKey key{request.arrival, request.queue_id, index, request.maybe_delivered};
     MessageRef message{request.body.get(), request.sender, prefix, request.arrival > 0 ? &key : nullptr};
+    Part part;
+    part.via = dest.via.empty() ? dest.path : dest.via;
     switch (dest.kind) {
         case DestKind::Mailbox: {
             MboxTarget t{dest.path, dest.as, true, settings_.mailbox_size_limit, settings_.lock};
-            return deliver_mbox(t, message);
+            part.result = deliver_mbox(t, message);
+            return part;
         }
         case DestKind::File: {
             MboxTarget t{dest.path, dest.as, false, settings_.mailbox_size_limit, settings_.lock};
-            return deliver_mbox(t, message);
+            part.result = deliver_mbox(t, message);
+            return part;
         }
         case DestKind::HomeMaildir:
-        case DestKind::FileMaildir: {
+        case DestKind::FileMaildir:
+        case DestKind::VirtualMailbox: {
             std::string dir = dest.path;
-            while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-            return deliver_maildir(MaildirTarget{dir, dest.as, 0, settings_.mailbox_size_limit}, message);
+            uint64_t quota = 0;
+            if (dest.kind == DestKind::VirtualMailbox) quota = dest.quota;
+            else
+                while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+            auto outcome = deliver_maildir(MaildirTarget{dir, dest.as, quota, settings_.mailbox_size_limit}, message,
+                                           stores_, batch);
+            part.result = std::move(outcome.result);
+            part.ticket = outcome.ticket;
+            return part;
         }
-        case DestKind::VirtualMailbox:
-            return deliver_maildir(MaildirTarget{dest.path, dest.as, dest.quota, settings_.mailbox_size_limit}, message);
         case DestKind::Command: {
             CommandJob job;
             job.command = dest.path;
@@ -163,12 +207,14 @@ DeliveryResult Agent::deliver_to(const delivery::Request& request, const Destina
                        "LOCAL=" + local,
                        "DOMAIN=" + parts.domain,
                        "EXTENSION=" + tables::extension_of(local, settings_.delimiters)};
-            return run_command(job);
+            part.result = run_command(job);
+            return part;
         }
         case DestKind::Forward:
             break;
     }
-    return DeliveryResult::defer("4.3.0", "internal error: unknown destination");
+    part.result = DeliveryResult::defer("4.3.0", "internal error: unknown destination");
+    return part;
 }
 
 DeliveryResult Agent::forward(const delivery::Request& request, const std::vector<std::string>& addresses,

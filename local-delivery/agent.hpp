@@ -1,5 +1,6 @@
-// The local delivery agent proper: one "deliver" request from qmgr in, one
-// status per recipient out (lib/delivery/request.hpp).
+// The local delivery agent proper: "deliver" requests from qmgr in, one
+// status per recipient out (lib/delivery/request.hpp).  The requests that
+// arrive together are delivered as one batch (server.hpp, group_commit.hpp).
 //
 // Per recipient: a copy that already carries "Delivered-To: <recipient>"
 // is a forwarding loop (5.4.6 bounce); otherwise the recipient is resolved
@@ -19,33 +20,64 @@
 #pragma once
 
 #include <ctime>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "lib/delivery/request.hpp"
+#include "lib/sys/sync_pool.hpp"
 #include "lib/tables/recipient_check.hpp"
+#include "local-delivery/group_commit.hpp"
 #include "local-delivery/resolve.hpp"
 #include "local-delivery/settings.hpp"
+#include "local-delivery/store_cache.hpp"
 
 namespace tern::local {
 
 class Agent {
 public:
     Agent(tables::RecipientCheck tables, Settings settings)
-        : tables_(std::move(tables)), settings_(std::move(settings)) {}
+        : tables_(std::move(tables)), settings_(std::move(settings)), stores_(kOpenStores), pool_(kSyncThreads) {}
 
-    delivery::Response handle(const delivery::Request& request);
+    // Delivers every request of a batch (those that arrived together) and
+    // returns their answers in the same order.  Maildir deliveries share one
+    // group commit (group_commit.hpp): nothing is answered before all of
+    // them are on disk.
+    std::vector<delivery::Response> handle(const std::vector<const delivery::Request*>& requests);
     void refresh_tables();
 
 private:
-    DeliveryResult deliver_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt);
-    DeliveryResult deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
-                              const std::string& recipient,
-                              const std::string& prefix);
+    // Stores kept open between deliveries, and threads for parallel fsyncs.
+    static constexpr size_t kOpenStores = 32;
+    static constexpr int kSyncThreads = 4;
+
+    // One destination's outcome: known now, or a ticket of the group commit.
+    struct Part {
+        std::optional<DeliveryResult> result;
+        size_t ticket = 0;
+        std::string via;
+    };
+    // One recipient of a request while its batch is being delivered.
+    struct RecipientWork {
+        const delivery::Request* request = nullptr;
+        const delivery::RequestRecipient* rcpt = nullptr;
+        std::optional<DeliveryResult> result;  // decided as a whole (a loop, a failed resolution)
+        std::vector<Part> parts;               // destinations in order, forwarding last
+        double start = 0;
+    };
+
+    RecipientWork start_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt,
+                                  GroupCommit& batch);
+    DeliveryResult finish_recipient(const RecipientWork& work, const GroupCommit& batch) const;
+    Part deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
+                    const std::string& recipient, const std::string& prefix, GroupCommit& batch);
     DeliveryResult forward(const delivery::Request& request, const std::vector<std::string>& addresses,
                            const std::string& recipient);
 
     tables::RecipientCheck tables_;
     Settings settings_;
+    StoreCache stores_;
+    sys::SyncPool pool_;
 };
 
 }  // namespace tern::local

@@ -9,7 +9,6 @@
 #include <ctime>
 #include <optional>
 
-#include "lib/mailstore/maildir_store.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/sys/files.hpp"
 #include "local-delivery/message.hpp"
@@ -27,23 +26,22 @@ DeliveryResult write_failure(const std::string& what, int err) {
 
 }  // namespace
 
-DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& message) {
+MaildirOutcome deliver_maildir(const MaildirTarget& target, const MessageRef& message, StoreCache& stores,
+                               GroupCommit& batch) {
+    auto done = [](DeliveryResult r) { return MaildirOutcome{std::move(r), 0}; };
     AsUser as(target.owner);
-    if (!as.ok()) return DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name + ": " +
-                                                            as.status().message());
+    if (!as.ok()) return done(DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name + ": " +
+                                                                  as.status().message()));
     struct stat st {};
-    if (::fstat(message.body_fd, &st) != 0) return DeliveryResult::defer("4.3.0", "cannot stat queued message");
+    if (::fstat(message.body_fd, &st) != 0) return done(DeliveryResult::defer("4.3.0", "cannot stat queued message"));
     uint64_t expected = static_cast<uint64_t>(st.st_size) + message.prefix.size();
     if (target.message_limit != 0 && expected > target.message_limit)
-        return DeliveryResult::bounce("5.2.2", "message is larger than the mailbox size limit");
+        return done(DeliveryResult::bounce("5.2.2", "message is larger than the mailbox size limit"));
 
     // Through the mail store, as the owner: the index (in the Maildir) is
     // theirs and learns the message's UID at commit.
-    mailstore::MaildirOptions options;
-    options.root = target.dir;
-    options.quota_bytes = target.quota;
-    auto store = mailstore::open_maildir_store(options);
-    if (!store) return write_failure("cannot open maildir " + target.dir + ": " + store.message(), errno);
+    auto store = stores.get(target.owner.uid, target.dir, target.quota);
+    if (!store) return done(write_failure("cannot open maildir " + target.dir + ": " + store.message(), errno));
     mailstore::DeliveryOptions delivery;
     delivery.folder = target.folder;
     if (message.key) {
@@ -53,10 +51,12 @@ DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& me
     }
     delivery.expected_size = expected;
     auto start = (*store)->begin_delivery(delivery);
-    if (!start) return write_failure("cannot deliver to maildir " + target.dir + ": " + start.message(), errno);
+    if (!start) return done(write_failure("cannot deliver to maildir " + target.dir + ": " + start.message(), errno));
     switch (start->outcome) {
-        case mailstore::DeliveryStart::Outcome::AlreadyStored: return DeliveryResult::sent("already delivered to maildir");
-        case mailstore::DeliveryStart::Outcome::OverQuota: return DeliveryResult::bounce("5.2.2", "mailbox full (quota exceeded)");
+        case mailstore::DeliveryStart::Outcome::AlreadyStored:
+            return done(DeliveryResult::sent("already delivered to maildir"));
+        case mailstore::DeliveryStart::Outcome::OverQuota:
+            return done(DeliveryResult::bounce("5.2.2", "mailbox full (quota exceeded)"));
         case mailstore::DeliveryStart::Outcome::Write: break;
     }
     auto& writer = *start->writer;
@@ -66,11 +66,12 @@ DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& me
         if (!s) saved_errno = errno;
         return s;
     });
-    if (!copied) return write_failure("cannot write maildir file: " + copied.message(), saved_errno ? saved_errno : errno);
-    auto uid = writer.commit(mailstore::Flags{});
-    if (!uid) return write_failure("cannot commit maildir file: " + uid.message(), errno);
-    if (writer.earlier()) return DeliveryResult::sent("already delivered to maildir");
-    return DeliveryResult::sent("delivered to maildir");
+    // The writer is dropped (its tmp file removed) while we are still the owner.
+    if (!copied)
+        return done(write_failure("cannot write maildir file: " + copied.message(), saved_errno ? saved_errno : errno));
+    if (auto s = writer.stage(mailstore::Flags{}); !s)
+        return done(write_failure("cannot commit maildir file: " + s.message(), errno));
+    return MaildirOutcome{std::nullopt, batch.add(target.owner, *store, std::move(start->writer), target.dir)};
 }
 
 DeliveryResult deliver_mbox(const MboxTarget& target, const MessageRef& message) {

@@ -4,8 +4,9 @@
 // Each writer streams the queued body (copy_message) and reports success
 // only after the data is on disk (Maildir: through the mail store,
 // lib/mailstore, whose index assigns the UID at delivery: tmp → fsync →
-// cur/ under the index lock → fsync dir and index;
-// mbox: fsync, or truncate back on failure).  Errors map to DSN codes as
+// new/ under the index lock → fsync dir and index, for a whole batch of
+// deliveries at once (group_commit.hpp); mbox: fsync, or truncate back on
+// failure).  Errors map to DSN codes as
 // Postfix's local does: quota or size limit → 5.2.2 (bounce), no space or
 // a busy lock → 4.x (retry), a mailbox that is not a safe regular file →
 // 4.2.0 (retry after the admin fixed it).
@@ -13,10 +14,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
+#include "local-delivery/group_commit.hpp"
 #include "local-delivery/identity.hpp"
 #include "local-delivery/result.hpp"
+#include "local-delivery/store_cache.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/mbox/mbox.hpp"
 
@@ -38,7 +42,15 @@ struct MaildirTarget {
     uint64_t message_limit = 0;  // largest single message, 0 = none
     std::string folder = "INBOX";  // mail store folder name (created when missing)
 };
-DeliveryResult deliver_maildir(const MaildirTarget& target, const MessageRef& message);
+// A Maildir delivery ends at once (an error, the earlier copy found, over
+// quota) or is staged in the group commit: then its result is
+// batch.result(ticket) after batch.commit().
+struct MaildirOutcome {
+    std::optional<DeliveryResult> result;
+    size_t ticket = 0;
+};
+MaildirOutcome deliver_maildir(const MaildirTarget& target, const MessageRef& message, StoreCache& stores,
+                               GroupCommit& batch);
 
 struct MboxTarget {
     std::string path;

@@ -17,6 +17,7 @@ Server::Server(event_base* base, std::vector<Fd> listeners, Agent& agent)
     : base_(base), listeners_(std::move(listeners)), agent_(agent) {
     // Channels are destroyed outside their own callbacks.
     sweeper_ = event::timer(base_, [this](short) { sweep(); });
+    batch_timer_ = event::timer(base_, [this](short) { run_batch(); });
     for (const auto& l : listeners_) {
         (void)sys::set_nonblocking(l.get());
         int fd = l.get();
@@ -65,9 +66,21 @@ void Server::on_message(uint64_t id, ipc::Message& message) {
         sweeper_.activate();
         return;
     }
-    delivery::Response response = agent_.handle(*request);
+    batch_.emplace_back(id, std::move(*request));
+    if (batch_.size() == 1) batch_timer_.add_after_poll();
+}
+
+void Server::run_batch() {
+    std::vector<std::pair<uint64_t, delivery::Request>> batch;
+    batch.swap(batch_);
+    std::vector<const delivery::Request*> requests;
+    for (const auto& entry : batch) requests.push_back(&entry.second);
+    std::vector<delivery::Response> responses = agent_.handle(requests);
     sys::fault_point("LOCAL_AFTER_WRITE");
-    it->second->send(delivery::encode_response(response));
+    for (size_t i = 0; i < batch.size(); ++i) {
+        auto it = channels_.find(batch[i].first);
+        if (it != channels_.end()) it->second->send(delivery::encode_response(responses[i]));
+    }
     // qmgr closes after reading the answer; our close handler then sweeps.
 }
 

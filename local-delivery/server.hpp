@@ -2,18 +2,24 @@
 // listening sockets come from master), reads one "deliver" request per
 // connection with ipc::Channel, runs the Agent and answers with "result".
 //
-// A delivery runs to completion inside the event callback: mailbox writes
-// and |commands block this process, which is why master runs several
-// local-delivery processes on the same socket (the kernel spreads the
-// connections).  A malformed request closes the connection without an
+// Requests are delivered in batches: a request read is held until the loop
+// has polled once more (a zero timer), so the requests of connections that
+// arrived together are delivered together and share one group commit; while
+// a batch runs, the next requests wait in their sockets and form the next
+// batch.  A batch runs to completion inside the event callback: mailbox
+// writes and |commands block this process, which is why master runs
+// several local-delivery processes on the same socket (the kernel spreads
+// the connections).  A malformed request closes the connection without an
 // answer; qmgr then defers every recipient of it (lib/delivery contract).
 #pragma once
 
 #include <map>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "lib/core/fd.hpp"
+#include "lib/delivery/request.hpp"
 #include "lib/event/loop.hpp"
 #include "lib/ipc/channel.hpp"
 #include "local-delivery/agent.hpp"
@@ -29,6 +35,7 @@ public:
 private:
     void accept_from(int listener);
     void on_message(uint64_t id, ipc::Message& message);
+    void run_batch();
     void sweep();
 
     event_base* base_;
@@ -38,6 +45,8 @@ private:
     std::map<uint64_t, std::unique_ptr<ipc::Channel>> channels_;
     std::vector<uint64_t> closed_;
     event::Watch sweeper_;
+    std::vector<std::pair<uint64_t, delivery::Request>> batch_;  // connection id, request
+    event::Watch batch_timer_;
     uint64_t next_id_ = 1;
 };
 

@@ -141,7 +141,11 @@ class Tern:
 
     def start(self):
         tempfile.tempdir = SPOOL_BASE  # harness uses mkdtemp(): a real disk
-        self.stack = harness.Stack(config=dev_config(), services=dev_services())
+        config = dev_config()
+        for setting in getattr(self.args, "tern_set", []):
+            key, _, value = setting.partition("=")
+            config[key.strip()] = value.strip()
+        self.stack = harness.Stack(config=config, services=dev_services())
         self.stack.__enter__()
         self.port = self.stack.port("smtp")
         self.new_dir = os.path.join(self.stack.mail_dir, "tern.test", "demo", "new")
@@ -294,6 +298,8 @@ def main():
     p.add_argument("--only", choices=["tern", "postfix"])
     p.add_argument("--timeout", type=float, default=300, help="deadline of one run in seconds")
     p.add_argument("--keep", action="store_true", help="keep the Postfix temp directories")
+    p.add_argument("--tern-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a tern.conf key for tern's stack (repeatable), to compare settings")
     a = p.parse_args()
     if not os.access(SMTP_SOURCE, os.X_OK):
         sys.exit("smtp-source not found: install the postfix package (bench/mail-flow/run does)")

@@ -50,6 +50,11 @@ void Watch::add() {
     if (ev_) event_add(ev_.get(), nullptr);
 }
 
+void Watch::add_after_poll() {
+    timeval zero{0, 0};
+    if (ev_) event_add(ev_.get(), &zero);
+}
+
 void Watch::del() {
     if (ev_) event_del(ev_.get());
 }

@@ -37,6 +37,8 @@ public:
     void del();
     void activate();   // run the callback from the loop soon (thread-safe when
                        // libevent pthreads support is on, see enable_threads())
+    void add_after_poll();  // a timer due at once: runs after the loop has polled
+                            // its fds once more (what became ready meanwhile runs first)
     bool pending() const;
     explicit operator bool() const { return bool(ev_); }
 

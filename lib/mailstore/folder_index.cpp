@@ -488,10 +488,12 @@ Status FolderIndex::sync() {
     return sync_to_disk(*env_);
 }
 
-Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming) {
+Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming, AdoptSyncs* deferred) {
     const std::string tmp_dir = dir_ + "/tmp", cur_dir = dir_ + "/cur", new_dir = dir_ + "/new";
     std::vector<std::string> final_names(incoming.size());
-    bool used_new = false;
+    // The directories whose entries changed (or may not be durable yet: an
+    // earlier attempt's file found under the name).
+    AdoptSyncs syncs;
     std::vector<uint32_t> uids;
     auto st = env_->write([&](lmdb::Txn& txn) -> Status {
         uids.assign(incoming.size(), 0);
@@ -511,12 +513,12 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
                                    std::to_string(in.size) + ",W=" + std::to_string(in.crlf_size);
                 std::string name = message_file_name(base, in.flags);
                 bool to_new = in.into_new && in.flags == 0;
+                (to_new ? syncs.new_dir : syncs.cur) = true;
                 if (!rename_no_replace(tmp_dir + "/" + in.tmp_name, to_new ? new_dir + "/" + base : cur_dir + "/" + name)) {
                     if (errno == EEXIST && !in.base.empty()) in.earlier = true;
                     continue;
                 }
                 final_names[i] = name;
-                used_new = used_new || to_new;
             }
             ScannedFile f;
             f.name = final_names[i];
@@ -531,8 +533,13 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
         return write_meta(txn, *m);
     });
     if (!st) return st.error();
-    if (auto s = sys::fsync_dir(cur_dir); !s) return s.error();
-    if (used_new || std::any_of(incoming.begin(), incoming.end(), [](const Incoming& in) { return in.earlier; }))
+    if (deferred) {
+        *deferred = syncs;
+        return uids;
+    }
+    if (syncs.cur)
+        if (auto s = sys::fsync_dir(cur_dir); !s) return s.error();
+    if (syncs.new_dir)
         if (auto s = sys::fsync_dir(new_dir); !s) return s.error();
     if (auto s = sync_to_disk(*env_); !s) return s.error();
     return uids;

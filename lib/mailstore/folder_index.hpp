@@ -54,6 +54,13 @@ struct Incoming {
     bool into_new = false;
 };
 
+// The directories adopt() changed: each needs an fsync (with the index's
+// sync_to_disk) before its messages are durable.
+struct AdoptSyncs {
+    bool cur = false;
+    bool new_dir = false;
+};
+
 class FolderIndex {
 public:
     // dir: the folder's Maildir; index_path: the LMDB file.
@@ -73,9 +80,13 @@ public:
     // by renames and forgets removed files.  Cheap when nothing changed.
     Status sync();
 
-    // Renames each Incoming from tmp/ into cur/ and indexes it with the
-    // next UID, in one transaction; returns the UIDs (0 where that one failed).
-    Result<std::vector<uint32_t>> adopt(std::vector<Incoming>& incoming);
+    // Renames each Incoming from tmp/ into cur/ (new/ for into_new) and
+    // indexes it with the next UID, in one transaction; returns the UIDs (0
+    // where that one failed).  Then it fsyncs the directories it changed and
+    // syncs the index, unless `deferred` is given: the caller (a group
+    // commit) then does what *deferred names, and sync_to_disk(env()),
+    // before anyone is told the messages are stored.
+    Result<std::vector<uint32_t>> adopt(std::vector<Incoming>& incoming, AdoptSyncs* deferred = nullptr);
 
     // Reads the files of these UIDs whose cache is not filled yet and stores
     // their ENVELOPE/BODYSTRUCTURE/... and internal date (no new modseq: the

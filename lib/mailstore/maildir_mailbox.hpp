@@ -78,5 +78,7 @@ private:
 // into_new: a delivery (Incoming::into_new).
 Result<std::unique_ptr<MessageWriter>> begin_message(std::shared_ptr<FolderIndex> index, FolderContext context,
                                                      std::string base = "", bool into_new = false);
+// Store::publish for writers made by begin_message (see mailstore.hpp).
+void publish_messages(std::span<MessageWriter* const> writers, std::vector<std::function<Status()>>& syncs);
 
 }  // namespace tern::mailstore

@@ -84,8 +84,18 @@ public:
     Result<MailboxStatus> status(const std::string& name) override;
     Result<QuotaUsage> quota_usage() override;
     Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) override;
+    void publish(std::span<MessageWriter* const> writers, std::vector<std::function<Status()>>& syncs) override {
+        publish_messages(writers, syncs);
+    }
 
 private:
+    // The index of a folder delivered to, kept open while this Store lives
+    // (local-delivery keeps its Stores between deliveries: no LMDB open and
+    // mmap per message).  Checked against the file at every use: a folder
+    // renamed or deleted and made again has a new index file, which is
+    // opened instead.
+    Result<std::shared_ptr<FolderIndex>> delivery_index(const std::string& name);
+
     static std::string folder_dir(const MaildirOptions& o, const std::string& name) {
         return name == kInbox ? o.root : o.root + "/" + folder_dir_name(name);
     }
@@ -140,6 +150,7 @@ private:
     }
 
     MaildirOptions opt_;
+    std::map<std::string, std::shared_ptr<FolderIndex>> delivery_indexes_;
 };
 
 Result<std::vector<FolderInfo>> MaildirStore::list_folders() {
@@ -367,12 +378,38 @@ Result<DeliveryStart> MaildirStore::begin_delivery(const DeliveryOptions& option
             return out;
         }
     }
-    auto idx = open_index(opt_, name);
+    auto idx = delivery_index(name);
     if (!idx) return idx.error();
     auto writer = begin_message(std::move(*idx), context(), options.unique_name, true);
     if (!writer) return writer.error();
     out.writer = std::move(*writer);
     return out;
+}
+
+Result<std::shared_ptr<FolderIndex>> MaildirStore::delivery_index(const std::string& name) {
+    auto it = delivery_indexes_.find(name);
+    if (it != delivery_indexes_.end()) {
+        struct stat path_st {}, open_st {};
+        int fd = -1;
+        if (::stat(it->second->index_path().c_str(), &path_st) == 0 &&
+            mdb_env_get_fd(it->second->env().get(), &fd) == 0 && ::fstat(fd, &open_st) == 0 &&
+            path_st.st_dev == open_st.st_dev && path_st.st_ino == open_st.st_ino) {
+            // As open_index() does: a cur/, new/ or tmp/ removed by hand is made again.
+            if (auto s = maildir::ensure_maildir(it->second->dir()); !s) return s.error();
+            return it->second;
+        }
+        delivery_indexes_.erase(it);
+    }
+    // A handful per user is plenty (INBOX and a few fileinto folders).
+    if (delivery_indexes_.size() >= 8) delivery_indexes_.clear();
+    // The Maildir may have been removed since this Store was opened: made
+    // again, as opening the Store would.
+    if (name == kInbox && opt_.create && !is_dir(opt_.root + "/cur"))
+        if (auto s = maildir::ensure_maildir(opt_.root); !s) return s.error();
+    auto idx = open_index(opt_, name);
+    if (!idx) return idx.error();
+    delivery_indexes_[name] = *idx;
+    return idx;
 }
 
 }  // namespace

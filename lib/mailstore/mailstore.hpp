@@ -148,6 +148,19 @@ public:
     // true when that name was stored already (an earlier attempt whose
     // result was lost).  Nothing new was stored; commit() returned 0.
     virtual bool earlier() const { return false; }
+
+    // Group commit (local-delivery): commit() in steps, so that many
+    // deliveries share the costly ones.
+    //   1. stage(flags): the message is complete; nothing durable or visible.
+    //   2. data_sync(): a job that makes its bytes durable.  Jobs need no
+    //      privileges and are independent: run many at once (sys::SyncPool).
+    //   3. Store::publish() of the staged writers: one index transaction
+    //      per folder; it returns the jobs that make the folders durable.
+    //   4. After those jobs: result() is what commit() would have returned
+    //      (and earlier() is set).  A failed job fails its folder's writers.
+    virtual Status stage(const Flags& flags) = 0;
+    virtual std::function<Status()> data_sync() = 0;
+    virtual Result<uint32_t> result() const = 0;
 };
 
 // A delivery into one folder (local-delivery; a Sieve fileinto later).
@@ -306,6 +319,13 @@ public:
     // (UID, sizes, cached envelope) at commit(), which returns only after
     // the message and its index entry are on disk.
     virtual Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) = 0;
+    // Group commit, step 3 (see MessageWriter): stores staged writers that
+    // came from this Store's begin_delivery() and whose data_sync() job
+    // succeeded, one index transaction per folder; adds to `syncs` the jobs
+    // that make the folders' entries and indexes durable.  Runs with the
+    // mailbox owner's privileges, like begin_delivery().  A writer that
+    // cannot be stored gets its error in result().
+    virtual void publish(std::span<MessageWriter* const> writers, std::vector<std::function<Status()>>& syncs) = 0;
 };
 
 // Normalises an INBOX name: "inbox" → "INBOX", "Inbox/x" → "INBOX/x".

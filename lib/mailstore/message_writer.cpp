@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
@@ -20,6 +21,12 @@
 
 namespace tern::mailstore {
 namespace {
+
+// The outcome of one folder's syncs after a publish, shared by the folder's
+// writers; each sync job writes its own slot.
+struct FolderSync {
+    std::vector<Status> jobs;
+};
 
 class MaildirMessageWriter final : public MessageWriter {
 public:
@@ -36,7 +43,7 @@ public:
     }
 
     Status write(std::string_view data) override {
-        if (!fd_) return make_error("message writer is closed");
+        if (!fd_ || staged_) return make_error("message writer is closed");
         buffer_.clear();
         buffer_.reserve(data.size() + 1);
         // Runs between CRs are copied whole (a delivery's body has none).
@@ -61,12 +68,62 @@ public:
     }
 
     Result<uint32_t> commit(const Flags& flags, int64_t internal_date, int date_offset) override {
-        if (!fd_) return make_error("message writer is closed");
+        if (auto s = prepare(flags, internal_date, date_offset); !s) return s.error();
+        if (auto s = data_sync()(); !s) return s.error();
+        std::vector<std::function<Status()>> syncs;
+        MessageWriter* self = this;
+        publish_staged(std::span<MessageWriter* const>(&self, 1), syncs);
+        for (auto& job : syncs) (void)job();  // failures are recorded for result()
+        return result();
+    }
+
+    Status stage(const Flags& flags) override { return prepare(flags, 0, 0); }
+
+    std::function<Status()> data_sync() override {
+        if (!staged_ || !fd_) return [] { return Status(make_error("message writer is not staged")); };
+        return [fd = fd_.get(), path = tmp_path()]() -> Status {
+            if (::fsync(fd) != 0) return errno_error("fsync " + path);
+            return {};
+        };
+    }
+
+    Result<uint32_t> result() const override {
+        if (!result_) return result_.error();
+        if (folder_)
+            for (const auto& s : folder_->jobs)
+                if (!s) return s.error();
+        return *result_;
+    }
+
+    bool earlier() const override { return earlier_; }
+
+    // Store::publish for the Maildir backend: the staged writers of each
+    // folder go into the folder's index in one adopt(); the folder's syncs
+    // are handed to the caller.
+    static void publish_staged(std::span<MessageWriter* const> writers, std::vector<std::function<Status()>>& syncs) {
+        std::map<FolderIndex*, std::vector<MaildirMessageWriter*>> folders;
+        for (MessageWriter* w : writers) {
+            auto* mw = dynamic_cast<MaildirMessageWriter*>(w);
+            if (!mw) continue;
+            if (!mw->staged_ || !mw->fd_) {
+                mw->result_ = make_error("message writer is not staged");
+                continue;
+            }
+            folders[mw->index_.get()].push_back(mw);
+        }
+        for (auto& entry : folders) publish_folder(entry.second, syncs);
+    }
+
+private:
+    // What commit() does before anything becomes durable: the last bytes,
+    // the times, the cache the index keeps, the quota.
+    Status prepare(const Flags& flags, int64_t internal_date, int date_offset) {
+        if (!fd_ || staged_) return make_error("message writer is closed");
         if (pending_cr_) {
             pending_cr_ = false;
             buffer_.clear();
             emit('\r');
-            if (auto s = flush(); !s) return s.error();
+            if (auto s = flush(); !s) return s;
         }
         if (internal_date > 0) {
             struct timespec times[2] = {{internal_date, 0}, {internal_date, 0}};
@@ -74,8 +131,7 @@ public:
         } else {
             internal_date = ::time(nullptr);
         }
-        if (::fsync(fd_.get()) != 0) return errno_error("fsync " + tmp_path());
-        Incoming in;
+        Incoming& in = incoming_;
         in.tmp_name = tmp_name_;
         in.flags = flags.system & kAllSystemFlags;
         in.keywords = flags.keywords;
@@ -98,28 +154,60 @@ public:
             if (!fits) return make_error("cannot read the quota: " + fits.message());
             if (!*fits) return make_error(std::string(kOverQuota) + ": the message does not fit in the mailbox quota");
         }
-        fd_.reset();
-        std::vector<Incoming> one;
-        one.push_back(std::move(in));
-        auto uids = index_->adopt(one);
-        if (!uids) return uids.error();
-        if (one[0].earlier) {
-            // This delivery was stored by an earlier attempt; adopt() has synced cur/.
-            ::unlink(tmp_path().c_str());
-            tmp_name_.clear();
-            earlier_ = true;
-            return uint32_t{0};
-        }
-        if ((*uids)[0] == 0) return make_error("could not move " + tmp_path() + " into cur/");
-        tmp_name_.clear();
-        if (context_.quota_bytes > 0)
-            (void)maildir::quota_record(context_.root, context_.quota_bytes, static_cast<int64_t>(size_), 1);
-        return (*uids)[0];
+        staged_ = true;
+        return {};
     }
 
-    bool earlier() const override { return earlier_; }
+    // One folder's staged writers (data synced): one index transaction that
+    // renames them into place, then the folder's syncs for the caller.
+    static void publish_folder(const std::vector<MaildirMessageWriter*>& group,
+                               std::vector<std::function<Status()>>& syncs) {
+        std::vector<Incoming> incoming;
+        for (auto* w : group) {
+            w->fd_.reset();
+            incoming.push_back(std::move(w->incoming_));
+        }
+        std::shared_ptr<FolderIndex> index = group.front()->index_;
+        AdoptSyncs needed;
+        auto uids = index->adopt(incoming, &needed);
+        if (!uids) {
+            for (auto* w : group) w->result_ = uids.error();
+            return;
+        }
+        auto folder = std::make_shared<FolderSync>();
+        std::vector<std::function<Status()>> jobs;
+        if (needed.cur) jobs.push_back([dir = index->dir() + "/cur"] { return sys::fsync_dir(dir); });
+        if (needed.new_dir) jobs.push_back([dir = index->dir() + "/new"] { return sys::fsync_dir(dir); });
+        jobs.push_back([index] { return sync_to_disk(index->env()); });
+        folder->jobs.resize(jobs.size());
+        for (size_t j = 0; j < jobs.size(); ++j)
+            syncs.push_back([folder, j, job = std::move(jobs[j])] {
+                folder->jobs[j] = job();
+                return folder->jobs[j];
+            });
+        for (size_t i = 0; i < group.size(); ++i) {
+            MaildirMessageWriter* w = group[i];
+            w->folder_ = folder;
+            if (incoming[i].earlier) {
+                // This delivery was stored by an earlier attempt: the folder's
+                // syncs cover the directory its file is in.
+                ::unlink(w->tmp_path().c_str());
+                w->tmp_name_.clear();
+                w->earlier_ = true;
+                w->result_ = uint32_t{0};
+                continue;
+            }
+            if ((*uids)[i] == 0) {
+                w->result_ = make_error("could not move " + w->tmp_path() + " into the folder");
+                continue;
+            }
+            w->tmp_name_.clear();
+            w->result_ = (*uids)[i];
+            if (w->context_.quota_bytes > 0)
+                (void)maildir::quota_record(w->context_.root, w->context_.quota_bytes, static_cast<int64_t>(w->size_), 1);
+        }
+    }
 
-private:
     std::string tmp_path() const { return index_->dir() + "/tmp/" + tmp_name_; }
     void emit(char c) {
         buffer_ += c;
@@ -151,6 +239,10 @@ private:
     std::string base_;
     bool into_new_ = false;
     bool earlier_ = false;
+    bool staged_ = false;
+    Incoming incoming_;
+    Result<uint32_t> result_ = make_error("message not committed");
+    std::shared_ptr<FolderSync> folder_;
     Fd fd_;
     std::string buffer_;
     bool pending_cr_ = false;
@@ -172,6 +264,10 @@ Result<std::unique_ptr<MessageWriter>> begin_message(std::shared_ptr<FolderIndex
         if (errno != EEXIST) return errno_error("create " + path);
     }
     return make_error("no unique name in " + index->dir() + "/tmp");
+}
+
+void publish_messages(std::span<MessageWriter* const> writers, std::vector<std::function<Status()>>& syncs) {
+    MaildirMessageWriter::publish_staged(writers, syncs);
 }
 
 }  // namespace tern::mailstore

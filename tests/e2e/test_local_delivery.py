@@ -226,13 +226,18 @@ class Box:
         finally:
             os.close(bfd)
             os.unlink(body_path)
-        assert mtype == "result", mtype
-        results = {}
-        for name, value in answer:
-            if name == "status":
-                index, code, dsn, text = value.split(" ", 3)
-                results[int(index)] = (code, dsn, text)
-        return results
+        return statuses(mtype, answer)
+
+
+def statuses(mtype, attrs):
+    """A "result" message's statuses: {index: (code, dsn, text)}."""
+    assert mtype == "result", mtype
+    results = {}
+    for name, value in attrs:
+        if name == "status":
+            index, code, dsn, text = value.split(" ", 3)
+            results[int(index)] = (code, dsn, text)
+    return results
 
 
 def message(subject="hello", extra_headers="", body="Hi there.\nFrom the other side\n"):

@@ -2,12 +2,14 @@
 // UID at commit and lands in new/ under the caller's name; the same name
 // is never stored twice; a retry finds an earlier copy in new/ or cur/
 // with flags; the quota refuses before anything is written; a folder
-// delivery creates the folder; bad names are refused.
+// delivery creates the folder; bad names are refused; group commit of
+// staged writers; a Store kept open follows folders made again.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 
@@ -229,4 +231,102 @@ TEST_CASE("delivery: CRLF stored as LF across pieces, lone CRs kept, W= exact", 
     REQUIRE((*mb)->for_each(uids, kFieldSizes, [&](const MessageData& m) { crlf = m.crlf_size; }).ok());
     // Every LF not already after a CR gains one: a\n, d\n → +2.
     CHECK(crlf == 11 + 2);
+}
+
+// Group commit (local-delivery): writers staged in two folders, their data
+// synced, published together: one UID sequence per folder, in staging order,
+// the files in new/ only after publish, a name given twice stored once.
+TEST_CASE("delivery: group commit of staged writers in two folders", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    std::vector<std::unique_ptr<MessageWriter>> writers;
+    auto stage = [&](const std::string& folder, const std::string& name) {
+        DeliveryOptions d;
+        d.folder = folder;
+        d.unique_name = name;
+        auto start = store->begin_delivery(d);
+        REQUIRE(start.ok());
+        REQUIRE(start->outcome == DeliveryStart::Outcome::Write);
+        REQUIRE(start->writer->write(kMessage).ok());
+        REQUIRE(start->writer->stage(Flags{}).ok());
+        writers.push_back(std::move(start->writer));
+    };
+    stage("INBOX", "1700000000.0123456789ABCD_0.host");
+    stage("Lists", "1700000000.0123456789ABCD_1.host");
+    stage("INBOX", "1700000000.0123456789ABCD_2.host");
+    stage("INBOX", "1700000000.0123456789ABCD_0.host");  // the first one again (an alias twice)
+    stage("Lists", "1700000000.0123456789ABCD_3.host");
+    CHECK(files_in(t.path / "new").empty());  // nothing visible before publish
+
+    for (auto& w : writers) REQUIRE(w->data_sync()().ok());
+    std::vector<MessageWriter*> raw;
+    for (auto& w : writers) raw.push_back(w.get());
+    std::vector<std::function<tern::Status()>> syncs;
+    store->publish(raw, syncs);
+    // INBOX: new/ and its index; Lists: the same (nothing went to cur/).
+    CHECK(syncs.size() == 4);
+    for (auto& job : syncs) REQUIRE(job().ok());
+
+    std::vector<uint32_t> uids;
+    for (auto& w : writers) {
+        auto uid = w->result();
+        REQUIRE(uid.ok());
+        uids.push_back(*uid);
+    }
+    CHECK(uids == std::vector<uint32_t>{1, 1, 2, 0, 2});
+    CHECK(writers[3]->earlier());
+    CHECK_FALSE(writers[0]->earlier());
+    CHECK(files_in(t.path / "new").size() == 2);
+    CHECK(files_in(t.path / ".Lists" / "new").size() == 2);
+    CHECK(files_in(t.path / "tmp").empty());
+    CHECK(files_in(t.path / ".Lists" / "tmp").empty());
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    REQUIRE((*mb)->view().size() == 2);
+    CHECK((*mb)->view()[1].uid == 2);
+    // The next lone delivery continues the sequence.
+    DeliveryOptions next;
+    CHECK(deliver(*store, next, kMessage) == 3);
+}
+
+TEST_CASE("delivery: a writer not staged or not published reports an error, removes its file",
+          "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto start = store->begin_delivery(DeliveryOptions{});
+    REQUIRE(start.ok());
+    REQUIRE(start->writer->write(kMessage).ok());
+    CHECK_FALSE(start->writer->data_sync()().ok());  // not staged yet
+    MessageWriter* raw[] = {start->writer.get()};
+    std::vector<std::function<tern::Status()>> syncs;
+    store->publish(raw, syncs);
+    CHECK(syncs.empty());
+    CHECK_FALSE(start->writer->result().ok());
+    CHECK(files_in(t.path / "tmp").size() == 1);
+    start->writer.reset();
+    CHECK(files_in(t.path / "tmp").empty());
+    CHECK(files_in(t.path / "new").empty());
+}
+
+// local-delivery keeps its Store open: a folder deleted and made again by
+// imapd meanwhile gets the delivery in its new index, not the old one.
+TEST_CASE("delivery: a kept Store follows a folder deleted and created again", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    CHECK(deliver(*store, DeliveryOptions{}, kMessage) == 1);
+    DeliveryOptions d;
+    d.folder = "Lists";
+    CHECK(deliver(*store, d, kMessage) == 1);
+    CHECK(deliver(*store, d, kMessage) == 2);
+    auto other = open_store(t);  // imapd's
+    REQUIRE(other->delete_folder("Lists").ok());
+    REQUIRE(other->create_folder("Lists").ok());
+    CHECK(deliver(*store, d, kMessage) == 1);
+    auto mb = other->open("Lists");
+    REQUIRE(mb.ok());
+    REQUIRE((*mb)->view().size() == 1);
+    // The whole Maildir removed: made again at the next delivery.
+    fs::remove_all(t.path);
+    CHECK(deliver(*store, DeliveryOptions{}, kMessage) == 1);
+    CHECK(files_in(t.path / "new").size() == 1);
 }

@@ -1,5 +1,6 @@
-// Tests for lib/sys: file helpers, lock files, spawn/daemonize, and the
-// privilege drop (proved for real in a forked child when running as root).
+// Tests for lib/sys: file helpers, lock files, spawn/daemonize, the
+// privilege drop (proved for real in a forked child when running as root),
+// and the SyncPool.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -7,7 +8,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <string>
 
 #include "lib/sys/clock.hpp"
@@ -15,6 +20,7 @@
 #include "lib/sys/lock_file.hpp"
 #include "lib/sys/privileges.hpp"
 #include "lib/sys/process.hpp"
+#include "lib/sys/sync_pool.hpp"
 
 using namespace tern;
 
@@ -241,4 +247,35 @@ TEST_CASE("sys: a child dropped to nobody cannot regain root", "[sys]") {
         _exit(0);
     }
     CHECK(wait_exit(pid) == 0);
+}
+
+// The jobs of one run() must really run at the same time: three jobs that
+// each wait for all three to have started finish only with two threads
+// and the caller working together.  Results come back in job order.
+TEST_CASE("sys: SyncPool runs jobs in parallel and returns their statuses in order", "[sys]") {
+    sys::SyncPool pool(2);
+    std::mutex m;
+    std::condition_variable cv;
+    int started = 0;
+    auto meet = [&](bool fail) {
+        return [&, fail]() -> Status {
+            std::unique_lock lock(m);
+            ++started;
+            cv.notify_all();
+            if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return started >= 3; }))
+                return make_error("the jobs did not run in parallel");
+            if (fail) return make_error("job failed");
+            return {};
+        };
+    };
+    auto results = pool.run({meet(false), meet(true), meet(false)});
+    REQUIRE(results.size() == 3);
+    CHECK(results[0].ok());
+    CHECK(results[1].message() == "job failed");
+    CHECK(results[2].ok());
+    // A second run, and an empty one, on the same pool.
+    started = 0;
+    CHECK(pool.run({}).empty());
+    results = pool.run({meet(false), meet(false), meet(false)});
+    CHECK(std::all_of(results.begin(), results.end(), [](const Status& s) { return s.ok(); }));
 }
