@@ -40,6 +40,33 @@ constexpr size_t kCountsSize = 8 + 4 + 5 * 8;
 
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
+// Indexes kept open after their last Mailbox closed, most recently used
+// last: a new session's SELECT of a folder used a moment ago (a client's
+// second connection, a poll) skips opening the LMDB environment and
+// faulting its pages in again.  Guarded by registry_mutex.
+constexpr size_t kKeepOpen = 16;
+std::vector<std::shared_ptr<FolderIndex>> kept_open;
+
+// Moves idx to the end of kept_open; returns the one that no longer fits
+// (for the caller to destroy after unlocking: ~FolderIndex locks too).
+std::shared_ptr<FolderIndex> keep_open(const std::shared_ptr<FolderIndex>& idx) {
+    auto it = std::find(kept_open.begin(), kept_open.end(), idx);
+    if (it != kept_open.end()) kept_open.erase(it);
+    kept_open.push_back(idx);
+    if (kept_open.size() <= kKeepOpen) return nullptr;
+    auto evicted = std::move(kept_open.front());
+    kept_open.erase(kept_open.begin());
+    return evicted;
+}
+
+// Takes idx out of kept_open (it is stale); returned for destruction after unlocking.
+std::shared_ptr<FolderIndex> forget(const std::shared_ptr<FolderIndex>& idx) {
+    auto it = std::find(kept_open.begin(), kept_open.end(), idx);
+    if (it == kept_open.end()) return nullptr;
+    auto out = std::move(*it);
+    kept_open.erase(it);
+    return out;
+}
 
 template <typename T>
 std::string raw(T v) {
@@ -178,11 +205,38 @@ Status sync_to_disk(lmdb::Env& env) {
     return {};
 }
 
+bool FolderIndex::still_at_path() const {
+    struct stat st {};
+    return ::stat(index_path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+}
+
 Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, const std::string& index_path) {
+    // Destroyed after the lock is released (~FolderIndex takes it), also
+    // on the error returns below.
+    std::shared_ptr<FolderIndex> stale, evicted, idx;
     std::lock_guard lock(registry_mutex);
     auto it = registry.find(index_path);
-    if (it != registry.end())
-        if (auto existing = it->second.lock()) return existing;
+    if (it != registry.end()) {
+        if (auto existing = it->second.lock()) {
+            if (existing->pid_ != ::getpid()) {
+                // Inherited over fork(): LMDB handles must not be used, nor
+                // closed (closing the lock file would drop this process's
+                // own fcntl locks on it).  Left alone for good.
+                for (auto& k : kept_open)
+                    if (k->pid_ != ::getpid()) new std::shared_ptr<FolderIndex>(std::move(k));
+                std::erase(kept_open, nullptr);
+                new std::shared_ptr<FolderIndex>(std::move(existing));
+            } else if (existing->still_at_path()) {
+                evicted = keep_open(existing);
+                return existing;
+            } else {
+                // Renamed, deleted or replaced by another process: sessions
+                // that hold it keep theirs; new ones open what is there now.
+                stale = forget(existing);
+            }
+        }
+        registry.erase(it);
+    }
     if (auto s = sys::mkdir_p(sys::dir_name(index_path), 0700); !s) return s.error();
     lmdb::Env::Options opt;
     // NOMETASYNC: one fsync per commit; commits that assign UIDs are followed
@@ -192,7 +246,7 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     opt.map_size = size_t{16} << 20;
     auto env = lmdb::Env::open(index_path, opt);
     if (!env) return env.error();
-    std::shared_ptr<FolderIndex> idx(new FolderIndex);
+    idx.reset(new FolderIndex);
     idx->dir_ = dir;
     idx->index_path_ = index_path;
     idx->env_ = std::move(*env);
@@ -215,7 +269,15 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     if (!opened)
         if (auto st = idx->env_->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
             return st.error();
+    struct stat st {};
+    mdb_filehandle_t fd = -1;
+    if (mdb_env_get_fd(idx->env_->get(), &fd) == 0 && ::fstat(fd, &st) == 0) {
+        idx->dev_ = st.st_dev;
+        idx->ino_ = st.st_ino;
+    }
+    idx->pid_ = ::getpid();
     registry[index_path] = idx;
+    evicted = keep_open(idx);
     return idx;
 }
 
@@ -314,6 +376,12 @@ void IndexMeta::count_out(uint32_t uid, const MessageRecord& r) {
     if (!(r.flags & kSeen)) dec(counts.unseen, 1);
     if (r.flags & kDeleted) dec(counts.deleted, 1);
     dec(counts.crlf_size, r.crlf_size);
+}
+
+void FolderIndex::read_ahead(bool on) {
+    MDB_envinfo info{};
+    if (mdb_env_info(env_->get(), &info) != 0 || !info.me_mapaddr) return;
+    (void)::madvise(info.me_mapaddr, info.me_mapsize, on ? MADV_NORMAL : MADV_RANDOM);
 }
 
 Status FolderIndex::rebuild_counts() {

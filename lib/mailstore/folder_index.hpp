@@ -87,6 +87,11 @@ public:
     Result<IndexMeta> read_meta(const lmdb::Txn& txn) const;
     // Writes the counts too when m.counts_valid (stamped with m's modseq and uidnext).
     Status write_meta(lmdb::Txn& txn, const IndexMeta& m);
+    // Read-ahead of page faults in the index's map.  Off while SELECT reads
+    // a few scattered pages: the kernel would read megabytes around each
+    // fault of a cold index (read_ahead_kb); on for walks over the records.
+    void read_ahead(bool on);
+
     // Counts the records once (an index written before the counts existed,
     // or by a writer that did not keep them) and stores the result.
     Status rebuild_counts();
@@ -113,7 +118,13 @@ public:
 private:
     FolderIndex() = default;
     Result<int64_t> unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const;
+    // Whether index_path still names the file this environment has open
+    // (not renamed or deleted by another process since).
+    bool still_at_path() const;
     std::string dir_, index_path_;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+    pid_t pid_ = 0;
     std::unique_ptr<lmdb::Env> env_;
 };
 

@@ -130,6 +130,12 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     mb->index_ = std::move(index);
     // No watch yet (see notify_fd()): an inotify watch on a big cur/ costs
     // the kernel a walk over all its cached entries, on every SELECT.
+    // SELECT reads a few pages of the index: no read-ahead around them.
+    struct NoReadAhead {
+        FolderIndex& idx;
+        explicit NoReadAhead(FolderIndex& i) : idx(i) { idx.read_ahead(false); }
+        ~NoReadAhead() { idx.read_ahead(true); }
+    } scattered(*mb->index_);
     if (auto s = mb->index_->sync(); !s) return s.error();
     if (auto s = mb->read_header(); !s) return s.error();
     return mb;
@@ -258,17 +264,22 @@ Result<uint32_t> MaildirMailbox::first_unseen() {
     if (!txn) return txn.error();
     auto cur = txn->cursor(index_->msgs);
     if (!cur) return cur.error();
+    // A cold index: the first pages without read-ahead (usually all that
+    // is read), read-ahead again for a long walk.
+    index_->read_ahead(false);
     uint32_t seq = 0;
     auto e = cur->first();
     for (; e && *e; e = cur->next()) {
+        if (seq == 64) index_->read_ahead(true);
         if (key_uid((*e)->key) >= uidnext_) break;
         auto rec = decode_record((*e)->value);
         if (!rec) continue;
         ++seq;
-        if (!(rec->flags & kSeen)) return seq;
+        if (!(rec->flags & kSeen)) break;
     }
+    index_->read_ahead(true);
     if (!e) return e.error();
-    return uint32_t{0};
+    return e && *e && key_uid((*e)->key) < uidnext_ ? seq : uint32_t{0};
 }
 
 Status MaildirMailbox::claim_recent() {

@@ -874,3 +874,33 @@ TEST_CASE("mailstore header: \\Recent is claimed by exactly one session", "[mail
     CHECK_FALSE(c->is_recent(3));
     check_counts_match_records(*again);
 }
+
+TEST_CASE("mailstore: an index kept open is not reused once another process renamed its folder", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    REQUIRE(store->create_folder("A").ok());
+    {
+        auto a = store->open("A");
+        REQUIRE(a.ok());
+        append(**a, "Subject: in A\r\n\r\nx\r\n");
+    }  // A's index stays open in this process (FolderIndex keeps recent ones)
+    // Another process renames A to B and creates a new A: the path now names another file.
+    fs::rename(t.path / ".A", t.path / ".B");
+    REQUIRE(store->create_folder("A").ok());
+    auto fresh = store->open("A");
+    REQUIRE(fresh.ok());
+    CHECK((*fresh)->status().messages == 0);
+    auto moved = store->open("B");
+    REQUIRE(moved.ok());
+    CHECK((*moved)->status().messages == 1);
+    // Deleted and made again behind our back: the same.
+    fresh->reset();
+    fs::remove_all(t.path / ".A");
+    REQUIRE(store->create_folder("A").ok());
+    auto again = store->open("A");
+    REQUIRE(again.ok());
+    CHECK((*again)->status().messages == 0);
+    append(**again, "Subject: new A\r\n\r\nx\r\n");
+    REQUIRE((*again)->refresh().ok());
+    CHECK((*again)->view().size() == 1);
+}
