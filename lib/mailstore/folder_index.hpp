@@ -1,7 +1,9 @@
 // One folder's LMDB index (layout in index_records.hpp), shared by every
 // Mailbox of this process that has the folder open: LMDB forbids opening
 // one environment twice in a process (its locks are per process), and one
-// imapd serves many sessions that may select the same folder.
+// imapd serves many sessions that may select the same folder.  The most
+// recently used ones stay open after their last Mailbox closed.  The
+// folder's header (IndexMeta::counts) is what SELECT reads.
 //
 // The folder index is also where the Maildir is reconciled (sync()) and
 // where messages enter the folder (adopt()): both run inside an LMDB write
