@@ -317,7 +317,7 @@ std::string Session::status_items(const std::string& name, const mailstore::Mail
         else if (item == "UNSEEN") out += std::to_string(st.unseen);
         else if (item == "DELETED") out += std::to_string(st.deleted);
         else if (item == "SIZE") out += std::to_string(st.size);
-        else if (item == "RECENT") out += "0";
+        else if (item == "RECENT") out += std::to_string(st.recent);
         else if (item == "HIGHESTMODSEQ") out += std::to_string(st.highestmodseq);
         else if (item == "APPENDLIMIT") out += std::to_string(server_.settings().limits.append_max);
         else if (item == "DELETED-STORAGE") out += std::to_string(deleted_storage(name));
@@ -415,6 +415,11 @@ void Session::cmd_select(Parser& p, bool read_only) {
         return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox, try again later");
     }
     mailbox_ = std::move(*box);
+    // Every SELECT takes the messages that arrived since the last one as
+    // its \Recent ones (RFC 3501 2.3.2), also in IMAP4rev2 where they are
+    // not shown: "recent" means new since any session last looked.
+    if (auto claimed = mailbox_->claim_recent(); !claimed)
+        log::warning("user %s: SELECT %s: \\Recent: %s", user_.c_str(), name->c_str(), claimed.message().c_str());
     if (condstore) condstore_ = true;
     state_ = State::Selected;
     saved_.clear();
@@ -425,14 +430,10 @@ void Session::cmd_select(Parser& p, bool read_only) {
     untagged("OK [PERMANENTFLAGS (" + (mailbox_->read_only() ? std::string() : flags + " \\*") + ")] flags permitted");
     untagged(std::to_string(st.messages) + " EXISTS");
     if (!rev2_) {
-        untagged("0 RECENT");
-        auto view = mailbox_->view();
-        for (size_t i = 0; i < view.size(); ++i) {
-            if (!(view[i].flags & mailstore::kSeen)) {
-                untagged("OK [UNSEEN " + std::to_string(i + 1) + "] first unseen message");
-                break;
-            }
-        }
+        untagged(std::to_string(mailbox_->recent_count()) + " RECENT");
+        auto unseen = mailbox_->first_unseen();
+        if (unseen && *unseen)
+            untagged("OK [UNSEEN " + std::to_string(*unseen) + "] first unseen message");
     }
     untagged("OK [UIDVALIDITY " + std::to_string(st.uidvalidity) + "] UIDs valid");
     untagged("OK [UIDNEXT " + std::to_string(st.uidnext) + "] predicted next UID");
@@ -460,7 +461,7 @@ void Session::cmd_select(Parser& p, bool read_only) {
         for (size_t i = 0; i < view.size(); ++i) {
             if (view[i].modseq <= q_modseq) continue;
             untagged(std::to_string(i + 1) + " FETCH (UID " + std::to_string(view[i].uid) + " FLAGS (" +
-                     flags_text(view[i].flags, view[i].keywords) + ") MODSEQ (" + std::to_string(view[i].modseq) + "))");
+                     flags_text(view[i].uid, view[i].flags, view[i].keywords) + ") MODSEQ (" + std::to_string(view[i].modseq) + "))");
         }
     }
     tagged("OK", mailbox_->read_only() ? "READ-ONLY" : "READ-WRITE",

@@ -75,13 +75,13 @@ std::string partial(std::string content, const imap::BodySection& s) {
 
 }  // namespace
 
-std::string Session::flags_text(uint8_t system, uint64_t keywords) const {
+std::string Session::flags_text(uint32_t uid, uint8_t system, uint64_t keywords) const {
     std::string out;
-    append_flags(out, system, keywords);
+    append_flags(out, uid, system, keywords);
     return out;
 }
 
-void Session::append_flags(std::string& out, uint8_t system, uint64_t keywords) const {
+void Session::append_flags(std::string& out, uint32_t uid, uint8_t system, uint64_t keywords) const {
     static const struct { uint8_t bit; std::string_view name; } names[] = {
         {mailstore::kSeen, "\\Seen"}, {mailstore::kAnswered, "\\Answered"}, {mailstore::kFlagged, "\\Flagged"},
         {mailstore::kDeleted, "\\Deleted"}, {mailstore::kDraft, "\\Draft"}};
@@ -90,6 +90,11 @@ void Session::append_flags(std::string& out, uint8_t system, uint64_t keywords) 
         if (!(system & n.bit)) continue;
         if (out.size() != start) out += ' ';
         out += n.name;
+    }
+    // RFC 3501 2.3.2; RFC 9051 dropped \Recent.
+    if (!rev2_ && mailbox_->is_recent(uid)) {
+        if (out.size() != start) out += ' ';
+        out += "\\Recent";
     }
     if (!keywords) return;
     const auto& kw = mailbox_->keywords();
@@ -174,13 +179,16 @@ void Session::report_changes(const mailstore::Changes& c) {
         untagged("FLAGS (" + flags + ")");
         untagged("OK [PERMANENTFLAGS (" + flags + " \\*)] flags permitted");
     }
-    if (!c.new_uids.empty()) untagged(std::to_string(c.exists) + " EXISTS");
+    if (!c.new_uids.empty()) {
+        untagged(std::to_string(c.exists) + " EXISTS");
+        if (!rev2_) untagged(std::to_string(mailbox_->recent_count()) + " RECENT");  // RFC 3501 7.3.2
+    }
     for (uint32_t uid : c.flag_changes) {
         uint32_t seq = mailbox_->seq_of(uid);
         if (!seq) continue;
         const auto& e = mailbox_->view()[seq - 1];
         std::string line = std::to_string(seq) + " FETCH (UID " + std::to_string(uid) + " FLAGS (" +
-                           flags_text(e.flags, e.keywords) + ")";
+                           flags_text(uid, e.flags, e.keywords) + ")";
         if (condstore_) line += " MODSEQ (" + std::to_string(e.modseq) + ")";
         untagged(line + ")");
     }
@@ -337,7 +345,7 @@ void Session::cmd_fetch(Parser& p, bool uid) {
             if (want_flags || seen_now) {
                 add("FLAGS");
                 items += '(';
-                append_flags(items, e->flags, e->keywords);
+                append_flags(items, c.uid, e->flags, e->keywords);
                 items += ')';
             }
             if (want_modseq) {
@@ -489,7 +497,7 @@ void Session::cmd_store(Parser& p, bool uid) {
         if (!seq || !e) continue;
         std::string line = std::to_string(seq) + " FETCH (";
         if (uid || silent) line += "UID " + std::to_string(u) + " ";
-        if (!silent) line += "FLAGS (" + flags_text(e->flags, e->keywords) + ")";
+        if (!silent) line += "FLAGS (" + flags_text(u, e->flags, e->keywords) + ")";
         // RFC 7162 3.1.3: with CONDSTORE the new mod-sequence is reported, even for .SILENT.
         if (condstore_) line += std::string(silent ? "" : " ") + "MODSEQ (" + std::to_string(e->modseq) + ")";
         else if (silent) continue;

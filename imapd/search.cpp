@@ -139,7 +139,9 @@ struct Candidate {
 
 class Evaluator {
 public:
-    Evaluator(mailstore::Mailbox& box, const std::vector<uint32_t>& saved) : box_(box), saved_(saved) {
+    // recent: an IMAP4rev1 session (RFC 9051 has no \Recent: RECENT and NEW match nothing).
+    Evaluator(mailstore::Mailbox& box, const std::vector<uint32_t>& saved, bool recent)
+        : box_(box), saved_(saved), recent_(recent) {
         auto v = box.view();
         count_ = static_cast<uint32_t>(v.size());
         max_uid_ = v.empty() ? 0 : v.back().uid;
@@ -162,8 +164,9 @@ public:
             return k.set.contains(m.uid, max_uid_);
         case Kind::Flag: return has_flag(k.field, m);
         case Kind::NoFlag: return !has_flag(k.field, m);
-        case Kind::New: case Kind::Recent: return false;  // tern keeps no \Recent (RFC 9051 dropped it)
-        case Kind::Old: return true;
+        case Kind::Recent: return is_recent(m);
+        case Kind::New: return is_recent(m) && !(m.entry->flags & mailstore::kSeen);  // RFC 3501 6.4.4
+        case Kind::Old: return !is_recent(m);
         case Kind::Larger: return m.size > k.number;
         case Kind::Smaller: return m.size < k.number;
         case Kind::Before: return day_of(m.date, m.zone) < k.date;
@@ -190,6 +193,8 @@ public:
     }
 
 private:
+    bool is_recent(const Candidate& m) const { return recent_ && box_.is_recent(m.uid); }
+
     bool has_flag(const std::string& name, const Candidate& m) {
         static const struct { const char* name; uint8_t bit; } system[] = {
             {"\\Seen", mailstore::kSeen}, {"\\Answered", mailstore::kAnswered}, {"\\Flagged", mailstore::kFlagged},
@@ -233,6 +238,7 @@ private:
 
     mailstore::Mailbox& box_;
     const std::vector<uint32_t>& saved_;
+    bool recent_;
     uint32_t count_ = 0, max_uid_ = 0;
     std::map<const SearchKey*, mime::TextMatcher> matchers_;
     std::map<const SearchKey*, bool> cached_;  // whether the key's field is among the cached header lines
@@ -263,7 +269,7 @@ bool Session::check_charset(const std::string& charset) {
 std::optional<std::vector<uint32_t>> Session::evaluate(const SearchKey& key) {
     Needs needs;
     analyse(key, needs);
-    Evaluator ev(*mailbox_, saved_);
+    Evaluator ev(*mailbox_, saved_, !rev2_);
     auto view = mailbox_->view();
     std::vector<uint32_t> all;
     all.reserve(view.size());

@@ -136,8 +136,9 @@ private:
     void idle_line(std::string_view line);
     void report_changes(const mailstore::Changes& c);
     void refresh_and_report();
-    std::string flags_text(uint8_t system, uint64_t keywords) const;
-    void append_flags(std::string& out, uint8_t system, uint64_t keywords) const;
+    // The flags of message uid: stored ones, and \Recent for IMAP4rev1.
+    std::string flags_text(uint32_t uid, uint8_t system, uint64_t keywords) const;
+    void append_flags(std::string& out, uint32_t uid, uint8_t system, uint64_t keywords) const;
     // The UIDs a sequence set names in the view (ascending), "$" resolved.
     // nullopt (and BAD sent) for a sequence number beyond the mailbox.
     std::optional<std::vector<uint32_t>> uids_of(const imap::SequenceSet& set, bool uid);

@@ -35,9 +35,38 @@ constexpr size_t kBatch = 1000;
 // many more of them go into one transaction (each commit is an fsync; a
 // 100,000-message folder in 100 of them took over a second).
 constexpr size_t kNameBatch = 25000;
+// meta "counts": stamp modseq u64, stamp uidnext u32, then FolderCounts as five u64.
+constexpr size_t kCountsSize = 8 + 4 + 5 * 8;
 
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
+// Indexes kept open after their last Mailbox closed, most recently used
+// last: a new session's SELECT of a folder used a moment ago (a client's
+// second connection, a poll) skips opening the LMDB environment and
+// faulting its pages in again.  Guarded by registry_mutex.
+constexpr size_t kKeepOpen = 16;
+std::vector<std::shared_ptr<FolderIndex>> kept_open;
+
+// Moves idx to the end of kept_open; returns the one that no longer fits
+// (for the caller to destroy after unlocking: ~FolderIndex locks too).
+std::shared_ptr<FolderIndex> keep_open(const std::shared_ptr<FolderIndex>& idx) {
+    auto it = std::find(kept_open.begin(), kept_open.end(), idx);
+    if (it != kept_open.end()) kept_open.erase(it);
+    kept_open.push_back(idx);
+    if (kept_open.size() <= kKeepOpen) return nullptr;
+    auto evicted = std::move(kept_open.front());
+    kept_open.erase(kept_open.begin());
+    return evicted;
+}
+
+// Takes idx out of kept_open (it is stale); returned for destruction after unlocking.
+std::shared_ptr<FolderIndex> forget(const std::shared_ptr<FolderIndex>& idx) {
+    auto it = std::find(kept_open.begin(), kept_open.end(), idx);
+    if (it == kept_open.end()) return nullptr;
+    auto out = std::move(*it);
+    kept_open.erase(it);
+    return out;
+}
 
 template <typename T>
 std::string raw(T v) {
@@ -176,11 +205,38 @@ Status sync_to_disk(lmdb::Env& env) {
     return {};
 }
 
+bool FolderIndex::still_at_path() const {
+    struct stat st {};
+    return ::stat(index_path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+}
+
 Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, const std::string& index_path) {
+    // Destroyed after the lock is released (~FolderIndex takes it), also
+    // on the error returns below.
+    std::shared_ptr<FolderIndex> stale, evicted, idx;
     std::lock_guard lock(registry_mutex);
     auto it = registry.find(index_path);
-    if (it != registry.end())
-        if (auto existing = it->second.lock()) return existing;
+    if (it != registry.end()) {
+        if (auto existing = it->second.lock()) {
+            if (existing->pid_ != ::getpid()) {
+                // Inherited over fork(): LMDB handles must not be used, nor
+                // closed (closing the lock file would drop this process's
+                // own fcntl locks on it).  Left alone for good.
+                for (auto& k : kept_open)
+                    if (k->pid_ != ::getpid()) new std::shared_ptr<FolderIndex>(std::move(k));
+                std::erase(kept_open, nullptr);
+                new std::shared_ptr<FolderIndex>(std::move(existing));
+            } else if (existing->still_at_path()) {
+                evicted = keep_open(existing);
+                return existing;
+            } else {
+                // Renamed, deleted or replaced by another process: sessions
+                // that hold it keep theirs; new ones open what is there now.
+                stale = forget(existing);
+            }
+        }
+        registry.erase(it);
+    }
     if (auto s = sys::mkdir_p(sys::dir_name(index_path), 0700); !s) return s.error();
     lmdb::Env::Options opt;
     // NOMETASYNC: one fsync per commit; commits that assign UIDs are followed
@@ -190,22 +246,38 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     opt.map_size = size_t{16} << 20;
     auto env = lmdb::Env::open(index_path, opt);
     if (!env) return env.error();
-    std::shared_ptr<FolderIndex> idx(new FolderIndex);
+    idx.reset(new FolderIndex);
     idx->dir_ = dir;
     idx->index_path_ = index_path;
     idx->env_ = std::move(*env);
-    auto st = idx->env_->write([&](lmdb::Txn& txn) -> Status {
-        const char* names[] = {"meta", "msgs", "names", "cache", "vanished"};
-        lmdb::Dbi* dbis[] = {&idx->meta, &idx->msgs, &idx->names, &idx->cache, &idx->vanished};
+    const char* names[] = {"meta", "msgs", "names", "cache", "vanished"};
+    lmdb::Dbi* dbis[] = {&idx->meta, &idx->msgs, &idx->names, &idx->cache, &idx->vanished};
+    auto open_all = [&](lmdb::Txn& txn, unsigned flags) -> Status {
         for (int i = 0; i < 5; ++i) {
-            auto d = txn.open_dbi(names[i], MDB_CREATE);
+            auto d = txn.open_dbi(names[i], flags);
             if (!d) return d.error();
             *dbis[i] = *d;
         }
         return {};
-    });
-    if (!st) return st.error();
+    };
+    // An existing index opens in a read transaction (committed: that keeps
+    // the handles), so that SELECT does not wait for a writer; a new one
+    // gets its databases created.
+    bool opened = false;
+    if (auto txn = idx->env_->begin_read(); txn && open_all(*txn, 0))
+        opened = txn->commit().ok();
+    if (!opened)
+        if (auto st = idx->env_->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
+            return st.error();
+    struct stat st {};
+    mdb_filehandle_t fd = -1;
+    if (mdb_env_get_fd(idx->env_->get(), &fd) == 0 && ::fstat(fd, &st) == 0) {
+        idx->dev_ = st.st_dev;
+        idx->ino_ = st.st_ino;
+    }
+    idx->pid_ = ::getpid();
     registry[index_path] = idx;
+    evicted = keep_open(idx);
     return idx;
 }
 
@@ -233,6 +305,23 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
     auto vf = get("vanished_floor");
     if (!vf) return vf.error();
     m.vanished_floor = from_raw<uint64_t>(*vf, 0);
+    auto ru = get("recent_uid");
+    if (!ru) return ru.error();
+    m.recent_uid = from_raw<uint32_t>(*ru, 0);
+    auto counts = get("counts");
+    if (!counts) return counts.error();
+    if (*counts && (*counts)->size() == kCountsSize) {
+        const char* p = (*counts)->data();
+        uint64_t stamp_modseq, values[5];
+        uint32_t stamp_uidnext;
+        std::memcpy(&stamp_modseq, p, 8);
+        std::memcpy(&stamp_uidnext, p + 8, 4);
+        std::memcpy(values, p + 12, sizeof values);
+        m.counts = {values[0], values[1], values[2], values[3], values[4]};
+        MDB_stat st{};
+        if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+        m.counts_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && st.ms_entries == m.counts.messages;
+    }
     auto kw = get("keywords");
     if (!kw) return kw.error();
     if (*kw && !(*kw)->empty()) {
@@ -260,9 +349,57 @@ Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m) {
              {"modseq", raw(m.modseq)},
              {"cur_mtime", raw(m.cur_mtime)},
              {"vanished_floor", raw(m.vanished_floor)},
-             {"keywords", kw}})
+             {"keywords", kw},
+             {"recent_uid", raw(m.recent_uid)}})
         if (auto s = txn.put(meta, key, value); !s) return s;
-    return {};
+    if (!m.counts_valid) return {};
+    std::string counts = raw(m.modseq) + raw(m.uidnext);
+    for (uint64_t v : {m.counts.messages, m.counts.unseen, m.counts.deleted, m.counts.crlf_size, m.counts.unclaimed})
+        counts += raw(v);
+    return txn.put(meta, "counts", counts);
+}
+
+void IndexMeta::count_in(uint32_t uid, const MessageRecord& r) {
+    ++counts.messages;
+    if (uid > recent_uid) ++counts.unclaimed;
+    if (!(r.flags & kSeen)) ++counts.unseen;
+    if (r.flags & kDeleted) ++counts.deleted;
+    counts.crlf_size += r.crlf_size;
+}
+
+void IndexMeta::count_out(uint32_t uid, const MessageRecord& r) {
+    // Never below zero, even if a count went wrong: the stamp check catches
+    // records changed without it, not arithmetic on a bad base.
+    auto dec = [](uint64_t& v, uint64_t by) { v -= std::min(v, by); };
+    dec(counts.messages, 1);
+    if (uid > recent_uid) dec(counts.unclaimed, 1);
+    if (!(r.flags & kSeen)) dec(counts.unseen, 1);
+    if (r.flags & kDeleted) dec(counts.deleted, 1);
+    dec(counts.crlf_size, r.crlf_size);
+}
+
+void FolderIndex::read_ahead(bool on) {
+    MDB_envinfo info{};
+    if (mdb_env_info(env_->get(), &info) != 0 || !info.me_mapaddr) return;
+    (void)::madvise(info.me_mapaddr, info.me_mapsize, on ? MADV_NORMAL : MADV_RANDOM);
+}
+
+Status FolderIndex::rebuild_counts() {
+    return env_->write([&](lmdb::Txn& txn) -> Status {
+        auto m = read_meta(txn);
+        if (!m) return m.error();
+        if (m->counts_valid) return {};  // another process rebuilt them
+        m->counts = {};
+        auto cur = txn.cursor(msgs);
+        if (!cur) return cur.error();
+        auto e = cur->first();
+        for (; e && *e; e = cur->next())
+            if (auto rec = decode_record((*e)->value)) m->count_in(key_uid((*e)->key), *rec);
+        if (!e) return e.error();
+        cur->close();
+        m->counts_valid = true;
+        return write_meta(txn, *m);
+    });
 }
 
 std::optional<unsigned> FolderIndex::keyword_bit(IndexMeta& m, const std::string& name, bool add) {
@@ -280,6 +417,8 @@ void init_meta(IndexMeta& m) {
     m.uidvalidity = static_cast<uint32_t>(::time(nullptr));
     m.uidnext = 1;
     m.modseq = 1;
+    m.counts = {};  // a new index: no records yet
+    m.counts_valid = true;
 }
 
 Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, const ScannedFile& f, uint8_t flags,
@@ -297,6 +436,7 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, const ScannedF
     r.filename = f.name;
     std::string key = uid_key(uid);
     if (auto s = txn.put(idx.msgs, key, encode_record(r)); !s) return s;
+    m.count_in(uid, r);
     if (auto s = txn.put(idx.names, parse_message_name(f.name).base, key); !s) return s;
     if (f.cached)
         if (auto s = txn.put(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
@@ -411,6 +551,8 @@ Status FolderIndex::sync() {
                     upd.flags = flags;
                     upd.modseq = modseq;
                     changed = true;
+                    m->count_out(uid, *rec);
+                    m->count_in(uid, upd);
                 }
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
             }
@@ -425,6 +567,7 @@ Status FolderIndex::sync() {
                 uint32_t uid = key_uid((*e)->key);
                 if (std::binary_search(seen.begin(), seen.end(), uid)) continue;
                 auto rec = decode_record((*e)->value);
+                if (rec) m->count_out(uid, *rec);
                 gone.emplace_back(uid, rec ? std::string(parse_message_name(rec->filename).base) : std::string());
             }
         }
@@ -569,6 +712,9 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
             if (!f.ok) ++unread;
         }
         auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+            auto m = read_meta(txn);
+            if (!m) return m.error();
+            bool sized = false;
             for (const auto& [uid, f] : files) {
                 if (!f.ok) continue;
                 std::string key = uid_key(uid);
@@ -584,11 +730,14 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                 if (upd.size == 0 && upd.crlf_size == 0) {
                     upd.size = f.size;
                     upd.crlf_size = f.crlf_size;
+                    m->count_out(uid, *rec);
+                    m->count_in(uid, upd);
+                    sized = true;
                 }
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
                 if (auto s = txn.put(cache, key, encode_cache(f.cache.view())); !s) return s;
             }
-            return {};
+            return sized ? write_meta(txn, *m) : Status{};
         });
         if (!st) return st.error();
     }

@@ -1,7 +1,9 @@
 // One folder's LMDB index (layout in index_records.hpp), shared by every
 // Mailbox of this process that has the folder open: LMDB forbids opening
 // one environment twice in a process (its locks are per process), and one
-// imapd serves many sessions that may select the same folder.
+// imapd serves many sessions that may select the same folder.  The most
+// recently used ones stay open after their last Mailbox closed.  The
+// folder's header (IndexMeta::counts) is what SELECT reads.
 //
 // The folder index is also where the Maildir is reconciled (sync()) and
 // where messages enter the folder (adopt()): both run inside an LMDB write
@@ -23,6 +25,18 @@
 
 namespace tern::mailstore {
 
+// What SELECT and STATUS report about the records, kept in the folder's
+// header (meta "counts") by every writer in the transaction that changes
+// the records, so that neither walks them.  Stamped with the modseq and
+// uidnext it was written with: a writer that does not keep it (an older
+// tern) leaves a stamp that no longer matches, and the counts are rebuilt.
+struct FolderCounts {
+    uint64_t messages = 0, unseen = 0, deleted = 0;
+    uint64_t crlf_size = 0;  // STATUS=SIZE
+    uint64_t unclaimed = 0;  // records above recent_uid: \Recent for EXAMINE and STATUS
+    bool operator==(const FolderCounts&) const = default;
+};
+
 struct IndexMeta {
     uint32_t uidvalidity = 0;
     uint32_t uidnext = 1;
@@ -30,6 +44,13 @@ struct IndexMeta {
     int64_t cur_mtime = 0;
     uint64_t vanished_floor = 0;
     std::vector<std::string> keywords;
+    // RFC 3501 2.3.2: the highest UID a session has claimed as \Recent.
+    uint32_t recent_uid = 0;
+    FolderCounts counts;
+    bool counts_valid = false;  // false: counts unknown (rebuild_counts())
+    // Writers keep `counts` with these as records come, go or change flags.
+    void count_in(uint32_t uid, const MessageRecord& r);
+    void count_out(uint32_t uid, const MessageRecord& r);
 };
 
 // A message entering a folder: a file already linked into the folder's
@@ -73,7 +94,16 @@ public:
     lmdb::Dbi meta, msgs, names, cache, vanished;
 
     Result<IndexMeta> read_meta(const lmdb::Txn& txn) const;
+    // Writes the counts too when m.counts_valid (stamped with m's modseq and uidnext).
     Status write_meta(lmdb::Txn& txn, const IndexMeta& m);
+    // Read-ahead of page faults in the index's map.  Off while SELECT reads
+    // a few scattered pages: the kernel would read megabytes around each
+    // fault of a cold index (read_ahead_kb); on for walks over the records.
+    void read_ahead(bool on);
+
+    // Counts the records once (an index written before the counts existed,
+    // or by a writer that did not keep them) and stores the result.
+    Status rebuild_counts();
 
     // Brings the index in line with new/ and cur/: moves new/ files to cur/,
     // indexes unknown files (parsing only those), records flag changes made
@@ -101,7 +131,13 @@ public:
 private:
     FolderIndex() = default;
     Result<int64_t> unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const;
+    // Whether index_path still names the file this environment has open
+    // (not renamed or deleted by another process since).
+    bool still_at_path() const;
     std::string dir_, index_path_;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+    pid_t pid_ = 0;
     std::unique_ptr<lmdb::Env> env_;
 };
 

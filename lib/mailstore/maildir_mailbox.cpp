@@ -130,10 +130,96 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     mb->index_ = std::move(index);
     // No watch yet (see notify_fd()): an inotify watch on a big cur/ costs
     // the kernel a walk over all its cached entries, on every SELECT.
+    // SELECT reads a few pages of the index: no read-ahead around them.
+    struct NoReadAhead {
+        FolderIndex& idx;
+        explicit NoReadAhead(FolderIndex& i) : idx(i) { idx.read_ahead(false); }
+        ~NoReadAhead() { idx.read_ahead(true); }
+    } scattered(*mb->index_);
     if (auto s = mb->index_->sync(); !s) return s.error();
-    auto first = mb->update_view();
-    if (!first) return first.error();
+    if (auto s = mb->read_header(); !s) return s.error();
     return mb;
+}
+
+Status MaildirMailbox::read_header() {
+    for (int attempt = 0;; ++attempt) {
+        auto txn = index_->env().begin_read();
+        if (!txn) return txn.error();
+        auto m = index_->read_meta(*txn);
+        if (!m) return m.error();
+        if (!m->counts_valid && attempt == 0) {
+            txn->abort();
+            if (auto s = index_->rebuild_counts(); !s) return s;
+            continue;
+        }
+        uidvalidity_ = m->uidvalidity;
+        uidnext_ = m->uidnext;
+        highestmodseq_ = m->modseq;
+        keywords_ = m->keywords;
+        recent_floor_ = m->recent_uid;
+        counts_ = m->counts;
+        txn->abort();
+        // A writer without counts came between the rebuild and us: count now.
+        if (!m->counts_valid) return read_view();
+        return {};
+    }
+}
+
+// The view as the session was told at open(): the records below that
+// UIDNEXT.  Messages expunged since are put back (their vanished entries
+// are newer than the modseq told) so that the next refresh() reports their
+// EXPUNGE; flag changes since are remembered for it to report as well.
+Status MaildirMailbox::read_view() const {
+    auto txn = index_->env().begin_read();
+    if (!txn) return txn.error();
+    std::vector<ViewEntry> fresh;
+    fresh.reserve(static_cast<size_t>(counts_.messages) + 16);
+    std::vector<uint32_t> changed;
+    uint64_t total = 0;
+    {
+        auto cur = txn->cursor(index_->msgs);
+        if (!cur) return cur.error();
+        auto e = cur->first();
+        for (; e && *e; e = cur->next()) {
+            uint32_t uid = key_uid((*e)->key);
+            if (uid >= uidnext_) break;
+            auto rec = decode_record((*e)->value);
+            if (!rec) continue;
+            fresh.push_back({uid, rec->flags, rec->keywords, rec->modseq});
+            total += rec->crlf_size;
+            if (rec->modseq > highestmodseq_) changed.push_back(uid);
+        }
+        if (!e) return e.error();
+    }
+    if (fresh.size() != counts_.messages) {
+        std::vector<ViewEntry> gone;
+        auto cur = txn->cursor(index_->vanished);
+        if (!cur) return cur.error();
+        auto e = cur->first();
+        for (; e && *e; e = cur->next()) {
+            uint32_t uid = key_uid((*e)->key);
+            if (uid >= uidnext_) break;
+            uint64_t ms = 0;
+            if ((*e)->value.size() == sizeof ms) std::memcpy(&ms, (*e)->value.data(), sizeof ms);
+            if (ms > highestmodseq_) gone.push_back({uid, 0, 0, highestmodseq_});
+        }
+        if (!e) return e.error();
+        std::vector<ViewEntry> merged(fresh.size() + gone.size());
+        std::merge(fresh.begin(), fresh.end(), gone.begin(), gone.end(), merged.begin(),
+                   [](const ViewEntry& a, const ViewEntry& b) { return a.uid < b.uid; });
+        fresh = std::move(merged);
+    }
+    view_ = std::move(fresh);
+    total_size_ = total;
+    pending_flag_changes_ = std::move(changed);
+    view_loaded_ = true;
+    return {};
+}
+
+void MaildirMailbox::load_view() const {
+    // view() cannot fail: a read error leaves it empty, and the next call
+    // (refresh() at the latest) tries again.
+    if (!view_loaded_) (void)read_view();
 }
 
 int MaildirMailbox::notify_fd() const {
@@ -151,6 +237,14 @@ MailboxStatus MaildirMailbox::status() const {
     s.uidvalidity = uidvalidity_;
     s.uidnext = uidnext_;
     s.highestmodseq = highestmodseq_;
+    s.recent = recent_count();
+    if (!view_loaded_) {
+        s.messages = static_cast<uint32_t>(counts_.messages);
+        s.unseen = static_cast<uint32_t>(counts_.unseen);
+        s.deleted = static_cast<uint32_t>(counts_.deleted);
+        s.size = counts_.crlf_size;
+        return s;
+    }
     s.messages = static_cast<uint32_t>(view_.size());
     for (const auto& e : view_) {
         if (!(e.flags & kSeen)) ++s.unseen;
@@ -159,6 +253,89 @@ MailboxStatus MaildirMailbox::status() const {
     }
     s.size = total_size_;
     return s;
+}
+
+Result<uint32_t> MaildirMailbox::first_unseen() {
+    if (view_loaded_) return Mailbox::first_unseen();
+    if (counts_.unseen == 0) return uint32_t{0};
+    // Walks the records up to the first unseen one: usually near the start,
+    // the whole folder when only its newest messages are unseen.
+    auto txn = index_->env().begin_read();
+    if (!txn) return txn.error();
+    auto cur = txn->cursor(index_->msgs);
+    if (!cur) return cur.error();
+    // A cold index: the first pages without read-ahead (usually all that
+    // is read), read-ahead again for a long walk.
+    index_->read_ahead(false);
+    uint32_t seq = 0;
+    auto e = cur->first();
+    for (; e && *e; e = cur->next()) {
+        if (seq == 64) index_->read_ahead(true);
+        if (key_uid((*e)->key) >= uidnext_) break;
+        auto rec = decode_record((*e)->value);
+        if (!rec) continue;
+        ++seq;
+        if (!(rec->flags & kSeen)) break;
+    }
+    index_->read_ahead(true);
+    if (!e) return e.error();
+    return e && *e && key_uid((*e)->key) < uidnext_ ? seq : uint32_t{0};
+}
+
+Status MaildirMailbox::claim_recent() {
+    if (read_only_) return {};  // EXAMINE MUST NOT take \Recent away (RFC 3501 6.3.2)
+    claiming_ = true;
+    return uidnext_ > 1 ? claim_up_to(uidnext_ - 1) : Status{};
+}
+
+Status MaildirMailbox::claim_up_to(uint32_t upto) {
+    uint32_t from = 0;
+    uint64_t taken = 0;
+    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+        from = 0;
+        taken = 0;
+        auto m = index_->read_meta(txn);
+        if (!m) return m.error();
+        if (m->recent_uid >= upto) return {};  // another session has them
+        from = m->recent_uid + 1;
+        m->recent_uid = upto;
+        // Count the records above `upto` (arrived since: they stay
+        // unclaimed); the claimed ones are the rest of the unclaimed.
+        auto cur = txn.cursor(index_->msgs);
+        if (!cur) return cur.error();
+        uint64_t above = 0, total = 0;
+        auto e = cur->seek(uid_key(m->counts_valid ? upto + 1 : from));
+        for (; e && *e; e = cur->next()) {
+            ++total;
+            if (key_uid((*e)->key) > upto) ++above;
+        }
+        if (!e) return e.error();
+        cur->close();
+        taken = m->counts_valid ? m->counts.unclaimed - std::min(m->counts.unclaimed, above) : total - above;
+        m->counts.unclaimed = above;
+        return index_->write_meta(txn, *m);
+    });
+    if (!st) return st;
+    if (from == 0) return {};
+    claimed_messages_ += taken;
+    if (!claimed_.empty() && claimed_.back().second + 1 >= from) claimed_.back().second = upto;
+    else claimed_.emplace_back(from, upto);
+    return {};
+}
+
+bool MaildirMailbox::is_recent(uint32_t uid) const {
+    if (!claiming_) return uid > recent_floor_;
+    auto it = std::upper_bound(claimed_.begin(), claimed_.end(), uid,
+                               [](uint32_t u, const std::pair<uint32_t, uint32_t>& r) { return u < r.first; });
+    return it != claimed_.begin() && uid <= std::prev(it)->second;
+}
+
+uint32_t MaildirMailbox::recent_count() const {
+    if (!view_loaded_) return static_cast<uint32_t>(claiming_ ? claimed_messages_ : counts_.unclaimed);
+    if (claiming_ && claimed_.empty()) return 0;
+    uint32_t n = 0;
+    for (const auto& e : view()) n += is_recent(e.uid) ? 1 : 0;
+    return n;
 }
 
 Result<Changes> MaildirMailbox::refresh() {
@@ -175,9 +352,11 @@ Result<Changes> MaildirMailbox::update_view() {
     if (!m) return m.error();
     bool reset = uidvalidity_ != 0 && m->uidvalidity != uidvalidity_;
     if (!reset && m->modseq == highestmodseq_ && m->uidnext == uidnext_ && m->keywords == keywords_) {
-        ch.exists = static_cast<uint32_t>(view_.size());
+        ch.exists = exists();
         return ch;
     }
+    if (!view_loaded_)
+        if (auto s = read_view(); !s) return s.error();
     std::vector<ViewEntry> fresh;
     fresh.reserve(view_.size() + 16);
     uint64_t total = 0;
@@ -196,6 +375,8 @@ Result<Changes> MaildirMailbox::update_view() {
     if (reset) {
         ch.uidvalidity_changed = true;
         view_.clear();
+        claimed_.clear();  // UIDs of the old validity
+        claimed_messages_ = 0;
     }
     size_t i = 0, j = 0;
     while (i < view_.size() || j < fresh.size()) {
@@ -214,6 +395,21 @@ Result<Changes> MaildirMailbox::update_view() {
             ++j;
         }
     }
+    if (!pending_flag_changes_.empty()) {
+        // Changed between open() and the view's loading: the diff above
+        // cannot see them (the view was loaded with the new flags).
+        auto in_fresh = [&](uint32_t uid) {
+            auto it = std::lower_bound(fresh.begin(), fresh.end(), uid,
+                                       [](const ViewEntry& e, uint32_t u) { return e.uid < u; });
+            return it != fresh.end() && it->uid == uid;
+        };
+        if (!reset)
+            for (uint32_t uid : pending_flag_changes_)
+                if (in_fresh(uid)) ch.flag_changes.push_back(uid);
+        std::sort(ch.flag_changes.begin(), ch.flag_changes.end());
+        ch.flag_changes.erase(std::unique(ch.flag_changes.begin(), ch.flag_changes.end()), ch.flag_changes.end());
+        pending_flag_changes_.clear();
+    }
     ch.keywords_changed = m->keywords != keywords_;
     view_ = std::move(fresh);
     uidvalidity_ = m->uidvalidity;
@@ -222,6 +418,8 @@ Result<Changes> MaildirMailbox::update_view() {
     keywords_ = m->keywords;
     total_size_ = total;
     ch.exists = static_cast<uint32_t>(view_.size());
+    // New arrivals are this session's \Recent ones if no other session took them.
+    if (claiming_ && !ch.new_uids.empty()) (void)claim_up_to(ch.new_uids.back());
     return ch;
 }
 
@@ -387,6 +585,8 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
             upd.modseq = modseq;
             upd.filename = filename;
             if (auto s = txn.put(index_->msgs, key, encode_record(upd)); !s) return s;
+            m->count_out(uid, *rec);
+            m->count_in(uid, upd);
             updates.push_back({uid, nf, nk, modseq});
         }
         keywords_after = m->keywords;
@@ -412,6 +612,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
 }
 
 Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
+    load_view();  // the Changes below are about it
     struct Removed {
         uint32_t uid;
         uint64_t size, crlf_size;
@@ -434,6 +635,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
                 return errno_error("unlink " + cur_dir + std::string(rec->filename));
             std::string base(parse_message_name(rec->filename).base);
             Removed gone{uid, rec->size, rec->crlf_size};
+            m->count_out(uid, *rec);
             if (auto r = txn.del(index_->msgs, key); !r) return r.error();
             if (auto r = txn.del(index_->cache, key); !r) return r.error();
             (void)txn.del(index_->names, base);
@@ -473,6 +675,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
 
 Result<Changes> MaildirMailbox::expunge(std::optional<std::span<const uint32_t>> only) {
     if (read_only_) return make_error("mailbox is read-only");
+    load_view();
     std::vector<uint32_t> wanted;
     {
         auto txn = index_->env().begin_read();

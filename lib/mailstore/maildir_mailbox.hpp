@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <utility>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,11 +31,18 @@ public:
     const std::string& name() const override { return name_; }
     MailboxStatus status() const override;
     bool read_only() const override { return read_only_; }
-    std::span<const ViewEntry> view() const override { return view_; }
+    std::span<const ViewEntry> view() const override {
+        load_view();
+        return view_;
+    }
     const std::vector<std::string>& keywords() const override { return keywords_; }
 
     Result<Changes> refresh() override;
     int notify_fd() const override;
+    Result<uint32_t> first_unseen() override;
+    Status claim_recent() override;
+    bool is_recent(uint32_t uid) const override;
+    uint32_t recent_count() const override;
 
     Status for_each(std::span<const uint32_t> uids, uint32_t fields,
                     const std::function<void(const MessageData&)>& fn) override;
@@ -51,6 +59,17 @@ public:
 
 private:
     MaildirMailbox() = default;
+    // Reads the folder's header (counts, UIDNEXT, ...) as of now: what
+    // open() reports.  The records are not read.
+    Status read_header();
+    // The view is read from the records at its first use, not at open():
+    // SELECT and STATUS answer from the folder's counts.  It is rebuilt as
+    // the session was told at open() (see maildir_mailbox.cpp).
+    void load_view() const;
+    Status read_view() const;
+    uint32_t exists() const { return view_loaded_ ? static_cast<uint32_t>(view_.size()) : static_cast<uint32_t>(counts_.messages); }
+    // Claims UIDs up to `upto` as this session's \Recent ones.
+    Status claim_up_to(uint32_t upto);
     Result<Changes> update_view();
     Result<CopyResult> copy_messages(std::span<const uint32_t> uids, const std::string& dest_folder,
                                      bool enforce_quota);
@@ -64,12 +83,22 @@ private:
     FolderContext context_;
     std::shared_ptr<FolderIndex> index_;
     mutable std::unique_ptr<ChangeSubscription> watch_;  // made by the first notify_fd()
-    std::vector<ViewEntry> view_;
+    mutable bool view_loaded_ = false;
+    mutable std::vector<ViewEntry> view_;
+    // Changed between open() and the view's loading: reported by the next refresh().
+    mutable std::vector<uint32_t> pending_flag_changes_;
+    mutable uint64_t total_size_ = 0;
+    FolderCounts counts_;  // as of open(): status() until the view is loaded
     std::vector<std::string> keywords_;
     uint32_t uidvalidity_ = 0;
     uint32_t uidnext_ = 1;
     uint64_t highestmodseq_ = 0;
-    uint64_t total_size_ = 0;
+    // \Recent: the folder's claim mark at open(); what this session claimed
+    // (ascending ranges of UIDs) once claim_recent() was called.
+    uint32_t recent_floor_ = 0;
+    bool claiming_ = false;
+    std::vector<std::pair<uint32_t, uint32_t>> claimed_;
+    uint64_t claimed_messages_ = 0;  // recent_count() until the view is loaded
 };
 
 // Writes an APPEND / delivery into a folder's tmp/ and adopts it on commit.

@@ -42,6 +42,13 @@ const ViewEntry* Mailbox::entry(uint32_t uid) const {
     return seq ? &view()[seq - 1] : nullptr;
 }
 
+Result<uint32_t> Mailbox::first_unseen() {
+    auto v = view();
+    for (size_t i = 0; i < v.size(); ++i)
+        if (!(v[i].flags & kSeen)) return static_cast<uint32_t>(i + 1);
+    return uint32_t{0};
+}
+
 std::string canonical_name(std::string_view name) {
     auto is_inbox = [](std::string_view s) {
         if (s.size() != kInbox.size()) return false;

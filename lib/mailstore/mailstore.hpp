@@ -42,8 +42,9 @@ namespace tern::mailstore {
 inline constexpr char kSeparator = '/';
 inline constexpr std::string_view kInbox = "INBOX";
 
-// System flags (RFC 9051 2.3.2) as bits.  \Recent is not stored (IMAP4rev2
-// dropped it; an IMAP4rev1 session derives it from its own view).
+// System flags (RFC 9051 2.3.2) as bits.  \Recent is not a stored flag
+// (IMAP4rev2 dropped it): the store keeps the highest UID a session has
+// claimed (Mailbox::claim_recent()) and each Mailbox says which are recent.
 enum SystemFlag : uint8_t {
     kSeen = 1 << 0,
     kAnswered = 1 << 1,
@@ -81,6 +82,7 @@ struct MailboxStatus {
     uint32_t unseen = 0;
     uint32_t deleted = 0;
     uint64_t size = 0;  // RFC 8438 STATUS=SIZE: sum of crlf_size
+    uint32_t recent = 0;  // RFC 3501 2.3.2 (see Mailbox::recent_count())
 };
 
 // One message in a Mailbox's view (kept in memory; FETCH FLAGS needs nothing else).
@@ -236,6 +238,20 @@ public:
     // Sequence number (1-based) of uid in the view, 0 when absent.
     uint32_t seq_of(uint32_t uid) const;
     const ViewEntry* entry(uint32_t uid) const;
+
+    // Sequence number of the first message without \Seen, 0 when none
+    // (RFC 3501 6.3.1 UNSEEN).
+    virtual Result<uint32_t> first_unseen();
+
+    // RFC 3501 2.3.2 \Recent.  claim_recent() makes this Mailbox the one
+    // session that sees the messages that arrived since the last claim as
+    // recent, and later refresh() calls claim new arrivals for it too;
+    // exactly one claiming session sees each message as recent.  A Mailbox
+    // that does not claim (EXAMINE, STATUS) sees the unclaimed ones as
+    // recent without taking them.
+    virtual Status claim_recent() { return {}; }
+    virtual bool is_recent(uint32_t) const { return false; }
+    virtual uint32_t recent_count() const { return 0; }
 
     // The mailbox's keyword list (bit i of a keyword mask = keywords()[i]).
     virtual const std::vector<std::string>& keywords() const = 0;

@@ -151,6 +151,8 @@ class ImapCompressTest(unittest.TestCase):
         other.logout()
         # readline waits at most the socket timeout (20 s).
         self.assertEqual(m.readline(), b"* 1 EXISTS\r\n")
+        # IMAP4rev1: the new message is this session's \Recent one (RFC 3501 7.3.2).
+        self.assertEqual(m.readline(), b"* 1 RECENT\r\n")
         m.send(b"DONE\r\n")
         line = m.readline()
         self.assertTrue(line.startswith(tag + b" OK"), line)

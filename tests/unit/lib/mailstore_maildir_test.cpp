@@ -1,7 +1,8 @@
 // Unit tests for lib/mailstore's Maildir + LMDB implementation: folders,
 // append/fetch byte accounting, changes behind the store's back (delivery
 // into new/, flag renames, removals), persistence across reopen, CONDSTORE,
-// expunge/copy/move, concurrent writers in two processes, change notices.
+// expunge/copy/move, concurrent writers in two processes, change notices,
+// the folder header (counts, lazy view, \Recent).
 #include <catch2/catch.hpp>
 
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <set>
 #include <string>
 
+#include "lib/mailstore/folder_index.hpp"
 #include "lib/mailstore/maildir_names.hpp"
 #include "lib/mailstore/maildir_store.hpp"
 #include "lib/maildir/maildir.hpp"
@@ -651,4 +653,254 @@ TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOV
     CHECK((*store)->quota_usage()->bytes == 400);
     append(**inbox, msg);
     CHECK((*store)->quota_usage()->bytes == 800);
+}
+
+// The folder header: the counts every writer keeps (SELECT and STATUS read
+// them instead of the records), the view read at its first use as the
+// session was told at open, an index without counts (older tern), and
+// \Recent claimed by exactly one session (RFC 3501 2.3.2).
+namespace {
+
+std::unique_ptr<Mailbox> open_box(Store& store, bool read_only = false) {
+    auto mb = store.open("INBOX", read_only);
+    REQUIRE(mb.ok());
+    return std::move(*mb);
+}
+
+// A message with this subject (and flags) appended through the store.
+uint32_t append_subject(Mailbox& mb, const std::string& subject, uint8_t flags = 0) {
+    Flags f;
+    f.system = flags;
+    return append(mb, "Subject: " + subject + "\r\n\r\nbody of " + subject + "\r\n", f);
+}
+
+// The status a Mailbox gives from the folder's counts, and the one it
+// gives once its view is loaded (computed from the records).
+void check_counts_match_records(Store& store) {
+    auto box = open_box(store, true);
+    MailboxStatus from_counts = box->status();
+    (void)box->view();
+    MailboxStatus from_view = box->status();
+    CHECK(from_counts.messages == from_view.messages);
+    CHECK(from_counts.unseen == from_view.unseen);
+    CHECK(from_counts.deleted == from_view.deleted);
+    CHECK(from_counts.size == from_view.size);
+    CHECK(from_counts.recent == from_view.recent);
+}
+
+}  // namespace
+
+TEST_CASE("mailstore header: every writer keeps the counts", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto a = open_box(*store);
+    append_subject(*a, "one");
+    append_subject(*a, "two", kSeen);
+    append_subject(*a, "three", kSeen | kFlagged);
+    check_counts_match_records(*store);
+    {
+        auto st = open_box(*store, true)->status();
+        CHECK(st.messages == 3);
+        CHECK(st.unseen == 1);
+    }
+    REQUIRE(a->refresh().ok());
+    Flags del;
+    del.system = kDeleted;
+    REQUIRE(a->store_flags(std::vector<uint32_t>{1, 2}, FlagOp::Add, del).ok());
+    check_counts_match_records(*store);
+    CHECK(open_box(*store, true)->status().deleted == 2);
+    REQUIRE(a->expunge(std::vector<uint32_t>{1}).ok());
+    check_counts_match_records(*store);
+    // Behind the store's back: a delivery into new/, a flag rename, a removal.
+    deliver(t.path, "Subject: four\n\nhello\n");
+    check_counts_match_records(*store);
+    for (auto& e : fs::directory_iterator(t.path / "cur")) {
+        std::string n = e.path().filename().string();
+        size_t info = n.find(":2,");
+        if (info != std::string::npos && n.substr(info + 3) == "FS") {
+            fs::rename(e.path(), t.path / "cur" / (n.substr(0, info) + ":2,F"));  // \Seen taken away
+            break;
+        }
+    }
+    check_counts_match_records(*store);
+    CHECK(open_box(*store, true)->status().unseen == 2);
+    for (auto& e : fs::directory_iterator(t.path / "cur")) {
+        if (e.path().filename().string().find(":2,ST") != std::string::npos) {
+            fs::remove(e.path());
+            break;
+        }
+    }
+    check_counts_match_records(*store);
+    // The first FETCH of the delivered file reads it (sizes from the file).
+    auto b = open_box(*store);
+    std::vector<uint32_t> all;
+    for (const auto& e : b->view()) all.push_back(e.uid);
+    REQUIRE(b->for_each(all, kFieldEnvelope, [](const MessageData&) {}).ok());
+    check_counts_match_records(*store);
+    CHECK(open_box(*store, true)->status().messages == 2);
+}
+
+TEST_CASE("mailstore header: the view is read at first use, as the session was told", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    auto writer = open_box(*store);
+    for (int i = 1; i <= 4; ++i) append_subject(*writer, "m" + std::to_string(i));
+    REQUIRE(writer->refresh().ok());
+
+    auto lazy = open_box(*store);
+    CHECK(lazy->status().messages == 4);
+    // Before `lazy` looks at its view: 2 is expunged, 3 gets a flag, 5 arrives.
+    Flags del;
+    del.system = kDeleted;
+    REQUIRE(writer->store_flags(std::vector<uint32_t>{2}, FlagOp::Add, del).ok());
+    REQUIRE(writer->expunge().ok());
+    Flags flagged;
+    flagged.system = kFlagged;
+    REQUIRE(writer->store_flags(std::vector<uint32_t>{3}, FlagOp::Add, flagged).ok());
+    CHECK(append_subject(*writer, "m5") == 5);
+
+    // The view is the one told at open: 4 messages, sequence numbers unchanged.
+    auto v = lazy->view();
+    REQUIRE(v.size() == 4);
+    CHECK(v[1].uid == 2);
+    CHECK(lazy->seq_of(4) == 4);
+    CHECK(lazy->seq_of(5) == 0);
+    // The next refresh reports all three changes.
+    auto ch = lazy->refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->expunged_uids == std::vector<uint32_t>{2});
+    CHECK(ch->expunged_seqs == std::vector<uint32_t>{2});
+    CHECK(ch->new_uids == std::vector<uint32_t>{5});
+    CHECK(ch->flag_changes == std::vector<uint32_t>{3});
+    CHECK(ch->exists == 4);
+    CHECK(lazy->entry(3)->flags == kFlagged);
+
+    // Nothing changed since open: a refresh reads no records and reports nothing.
+    auto quiet = open_box(*store);
+    auto none = quiet->refresh();
+    REQUIRE(none.ok());
+    CHECK_FALSE(none->any());
+    CHECK(none->exists == 4);
+}
+
+TEST_CASE("mailstore header: an index without counts is counted once at open", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    {
+        auto a = open_box(*store);
+        append_subject(*a, "one");
+        append_subject(*a, "two", kSeen);
+    }
+    {
+        // What an index written before the counts existed looks like.
+        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+        REQUIRE(idx.ok());
+        REQUIRE((*idx)->env().write([&](tern::lmdb::Txn& txn) -> tern::Status {
+            auto r = txn.del((*idx)->meta, "counts");
+            if (!r) return r.error();
+            return {};
+        }).ok());
+        auto txn = (*idx)->env().begin_read();
+        REQUIRE(txn.ok());
+        auto m = (*idx)->read_meta(*txn);
+        REQUIRE(m.ok());
+        CHECK_FALSE(m->counts_valid);
+    }
+    auto st = open_box(*store, true)->status();
+    CHECK(st.messages == 2);
+    CHECK(st.unseen == 1);
+    check_counts_match_records(*store);
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto m = (*idx)->read_meta(*txn);
+    REQUIRE(m.ok());
+    CHECK(m->counts_valid);  // stored by the open that counted
+    CHECK(m->counts.messages == 2);
+}
+
+TEST_CASE("mailstore header: \\Recent is claimed by exactly one session", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    {
+        auto w = open_box(*store);
+        append_subject(*w, "one");
+        append_subject(*w, "two");
+    }
+    CHECK(store->status("INBOX")->recent == 2);
+    auto a = open_box(*store);
+    REQUIRE(a->claim_recent().ok());
+    CHECK(a->recent_count() == 2);
+    CHECK(a->is_recent(1));
+    CHECK(a->is_recent(2));
+    auto b = open_box(*store);
+    REQUIRE(b->claim_recent().ok());
+    CHECK(b->recent_count() == 0);
+    CHECK_FALSE(b->is_recent(1));
+    CHECK(store->status("INBOX")->recent == 0);
+
+    // A delivery: the first session to refresh claims it.
+    deliver(t.path, "Subject: three\n\nhello\n");
+    auto ca = a->refresh();
+    REQUIRE(ca.ok());
+    CHECK(ca->new_uids == std::vector<uint32_t>{3});
+    CHECK(a->is_recent(3));
+    CHECK(a->recent_count() == 3);
+    auto cb = b->refresh();
+    REQUIRE(cb.ok());
+    CHECK(cb->new_uids == std::vector<uint32_t>{3});
+    CHECK_FALSE(b->is_recent(3));
+    CHECK(b->recent_count() == 0);
+
+    // EXAMINE (read-only) and STATUS see unclaimed ones and take nothing.
+    deliver(t.path, "Subject: four\n\nhello\n");
+    auto ro = open_box(*store, true);
+    REQUIRE(ro->claim_recent().ok());
+    CHECK(ro->recent_count() == 1);
+    CHECK(ro->is_recent(4));
+    CHECK_FALSE(ro->is_recent(3));
+    CHECK(store->status("INBOX")->recent == 1);
+
+    // The mark survives closing every session and reopening the store.
+    a.reset();
+    b.reset();
+    ro.reset();
+    auto again = open_store(t);
+    auto c = open_box(*again);
+    REQUIRE(c->claim_recent().ok());
+    CHECK(c->recent_count() == 1);
+    CHECK(c->is_recent(4));
+    CHECK_FALSE(c->is_recent(3));
+    check_counts_match_records(*again);
+}
+
+TEST_CASE("mailstore: an index kept open is not reused once another process renamed its folder", "[mailstore]") {
+    TempRoot t;
+    auto store = open_store(t);
+    REQUIRE(store->create_folder("A").ok());
+    {
+        auto a = store->open("A");
+        REQUIRE(a.ok());
+        append(**a, "Subject: in A\r\n\r\nx\r\n");
+    }  // A's index stays open in this process (FolderIndex keeps recent ones)
+    // Another process renames A to B and creates a new A: the path now names another file.
+    fs::rename(t.path / ".A", t.path / ".B");
+    REQUIRE(store->create_folder("A").ok());
+    auto fresh = store->open("A");
+    REQUIRE(fresh.ok());
+    CHECK((*fresh)->status().messages == 0);
+    auto moved = store->open("B");
+    REQUIRE(moved.ok());
+    CHECK((*moved)->status().messages == 1);
+    // Deleted and made again behind our back: the same.
+    fresh->reset();
+    fs::remove_all(t.path / ".A");
+    REQUIRE(store->create_folder("A").ok());
+    auto again = store->open("A");
+    REQUIRE(again.ok());
+    CHECK((*again)->status().messages == 0);
+    append(**again, "Subject: new A\r\n\r\nx\r\n");
+    REQUIRE((*again)->refresh().ok());
+    CHECK((*again)->view().size() == 1);
 }
