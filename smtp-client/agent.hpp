@@ -15,7 +15,11 @@
 // At most smtp_destination_concurrency_limit requests per destination run
 // at once; more wait, and a finished session is handed straight to the
 // next waiting request for its destination (connection reuse).  An idle
-// session is closed with QUIT after smtp_connection_cache_time_limit.
+// session is closed with QUIT after smtp_connection_cache_time_limit.  A
+// session is reused only under the terms it was opened under (TLS level and
+// where it came from, login, MTA-STS policy id and expiry) and for at most
+// smtp_connection_reuse_time_limit: a policy that changed or expired is
+// applied by a new session, never bypassed by an old one.
 //
 // One Postfix-format line is logged per recipient:
 //   QUEUEID: to=<rcpt>, relay=mx.example.org[192.0.2.1]:25, delay=0.4,
@@ -27,6 +31,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +61,8 @@ private:
     struct Route;
 
     Route& route(const std::string& nexthop);
+    std::optional<std::string> sts_domain(const Job& job) const;  // the domain when MTA-STS applies
+    std::string terms(const Job& job, const std::string& sts_stamp) const;
     bool suspended(Job* job, Route& r);
     void start(Job* job);
     void begin(Job* job, std::unique_ptr<Session> cached);
@@ -65,6 +72,7 @@ private:
     void transact(Job* job, std::unique_ptr<Session> session);
     void release(Job* job, std::unique_ptr<Session> session);
     void complete(Job* job);
+    void close(std::unique_ptr<Session> session);
     void retire(std::unique_ptr<Session> session);
     void expire_idle();
     void pump(Route& r);

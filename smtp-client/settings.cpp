@@ -46,6 +46,7 @@ Result<Settings> Settings::from(const config::Config& c) {
     s.reply_timeout = ms(c.get_duration("smtp_reply_timeout"));
     s.data_done_timeout = ms(c.get_duration("smtp_data_done_timeout"));
     s.cache_time = ms(c.get_duration("smtp_connection_cache_time_limit"));
+    s.reuse_time = ms(c.get_duration("smtp_connection_reuse_time_limit"));
     s.dead_time = c.get_duration("smtp_dead_destination_time");
     s.destination_limit = static_cast<int>(std::max<long long>(1, c.get_int("smtp_destination_concurrency_limit")));
     auto level = parse_tls_level(c.get("smtp_tls_security_level"));

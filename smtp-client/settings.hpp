@@ -23,6 +23,7 @@ struct Settings {
     std::chrono::milliseconds reply_timeout{300000};
     std::chrono::milliseconds data_done_timeout{600000};
     std::chrono::milliseconds cache_time{2000};
+    std::chrono::milliseconds reuse_time{300000};  // a session older than this is not reused
     std::chrono::seconds dead_time{60};
     int destination_limit = 20;
     TlsLevel tls_level = TlsLevel::May;
