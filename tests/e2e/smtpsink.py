@@ -48,6 +48,7 @@ class SmtpSink:
         self.data_reply = lambda msg: None
         self.messages = []
         self.sessions = 0
+        self.open_sessions = 0  # connections not closed yet (a client's cached session)
         self.commands = []
         self.lock = threading.Lock()
         self.tls_context = None
@@ -72,6 +73,7 @@ class SmtpSink:
                 continue
             with self.lock:
                 self.sessions += 1
+                self.open_sessions += 1
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn):
@@ -196,6 +198,8 @@ class SmtpSink:
                 conn.close()
             except OSError:
                 pass
+            with self.lock:
+                self.open_sessions -= 1
 
     def close(self):
         self.running = False
