@@ -710,16 +710,19 @@ class Relayhost(unittest.TestCase):
         with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
             f.write(f"login.test smtp:[smarthost2.test]:{cls.port}\n"
                     f"down.test smtp:[127.0.0.32]:{cls.port}\n"
-                    f"cleartext.test smtp:[smarthost3.test]:{cls.port}\n")
+                    f"cleartext.test smtp:[smarthost3.test]:{cls.port}\n"
+                    f"perms.test smtp:[smarthost4.test]:{cls.port}\n")
         path = os.path.join(cls.stack.conf_dir, "sasl_passwd")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"# test credentials\n[smarthost.test]:{cls.port} alice:s3cret word\n"
                     f"[smarthost2.test]:{cls.port} bob:hunter2\n"
-                    f"[smarthost3.test]:{cls.port} carol:secret\n")
+                    f"[smarthost3.test]:{cls.port} carol:secret\n"
+                    f"[smarthost4.test]:{cls.port} gus:secret\n")
         cls.dns.add("smarthost.test", "A", "127.0.0.30")
         cls.dns.add("smarthost2.test", "A", "127.0.0.31")
         cls.dns.add("smarthost3.test", "A", "127.0.0.39")
+        cls.dns.add("smarthost4.test", "A", "127.0.0.48")
         cls.stack.__enter__()
         cls.stack.start()
 
@@ -773,13 +776,15 @@ class Relayhost(unittest.TestCase):
         self.assertFalse(any(c.upper().startswith(("AUTH", "MAIL")) for c in s.commands), s.commands)
 
     def test_password_file_others_can_read_is_refused(self):
+        # A next hop of its own, so that the retries after this test disturb
+        # no other test's destination.
         path = os.path.join(self.stack.conf_dir, "sasl_passwd")
-        s = SmtpSink("127.0.0.30", self.port, auth={"alice": "s3cret word"}, **self.tls)
+        s = SmtpSink("127.0.0.48", self.port, auth={"gus": "secret"}, **self.tls)
         self.sinks.append(s)
         os.chmod(path, 0o640)
         try:
-            self.send(["gus@elsewhere.test"], b"Subject: perms\n\nreadable password file\n")
-            self.wait_log(r"to=<gus@elsewhere\.test>, relay=none, .*status=deferred \(smtp_sasl_password_maps \S+: "
+            self.send(["gus@perms.test"], b"Subject: perms\n\nreadable password file\n")
+            self.wait_log(r"to=<gus@perms\.test>, relay=none, .*status=deferred \(smtp_sasl_password_maps \S+: "
                           r"must be owned by the smtp-client user and readable by nobody else \(chmod 600\)\)")
             self.assertEqual(s.sessions, 0)
         finally:
