@@ -70,6 +70,7 @@ struct Agent::Route {
         double opened = 0;
     };
     int active = 0;
+    SlowStart window;  // how many of the jobs may run at once
     std::deque<uint64_t> waiting;
     std::vector<Idle> idle;
     double dead_until = 0;
@@ -86,7 +87,11 @@ Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Pol
 
 Agent::~Agent() = default;
 
-Agent::Route& Agent::route(const std::string& nexthop) { return routes_[nexthop]; }
+Agent::Route& Agent::route(const std::string& nexthop) {
+    auto [it, fresh] = routes_.try_emplace(nexthop);
+    if (fresh) it->second.window = SlowStart(settings_.initial_concurrency, settings_.destination_limit);
+    return it->second;
+}
 
 void Agent::deliver(delivery::Request request, Done done) {
     auto job = std::make_unique<Job>();
@@ -107,7 +112,7 @@ void Agent::deliver(delivery::Request request, Done done) {
         return;
     }
     if (suspended(raw, r)) return;
-    if (r.active >= settings_.destination_limit) {
+    if (r.active >= r.window.limit()) {
         r.waiting.push_back(raw->id);
         return;
     }
@@ -222,6 +227,7 @@ void Agent::try_next(Job* job) {
         if (!result.ok) {
             // A server that answered (even to refuse) is not a dead host.
             j->any_connected = j->any_connected || result.reached;
+            route(j->nexthop).window.failure();
             j->last_dsn = result.dsn;
             j->last_text = result.text;
             j->relay = s->target();
@@ -293,13 +299,16 @@ void Agent::transact(Job* job, std::unique_ptr<Session> session) {
         j->transfer += tr.transfer_seconds;
         for (auto& r : tr.results) j->results[r.index] = std::move(r);
         std::unique_ptr<Session> s = std::move(j->session);
+        Route& r = route(j->nexthop);
         if (!j->open().empty()) {
+            r.window.failure();  // the session broke off
             j->last_dsn = "4.4.2";
             j->last_text = tr.error.empty() ? "lost connection with " + s->target().label() : tr.error;
             retire(std::move(s));
             try_next(j);
             return;
         }
+        r.window.success();  // the server answered for every recipient
         release(j, std::move(s));
         complete(j);
     });
@@ -329,6 +338,7 @@ void Agent::expire_idle() {
                 ++it;
             }
         }
+        if (r.active == 0 && r.waiting.empty() && r.idle.empty()) r.window.reset();  // gone quiet
     }
     if (more) idle_timer_.add(std::chrono::milliseconds(std::max<long long>(100, settings_.cache_time.count() / 4)));
 }
@@ -379,12 +389,13 @@ void Agent::complete(Job* job) {
     Route& r = route(nexthop);
     --r.active;
     pump(r);
+    if (r.active == 0 && r.waiting.empty() && r.idle.empty()) r.window.reset();  // gone quiet
 }
 
 void Agent::pump(Route& r) {
     if (r.pumping) return;  // complete() of a job suspended below
     r.pumping = true;
-    while (!r.waiting.empty() && r.active < settings_.destination_limit) {
+    while (!r.waiting.empty() && r.active < r.window.limit()) {
         uint64_t id = r.waiting.front();
         r.waiting.pop_front();
         auto it = jobs_.find(id);

@@ -13,7 +13,9 @@
 // smtp_dead_destination_time, so a flood of its mail is not hammered at it.
 //
 // At most smtp_destination_concurrency_limit requests per destination run
-// at once; more wait, and a finished session is handed straight to the
+// at once -- fewer at first: the limit starts at
+// smtp_initial_destination_concurrency and grows with deliveries, shrinks
+// with failed connections (slow start, slow_start.hpp); more wait, and a finished session is handed straight to the
 // next waiting request for its destination (connection reuse).  An idle
 // session is closed with QUIT after smtp_connection_cache_time_limit.  A
 // session is reused only under the terms it was opened under (TLS level and
@@ -44,6 +46,7 @@
 #include "smtp-client/policy.hpp"
 #include "smtp-client/session.hpp"
 #include "smtp-client/settings.hpp"
+#include "smtp-client/slow_start.hpp"
 
 namespace tern::smtpc {
 

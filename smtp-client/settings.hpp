@@ -26,6 +26,7 @@ struct Settings {
     std::chrono::milliseconds reuse_time{300000};  // a session older than this is not reused
     std::chrono::seconds dead_time{60};
     int destination_limit = 20;
+    int initial_concurrency = 5;  // slow start (slow_start.hpp)
     TlsLevel tls_level = TlsLevel::May;
     std::string tls_cafile;
     tls::Context tls;  // client context; trust: system store + tls_cafile

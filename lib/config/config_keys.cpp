@@ -190,6 +190,8 @@ const std::vector<KeyInfo> kKeys = {
      "remote delivery: sessions at once to one destination, per smtp-client process"},
     {"smtp_helo_name", Kind::String, "$myhostname",
      "remote delivery: the name sent in EHLO/HELO"},
+    {"smtp_initial_destination_concurrency", Kind::Int, "5",
+     "remote delivery: sessions at once to a destination at first (slow start); grows with deliveries up to smtp_destination_concurrency_limit"},
     {"smtp_mta_sts_port", Kind::Int, "443",
      "remote delivery: the HTTPS port MTA-STS policies are fetched from (443; tests change it)"},
     {"smtp_reply_timeout", Kind::Duration, "300s",
