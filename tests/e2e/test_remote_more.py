@@ -24,8 +24,11 @@ from smtpsink import SmtpSink  # noqa: E402
 NEEDED = ("master", "smtpd", "qmgr", "smtp-client", "mailctl")
 
 
-@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
-class RemoteDeliveryMore(unittest.TestCase):
+class RemoteStackCase(unittest.TestCase):
+    """A stack with smtp-client and a test DNS server for the class;
+    CONFIG adds the class's own tern.conf keys."""
+    CONFIG = {}
+
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer()
@@ -34,12 +37,7 @@ class RemoteDeliveryMore(unittest.TestCase):
             "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
             "dns_timeout": "1s",
             "smtp_tcp_port": str(cls.port),
-            "smtp_connect_timeout": "5s",
-            "smtp_destination_concurrency_limit": "1",
-            "smtp_dead_destination_time": "60s",
-            "minimal_backoff_time": "1s",
-            "maximal_backoff_time": "1s",
-            "queue_run_delay": "1s",
+            **cls.CONFIG,
         }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
         cls.stack.__enter__()
 
@@ -47,6 +45,24 @@ class RemoteDeliveryMore(unittest.TestCase):
     def tearDownClass(cls):
         cls.stack.__exit__(None, None, None)
         cls.dns.close()
+
+    def send_each(self, rcpts, subject):
+        """One message per recipient, all over one SMTP session."""
+        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
+            for i, rcpt in enumerate(rcpts):
+                c.sendmail("demo@tern.test", [rcpt], f"Subject: {subject} {i}\r\n\r\nbody {i}\r\n".encode())
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
+class RemoteDeliveryMore(RemoteStackCase):
+    CONFIG = {
+        "smtp_connect_timeout": "5s",
+        "smtp_destination_concurrency_limit": "1",
+        "smtp_dead_destination_time": "60s",
+        "minimal_backoff_time": "1s",
+        "maximal_backoff_time": "1s",
+        "queue_run_delay": "1s",
+    }
 
     def setUp(self):
         self.sinks = []
@@ -59,12 +75,6 @@ class RemoteDeliveryMore(unittest.TestCase):
         s = SmtpSink(host, self.port, **kw)
         self.sinks.append(s)
         return s
-
-    def send_each(self, rcpts, subject):
-        """One message per recipient, all over one SMTP session."""
-        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
-            for i, rcpt in enumerate(rcpts):
-                c.sendmail("demo@tern.test", [rcpt], f"Subject: {subject} {i}\r\n\r\nbody {i}\r\n".encode())
 
     def log_lines(self, pattern):
         rx = re.compile(pattern)
@@ -125,27 +135,12 @@ class RemoteDeliveryMore(unittest.TestCase):
 
 
 @unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
-class SlowStart(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsServer()
-        cls.port = free_port()
-        cls.stack = Stack(config={
-            "dns_resolvers": f"127.0.0.1:{cls.dns.port}",
-            "dns_timeout": "1s",
-            "smtp_tcp_port": str(cls.port),
-            "smtp_destination_concurrency_limit": "4",
-            "smtp_initial_destination_concurrency": "1",
-            "smtp_connection_cache_time_limit": "20s",
-        }, extra_services=["smtp-client unix $run_directory/smtp.sock - 1 smtp-client"])
-        cls.stack.__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.__exit__(None, None, None)
-        cls.dns.close()
-
-    send_each = RemoteDeliveryMore.send_each
+class SlowStart(RemoteStackCase):
+    CONFIG = {
+        "smtp_destination_concurrency_limit": "4",
+        "smtp_initial_destination_concurrency": "1",
+        "smtp_connection_cache_time_limit": "20s",
+    }
 
     def test_one_session_until_a_delivery_succeeded(self):
         # The first message is held at the server until all twelve are in
