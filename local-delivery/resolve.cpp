@@ -109,6 +109,9 @@ void Resolver::expand(State& st, const std::string& address, const Origin& origi
         case tables::RecipientCheck::Domain::Virtual:
             expand_virtual(st, local, parts.domain, origin, depth);
             return;
+        case tables::RecipientCheck::Domain::Unavailable:
+            st.fail(DeliveryResult::defer("4.3.0", "transport_maps lookup failed for " + address + "; see the log"));
+            return;
     }
 }
 

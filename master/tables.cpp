@@ -6,6 +6,7 @@
 #include "lib/log/log.hpp"
 #include "lib/tables/aliases.hpp"
 #include "lib/tables/compiled_table.hpp"
+#include "lib/tables/domain_map.hpp"
 #include "lib/tables/users.hpp"
 
 namespace tern::master {
@@ -37,6 +38,9 @@ void compile_one(const char* key, const std::string& path, Status (*compile)(con
 void compile_stale_tables(const config::Config& config) {
     compile_one("alias_maps", config.get("alias_maps"), tables::compile_aliases);
     compile_one("virtual_mailbox_maps", config.get("virtual_mailbox_maps"), tables::compile_users);
+    // Read by smtp-client, qmgr and smtpd, none of which can write /etc/tern.
+    compile_one("transport_maps", config.get("transport_maps"), tables::compile_domain_map);
+    compile_one("smtp_tls_policy_maps", config.get("smtp_tls_policy_maps"), tables::compile_domain_map);
 }
 
 }  // namespace tern::master

@@ -47,6 +47,9 @@ struct Agent::Job {
     std::string last_dsn = "4.4.1", last_text = "no mail server could be reached";
     std::unique_ptr<Session> session;
     std::optional<mtasts::Policy> sts;
+    std::string sts_stamp;  // StsCache::stamp() of the policy in sts
+    std::string terms;      // what session was opened under (Agent::terms)
+    double opened = 0;      // when session was opened
 
     std::vector<const delivery::RequestRecipient*> open() const {
         std::vector<const delivery::RequestRecipient*> out;
@@ -63,8 +66,11 @@ struct Agent::Route {
     struct Idle {
         std::unique_ptr<Session> session;
         double until = 0;
+        std::string terms;
+        double opened = 0;
     };
     int active = 0;
+    SlowStart window;  // how many of the jobs may run at once
     std::deque<uint64_t> waiting;
     std::vector<Idle> idle;
     double dead_until = 0;
@@ -81,7 +87,11 @@ Agent::Agent(event_base* base, Settings settings, dns::ResolverSettings dns, Pol
 
 Agent::~Agent() = default;
 
-Agent::Route& Agent::route(const std::string& nexthop) { return routes_[nexthop]; }
+Agent::Route& Agent::route(const std::string& nexthop) {
+    auto [it, fresh] = routes_.try_emplace(nexthop);
+    if (fresh) it->second.window = SlowStart(settings_.initial_concurrency, settings_.destination_limit);
+    return it->second;
+}
 
 void Agent::deliver(delivery::Request request, Done done) {
     auto job = std::make_unique<Job>();
@@ -102,7 +112,7 @@ void Agent::deliver(delivery::Request request, Done done) {
         return;
     }
     if (suspended(raw, r)) return;
-    if (r.active >= settings_.destination_limit) {
+    if (r.active >= r.window.limit()) {
         r.waiting.push_back(raw->id);
         return;
     }
@@ -120,16 +130,46 @@ bool Agent::suspended(Job* job, Route& r) {
     return true;
 }
 
+std::optional<std::string> Agent::sts_domain(const Job& job) const {
+    // MTA-STS (RFC 8461) applies to MX delivery at the default TLS level;
+    // a TLS policy entry, DANE or a literal next hop wins.
+    Destination dest = parse_destination(job.nexthop);
+    if (dest.literal || job.plan.level_from_table || job.plan.level != TlsLevel::May) return std::nullopt;
+    return dest.host;
+}
+
+std::string Agent::terms(const Job& job, const std::string& sts_stamp) const {
+    return std::string(tls_level_name(job.plan.level)) + (job.plan.level_from_table ? "/table|" : "|") +
+           (job.plan.auth ? job.plan.auth->user : "") + "|" + sts_stamp;
+}
+
 void Agent::start(Job* job) {
     Route& r = route(job->nexthop);
     ++r.active;
     job->started = now();
+    // A cached session carries the job only under the terms it was opened
+    // under: a TLS policy entry, login or MTA-STS policy that changed (or
+    // expired) since means a new session, which looks at them again.
+    auto domain = sts_domain(*job);
+    std::string want = terms(*job, domain ? sts_.stamp(*domain) : "");
+    double reuse_limit = static_cast<double>(settings_.reuse_time.count()) / 1000.0;
     std::unique_ptr<Session> cached;
     while (!r.idle.empty() && !cached) {
-        auto s = std::move(r.idle.back().session);
+        Route::Idle idle = std::move(r.idle.back());
         r.idle.pop_back();
-        if (s->broken()) retire(std::move(s));
-        else cached = std::move(s);
+        if (idle.session->broken()) {
+            retire(std::move(idle.session));
+        } else if (idle.terms != want || idle.opened + reuse_limit <= job->started) {
+            log::info("%s: not reusing the session to %s: %s", job->request.queue_id.c_str(),
+                      idle.session->target().label().c_str(),
+                      idle.terms != want ? "its TLS or MTA-STS policy changed"
+                                         : "open longer than smtp_connection_reuse_time_limit");
+            close(std::move(idle.session));
+        } else {
+            cached = std::move(idle.session);
+            job->terms = std::move(idle.terms);
+            job->opened = idle.opened;
+        }
     }
     begin(job, std::move(cached));
 }
@@ -151,14 +191,12 @@ void Agent::try_next(Job* job) {
     uint64_t id = job->id;
     if (!job->resolved) {
         job->resolved = true;
-        Destination dest = parse_destination(job->nexthop);
-        // MTA-STS (RFC 8461) applies to MX delivery at the default TLS
-        // level; a TLS policy entry, DANE or a literal next hop wins.
-        if (!dest.literal && !job->plan.level_from_table && job->plan.level == TlsLevel::May) {
-            sts_.policy_for(dest.host, [this, id](std::optional<mtasts::Policy> policy) {
+        if (auto domain = sts_domain(*job)) {
+            sts_.policy_for(*domain, [this, id, name = *domain](std::optional<mtasts::Policy> policy) {
                 auto it = jobs_.find(id);
                 if (it == jobs_.end()) return;
                 it->second->sts = std::move(policy);
+                it->second->sts_stamp = sts_.stamp(name);
                 resolve(it->second.get());
             });
             return;
@@ -189,6 +227,7 @@ void Agent::try_next(Job* job) {
         if (!result.ok) {
             // A server that answered (even to refuse) is not a dead host.
             j->any_connected = j->any_connected || result.reached;
+            route(j->nexthop).window.failure();
             j->last_dsn = result.dsn;
             j->last_text = result.text;
             j->relay = s->target();
@@ -199,6 +238,8 @@ void Agent::try_next(Job* job) {
         }
         j->any_connected = true;
         j->setup_done = now();
+        j->terms = terms(*j, j->sts_stamp);
+        j->opened = j->setup_done;
         transact(j, std::move(s));
     });
 }
@@ -258,13 +299,16 @@ void Agent::transact(Job* job, std::unique_ptr<Session> session) {
         j->transfer += tr.transfer_seconds;
         for (auto& r : tr.results) j->results[r.index] = std::move(r);
         std::unique_ptr<Session> s = std::move(j->session);
+        Route& r = route(j->nexthop);
         if (!j->open().empty()) {
+            r.window.failure();  // the session broke off
             j->last_dsn = "4.4.2";
             j->last_text = tr.error.empty() ? "lost connection with " + s->target().label() : tr.error;
             retire(std::move(s));
             try_next(j);
             return;
         }
+        r.window.success();  // the server answered for every recipient
         release(j, std::move(s));
         complete(j);
     });
@@ -276,7 +320,8 @@ void Agent::release(Job* job, std::unique_ptr<Session> session) {
         return;
     }
     Route& r = route(job->nexthop);
-    r.idle.push_back({std::move(session), now() + static_cast<double>(settings_.cache_time.count()) / 1000.0});
+    r.idle.push_back({std::move(session), now() + static_cast<double>(settings_.cache_time.count()) / 1000.0,
+                      job->terms, job->opened});
     if (!idle_timer_.pending()) idle_timer_.add(settings_.cache_time);
 }
 
@@ -286,23 +331,29 @@ void Agent::expire_idle() {
     for (auto& [name, r] : routes_) {
         for (auto it = r.idle.begin(); it != r.idle.end();) {
             if (it->until <= t || it->session->broken()) {
-                Session* s = it->session.get();
-                closing_.push_back(std::move(it->session));
+                close(std::move(it->session));
                 it = r.idle.erase(it);
-                s->quit([this, s] {
-                    auto c = std::find_if(closing_.begin(), closing_.end(), [s](const auto& p) { return p.get() == s; });
-                    if (c != closing_.end()) {
-                        retire(std::move(*c));
-                        closing_.erase(c);
-                    }
-                });
             } else {
                 more = true;
                 ++it;
             }
         }
+        if (r.active == 0 && r.waiting.empty() && r.idle.empty()) r.window.reset();  // gone quiet
     }
     if (more) idle_timer_.add(std::chrono::milliseconds(std::max<long long>(100, settings_.cache_time.count() / 4)));
+}
+
+// QUIT, then free: an idle session that is no longer wanted.
+void Agent::close(std::unique_ptr<Session> session) {
+    Session* s = session.get();
+    closing_.push_back(std::move(session));
+    s->quit([this, s] {
+        auto c = std::find_if(closing_.begin(), closing_.end(), [s](const auto& p) { return p.get() == s; });
+        if (c != closing_.end()) {
+            retire(std::move(*c));
+            closing_.erase(c);
+        }
+    });
 }
 
 void Agent::retire(std::unique_ptr<Session> session) {
@@ -338,12 +389,13 @@ void Agent::complete(Job* job) {
     Route& r = route(nexthop);
     --r.active;
     pump(r);
+    if (r.active == 0 && r.waiting.empty() && r.idle.empty()) r.window.reset();  // gone quiet
 }
 
 void Agent::pump(Route& r) {
     if (r.pumping) return;  // complete() of a job suspended below
     r.pumping = true;
-    while (!r.waiting.empty() && r.active < settings_.destination_limit) {
+    while (!r.waiting.empty() && r.active < r.window.limit()) {
         uint64_t id = r.waiting.front();
         r.waiting.pop_front();
         auto it = jobs_.find(id);

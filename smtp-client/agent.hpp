@@ -13,9 +13,15 @@
 // smtp_dead_destination_time, so a flood of its mail is not hammered at it.
 //
 // At most smtp_destination_concurrency_limit requests per destination run
-// at once; more wait, and a finished session is handed straight to the
+// at once -- fewer at first: the limit starts at
+// smtp_initial_destination_concurrency and grows with deliveries, shrinks
+// with failed connections (slow start, slow_start.hpp); more wait, and a finished session is handed straight to the
 // next waiting request for its destination (connection reuse).  An idle
-// session is closed with QUIT after smtp_connection_cache_time_limit.
+// session is closed with QUIT after smtp_connection_cache_time_limit.  A
+// session is reused only under the terms it was opened under (TLS level and
+// where it came from, login, MTA-STS policy id and expiry) and for at most
+// smtp_connection_reuse_time_limit: a policy that changed or expired is
+// applied by a new session, never bypassed by an old one.
 //
 // One Postfix-format line is logged per recipient:
 //   QUEUEID: to=<rcpt>, relay=mx.example.org[192.0.2.1]:25, delay=0.4,
@@ -27,6 +33,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +46,7 @@
 #include "smtp-client/policy.hpp"
 #include "smtp-client/session.hpp"
 #include "smtp-client/settings.hpp"
+#include "smtp-client/slow_start.hpp"
 
 namespace tern::smtpc {
 
@@ -56,6 +64,8 @@ private:
     struct Route;
 
     Route& route(const std::string& nexthop);
+    std::optional<std::string> sts_domain(const Job& job) const;  // the domain when MTA-STS applies
+    std::string terms(const Job& job, const std::string& sts_stamp) const;
     bool suspended(Job* job, Route& r);
     void start(Job* job);
     void begin(Job* job, std::unique_ptr<Session> cached);
@@ -65,6 +75,7 @@ private:
     void transact(Job* job, std::unique_ptr<Session> session);
     void release(Job* job, std::unique_ptr<Session> session);
     void complete(Job* job);
+    void close(std::unique_ptr<Session> session);
     void retire(std::unique_ptr<Session> session);
     void expire_idle();
     void pump(Route& r);

@@ -103,6 +103,12 @@ std::optional<mtasts::Policy> StsCache::cached(const std::string& domain) const 
     return it->second.policy;
 }
 
+std::string StsCache::stamp(const std::string& domain) const {
+    auto it = cache_.find(domain);
+    if (it == cache_.end() || it->second.expires <= now()) return "";
+    return it->second.id + "@" + std::to_string(it->second.expires);
+}
+
 void StsCache::policy_for(const std::string& domain, Done done) {
     resolver_.lookup("_mta-sts." + domain, dns::Type::TXT, [this, domain, done](dns::Answer a) {
         std::vector<std::string> ids;

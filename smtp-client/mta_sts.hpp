@@ -41,6 +41,10 @@ public:
     StsCache(event_base* base, const Settings& settings, dns::Resolver& resolver);
     ~StsCache();
     void policy_for(const std::string& domain, Done done);
+    // Which policy applies to domain now, as "id@expiry" ("" for none): a
+    // session opened under one stamp is not reused under another, so a
+    // policy that expired or was replaced is looked at again.
+    std::string stamp(const std::string& domain) const;
 
 private:
     struct Entry {

@@ -50,7 +50,9 @@ Plan Policy::plan(const std::string& domain) {
             return plan;
         }
         if (entry->kind == tables::TransportEntry::Kind::Local)
-            return refuse("transport_maps sends " + domain + " to local delivery, which qmgr routes; not smtp-client");
+            // qmgr routes `local` domains to local-delivery; this request
+            // was routed before the table changed.  Its next attempt goes there.
+            return refuse("transport_maps sends " + domain + " to local delivery now; retried there");
         if (!entry->nexthop.empty()) plan.nexthop = entry->nexthop;
     } else if (!relayhost_.empty()) {
         plan.nexthop = relayhost_;

@@ -1,6 +1,8 @@
 // smtp-client settings (see settings.hpp).
 #include "smtp-client/settings.hpp"
 
+#include <algorithm>
+
 namespace tern::smtpc {
 
 namespace {
@@ -46,8 +48,11 @@ Result<Settings> Settings::from(const config::Config& c) {
     s.reply_timeout = ms(c.get_duration("smtp_reply_timeout"));
     s.data_done_timeout = ms(c.get_duration("smtp_data_done_timeout"));
     s.cache_time = ms(c.get_duration("smtp_connection_cache_time_limit"));
+    s.reuse_time = ms(c.get_duration("smtp_connection_reuse_time_limit"));
     s.dead_time = c.get_duration("smtp_dead_destination_time");
     s.destination_limit = static_cast<int>(std::max<long long>(1, c.get_int("smtp_destination_concurrency_limit")));
+    s.initial_concurrency =
+        static_cast<int>(std::clamp<long long>(c.get_int("smtp_initial_destination_concurrency"), 1, s.destination_limit));
     auto level = parse_tls_level(c.get("smtp_tls_security_level"));
     if (!level) return make_error("smtp_tls_security_level: " + level.message());
     s.tls_level = *level;

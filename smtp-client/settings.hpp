@@ -23,8 +23,10 @@ struct Settings {
     std::chrono::milliseconds reply_timeout{300000};
     std::chrono::milliseconds data_done_timeout{600000};
     std::chrono::milliseconds cache_time{2000};
+    std::chrono::milliseconds reuse_time{300000};  // a session older than this is not reused
     std::chrono::seconds dead_time{60};
     int destination_limit = 20;
+    int initial_concurrency = 5;  // slow start (slow_start.hpp)
     TlsLevel tls_level = TlsLevel::May;
     std::string tls_cafile;
     tls::Context tls;  // client context; trust: system store + tls_cafile

@@ -49,14 +49,20 @@ Result<TableEntries> parse_domain_map(std::string_view text, std::string_view fi
     return out;
 }
 
+namespace {
+Result<TableEntries> build_domain_map(const std::string& source) {
+    auto text = sys::read_file(source);
+    if (!text) return make_error(source + ": " + text.message());
+    return parse_domain_map(*text, source);
+}
+}  // namespace
+
+Status compile_domain_map(const std::string& path) { return compile_table(path, build_domain_map); }
+
 Result<DomainMap> DomainMap::open(const std::string& path) {
     DomainMap m;
     if (path.empty()) return m;
-    auto table = CompiledTable::open(path, [](const std::string& source) -> Result<TableEntries> {
-        auto text = sys::read_file(source);
-        if (!text) return make_error(source + ": " + text.message());
-        return parse_domain_map(*text, source);
-    });
+    auto table = CompiledTable::open(path, build_domain_map);
     if (!table) return table.error();
     m.table_.emplace(std::move(*table));
     return m;

@@ -26,6 +26,9 @@
 namespace tern::tables {
 
 Result<TableEntries> parse_domain_map(std::string_view text, std::string_view filename);
+// Writes path + ".lmdb" (master does it at start and reload, as root, for
+// daemons that cannot write the configuration directory).
+Status compile_domain_map(const std::string& path);
 
 class DomainMap {
 public:

@@ -40,6 +40,7 @@ Result<RecipientCheck> RecipientCheck::open(const config::Config& config) {
     check.alias_paths_ = config.get_list("alias_maps");
     check.users_path_ = config.get("virtual_mailbox_maps");
     check.delimiters_ = config.get("recipient_delimiter");
+    check.transport_path_ = config.get("transport_maps");
     check.tables_ok_ = false;
     // A table we cannot open is not fatal: the check answers Unavailable
     // (4xx at RCPT, deferral in local-delivery) until it can be opened.
@@ -60,6 +61,7 @@ bool RecipientCheck::tables_unchanged() const {
     size_t present = 0;
     for (const auto& path : alias_paths_) present += !absent(path);
     if (present != aliases_.size() || absent(users_path_) == users_.has_value()) return false;
+    if (absent(transport_path_) == transports_.has_value()) return false;
     for (const auto& table : aliases_)
         if (table.changed()) return false;
     return !users_ || !users_->changed();
@@ -72,6 +74,7 @@ Status RecipientCheck::reload_if_changed() {
     };
     note(local_domains_.reload_if_changed());
     note(virtual_domains_.reload_if_changed());
+    if (transports_) note(transports_->refresh());
     if (tables_ok_ && tables_unchanged()) return failure;
 
     // Something changed (edited, created, removed) or was unusable: open
@@ -94,8 +97,15 @@ Status RecipientCheck::reload_if_changed() {
         if (u) users.emplace(std::move(*u));
         else { ok = false; note(u.error()); }
     }
+    std::optional<DomainMap> transports;
+    if (!absent(transport_path_)) {
+        auto t = DomainMap::open(transport_path_);
+        if (t) transports.emplace(std::move(*t));
+        else { ok = false; note(make_error("transport_maps: " + t.message())); }
+    }
     aliases_ = std::move(opened);
     users_ = std::move(users);
+    transports_ = std::move(transports);
     if (!ok && tables_ok_) log::error("lookup tables unusable, recipients answer 'try again': %s",
                                       failure.message().c_str());
     if (ok && !tables_ok_) log::debug("lookup tables opened");
@@ -106,6 +116,16 @@ Status RecipientCheck::reload_if_changed() {
 RecipientCheck::Domain RecipientCheck::classify_domain(std::string_view domain) const {
     if (domain.empty() || local_domains_.contains(domain)) return Domain::Local;
     if (virtual_domains_.contains(domain)) return Domain::Virtual;
+    // Postfix's transport(5) `local`: the domain is delivered here, by local
+    // part, exactly like a mydestination domain (qmgr routes it the same way).
+    if (transports_) {
+        auto entry = transports_->lookup(domain);
+        if (!entry) return Domain::Unavailable;
+        if (*entry) {
+            auto transport = parse_transport(**entry);
+            if (transport && transport->kind == TransportEntry::Kind::Local) return Domain::Local;
+        }
+    }
     return Domain::Remote;
 }
 
@@ -158,6 +178,7 @@ RecipientCheck::Answer RecipientCheck::check(std::string_view address) const {
         case Domain::Remote: return Answer::Yes;
         case Domain::Local: return check_local(local);
         case Domain::Virtual: return check_virtual(local, parts.domain);
+        case Domain::Unavailable: return Answer::Unavailable;
     }
     return Answer::Unavailable;
 }

@@ -1,9 +1,11 @@
 // RecipientCheck: does a recipient exist here?  smtpd asks it at RCPT time
 // (550 5.1.1 for an unknown user); local-delivery uses the same tables.
 //
-// A domain is Local (mydestination: mailboxes of system users, aliases(5)),
-// Virtual (virtual_mailbox_domains: users table, plus alias entries written
-// as full addresses) or Remote (everything else; not this module's business).
+// A domain is Local (mydestination, or a domain that transport_maps sends
+// to `local`: mailboxes of system users, aliases(5)), Virtual
+// (virtual_mailbox_domains: users table, plus alias entries written as full
+// addresses) or Remote (everything else; not this module's business).
+// Unavailable: the transport table could not be read, so we cannot tell.
 //   local:   postmaster and root always exist (RFC 5321 4.5.1); otherwise an
 //            alias or a system user (getpwnam), tried with the full local
 //            part and then without the recipient_delimiter extension.
@@ -27,6 +29,7 @@
 #include "lib/config/config.hpp"
 #include "lib/core/result.hpp"
 #include "lib/tables/aliases.hpp"
+#include "lib/tables/domain_map.hpp"
 #include "lib/tables/domains.hpp"
 #include "lib/tables/users.hpp"
 
@@ -35,10 +38,10 @@ namespace tern::tables {
 class RecipientCheck {
 public:
     // Keys: mydestination, virtual_mailbox_domains, alias_maps,
-    // virtual_mailbox_maps (users file), recipient_delimiter.
+    // virtual_mailbox_maps (users file), recipient_delimiter, transport_maps.
     static Result<RecipientCheck> open(const config::Config& config);
 
-    enum class Domain { Remote, Local, Virtual };
+    enum class Domain { Remote, Local, Virtual, Unavailable };
     Domain classify_domain(std::string_view domain) const;
 
     enum class Answer { Yes, No, Unavailable };
@@ -73,6 +76,8 @@ private:
     std::vector<AliasTable> aliases_;
     std::string users_path_;
     std::optional<UsersTable> users_;
+    std::string transport_path_;
+    std::optional<DomainMap> transports_;  // for its `local` entries
     std::string delimiters_;
     bool tables_ok_ = true;
 };

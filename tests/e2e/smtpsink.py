@@ -20,6 +20,7 @@ import base64
 import socket
 import ssl
 import threading
+import time
 
 DEFAULT_EXTENSIONS = ["PIPELINING", "SIZE 10240000", "8BITMIME", "SMTPUTF8", "DSN", "ENHANCEDSTATUSCODES"]
 
@@ -31,6 +32,7 @@ class Message:
         self.raw = b""
         self.data = b""
         self.tls = False
+        self.accepted_at = None  # time.monotonic() when the final 250 was sent
 
 
 class SmtpSink:
@@ -48,6 +50,8 @@ class SmtpSink:
         self.data_reply = lambda msg: None
         self.messages = []
         self.sessions = 0
+        self.open_sessions = 0  # connections not closed yet (a client's cached session)
+        self.session_starts = []  # time.monotonic() of each accepted connection
         self.commands = []
         self.lock = threading.Lock()
         self.tls_context = None
@@ -72,6 +76,8 @@ class SmtpSink:
                 continue
             with self.lock:
                 self.sessions += 1
+                self.open_sessions += 1
+                self.session_starts.append(time.monotonic())
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn):
@@ -177,6 +183,7 @@ class SmtpSink:
                     msg.data = b"\r\n".join(body) + b"\r\n"
                     reply = self.data_reply(msg)
                     if not reply:
+                        msg.accepted_at = time.monotonic()
                         with self.lock:
                             self.messages.append(msg)
                     send(reply or "250 2.0.0 Ok: queued as SINK%d" % len(self.messages))
@@ -196,6 +203,8 @@ class SmtpSink:
                 conn.close()
             except OSError:
                 pass
+            with self.lock:
+                self.open_sessions -= 1
 
     def close(self):
         self.running = False

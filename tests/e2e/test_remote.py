@@ -123,7 +123,8 @@ class RemoteDelivery(unittest.TestCase):
         cls.ca, cls.host_cert, cls.host_key = make_ca_and_cert(
             cls.pki, "mx.verified.test", "mx.daneta.test", "mx.sts.test", "mx.stsbad.test", "evil.stsbad.test", "mx.stsweak.test",
             "mta-sts.sts.test", "mta-sts.stsbad.test", "mta-sts.stsweak.test", "mx.stskeep.test",
-            "mta-sts.stskeep.test")
+            "mta-sts.stskeep.test", "mx.stsexp.test", "mta-sts.stsexp.test", "mx.stsnew.test", "mta-sts.stsnew.test",
+            "mta-sts.ststry.test")
         cls.sts_port = free_port()
         cls.sts = PolicyServer("127.0.0.40", cls.sts_port, cls.host_cert, cls.host_key)
         cls.stack = remote_stack(cls.dns.port, cls.port, {
@@ -131,7 +132,7 @@ class RemoteDelivery(unittest.TestCase):
             "smtp_tls_policy_maps": "$config_directory/tls_policy",
             "smtp_tls_CAfile": cls.ca,
             "smtp_mta_sts_port": str(cls.sts_port),
-            "smtp_connection_cache_time_limit": "10s",
+            "smtp_connection_cache_time_limit": "20s",
             # One session per destination at a time: connection reuse is then
             # certain, not a race (every test has its own domains).
             "smtp_destination_concurrency_limit": "1",
@@ -139,9 +140,15 @@ class RemoteDelivery(unittest.TestCase):
         }, autostart=False)
         with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
             f.write(f"# test routes\nrouted.test smtp:[127.0.0.23]:{cls.port}\n"
-                    "refused.test error:5.7.1 we do not send mail there\n")
+                    "refused.test error:5.7.1 we do not send mail there\n"
+                    "locally.test local\n")
+        # locally.test is received here only through its transport entry;
+        # ghost expands to an address there that no one has.
+        with open(os.path.join(cls.stack.conf_dir, "aliases"), "a") as f:
+            f.write("sales: demo@tern.test\nghost: nosuchuser-xyzzy@locally.test\n")
         with open(os.path.join(cls.stack.conf_dir, "tls_policy"), "w") as f:
-            f.write("plain.test encrypt\nverified.test verify\ndane.test dane\ndanebad.test dane\ndaneta.test dane\n")
+            f.write("plain.test encrypt\nverified.test verify\ndane.test dane\ndanebad.test dane\ndaneta.test dane\n"
+                    "notls.test none\n")
         cls.stack.__enter__()
         cls.stack.start()
         cls.sinks = []
@@ -251,6 +258,15 @@ class RemoteDelivery(unittest.TestCase):
         self.dns.add("servfail.test", "A", "127.0.0.8")
         s = self.sink("127.0.0.8")
         self.wait_messages(s, 1, timeout=30)
+
+    def test_dns_timeout_defers_never_bounces(self):
+        # The DNS server never answers for this domain: dns_timeout (1 s)
+        # runs out, and that is a temporary failure.
+        self.dns.drop.add("silent.test")
+        self.send(["sid@silent.test"], b"Subject: silent\n\nno answer\n")
+        self.wait_log(r"to=<sid@silent\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(Host or domain name not found")
+        self.assertIn("sid@silent.test", self.stack.mailctl("queue", "list", check=True).stdout)
+        self.assertNotRegex(self.stack.log_text(), r"to=<sid@silent\.test>.*status=bounced")
 
     def test_ipv6(self):
         self.dns.add("six.test", "MX", (10, "mx.six.test"))
@@ -421,18 +437,62 @@ class RemoteDelivery(unittest.TestCase):
                       % self.port)
 
 
+    def test_trusted_when_only_the_name_does_not_match(self):
+        # A certificate from the trusted CA, but not for this host's name.
+        self.dns.add("trusted.test", "A", "127.0.0.37")
+        s = self.sink("127.0.0.37", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["tess@trusted.test"], b"Subject: trusted\n\nname mismatch\n")
+        self.assertTrue(self.wait_messages(s, 1)[0].tls)
+        self.wait_log(r"Trusted TLS connection established to trusted\.test\[127\.0\.0\.37\]:%d: TLSv1\.[23]" % self.port)
+
     # --- transport table and TLS policy --------------------------------------
+
+    def test_tls_none_policy_never_starttls(self):
+        self.dns.add("notls.test", "A", "127.0.0.38")
+        s = self.sink("127.0.0.38", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["nora@notls.test"], b"Subject: none\n\nno TLS wanted\n")
+        self.assertFalse(self.wait_messages(s, 1)[0].tls)
+        self.assertFalse(any(c.upper().startswith("STARTTLS") for c in s.commands))
 
     def test_transport_table_routes_to_a_host(self):
         s = self.sink("127.0.0.23")  # routed.test has no DNS records at all
         self.send(["vera@routed.test"], b"Subject: routed\n\nby the table\n")
         self.wait_messages(s, 1)
         self.wait_log(r"to=<vera@routed\.test>, relay=127\.0\.0\.23\[127\.0\.0\.23\]:%d, .*status=sent" % self.port)
+        # master compiled both tables at start (on a real system, daemons
+        # cannot write /etc/tern themselves).
+        self.assertRegex(self.stack.log_text(), r"transport_maps \S+/transport: compiled")
+        self.assertRegex(self.stack.log_text(), r"smtp_tls_policy_maps \S+/tls_policy: compiled")
 
     def test_transport_error_bounces(self):
         self.send(["walt@refused.test"], b"Subject: refused\n\nno\n")
         self.wait_log(r"to=<walt@refused\.test>, relay=none, .*dsn=5\.7\.1, status=bounced \(we do not send mail there\)")
         self.bounce_for("we do not send mail there")
+
+    def test_transport_local_delivers_by_local_part(self):
+        # `locally.test local`: neither mydestination nor virtual, yet the
+        # local part is looked up as for a mydestination domain, in smtpd
+        # (unknown user refused at RCPT) and in local-delivery (an alias).
+        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
+            c.ehlo()
+            self.assertEqual(c.mail("demo@tern.test")[0], 250)
+            code, msg = c.rcpt("nosuchuser-xyzzy@locally.test")
+            self.assertEqual(code, 550, msg)
+            self.assertIn(b"5.1.1", msg)
+            self.assertIn(b"User unknown in local recipient table", msg)
+        self.send(["Sales@locally.test"], b"Subject: routed locally\n\nby the transport table\n")
+        self.bounce_for("routed locally")  # any message in demo's mailbox with that text
+        self.wait_log(r"to=<Sales@locally\.test>, relay=local, .*dsn=2\.0\.0, status=sent")
+        self.assertNotRegex(self.stack.log_text(), r"smtp-client\[\d+\]: \w+: to=<[^>]*@locally\.test>")
+
+    def test_transport_local_unknown_user_bounces(self):
+        # Mail that reaches a `local` domain without smtpd's check (here an
+        # alias) bounces for an unknown user, as in mydestination.
+        self.send(["ghost@mail.tern.test"], b"Subject: ghost\n\nnobody there\n")
+        self.wait_log(r"to=<ghost@mail\.tern\.test>, relay=local, .*dsn=5\.1\.1, status=bounced \(unknown user: "
+                      r"\"nosuchuser-xyzzy\"\)")
+        raw = self.bounce_for("nosuchuser-xyzzy")
+        self.assertIn(b"5.1.1", raw)
 
     def test_tls_encrypt_policy_never_sends_in_clear(self):
         self.dns.add("plain.test", "A", "127.0.0.24")
@@ -529,6 +589,78 @@ class RemoteDelivery(unittest.TestCase):
         self.wait_log(r"to=<dina@stsweak\.test>, .*dsn=4\.7\.5, status=deferred \(Server certificate not verified")
         self.assertFalse(any(c.upper().startswith("MAIL") for c in s.commands))
 
+    def test_mta_sts_testing_only_logs(self):
+        self.sts_domain("ststry.test", "mx.ststry.test", "127.0.0.46", "mx.ststry.test")
+        self.dns.clear("mx.ststry.test")
+        self.dns.clear("ststry.test")
+        self.dns.add("ststry.test", "MX", (10, "unlisted.ststry.test"))
+        self.dns.add("unlisted.ststry.test", "A", "127.0.0.46")
+        self.sts.policies["mta-sts.ststry.test"] = "version: STSv1\nmode: testing\nmx: mx.ststry.test\nmax_age: 600\n"
+        s = self.sink("127.0.0.46")  # no TLS at all: testing must not care
+        self.send(["ted@ststry.test"], b"Subject: sts testing\n\nlogged only\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"MTA-STS policy for ststry\.test \(testing\) does not list MX host unlisted\.ststry\.test")
+
+    def test_mta_sts_new_txt_id_fetches_the_new_policy(self):
+        self.sts_domain("stsnew.test", "mx.stsnew.test", "127.0.0.47", "mx.stsnew.test")
+        s = self.sink("127.0.0.47", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["uli@stsnew.test"], b"Subject: sts new 1\n\nfirst\n")
+        self.wait_messages(s, 1)
+        self.dns.clear("_mta-sts.stsnew.test")
+        self.dns.add("_mta-sts.stsnew.test", "TXT", "v=STSv1; id=2;")
+        self.sts.policies["mta-sts.stsnew.test"] = ("version: STSv1\nmode: enforce\nmx: other.stsnew.test\n"
+                                                   "max_age: 86400\n")
+        self.restart_smtp_client()  # no cached session; the kept policy (id 1) is still valid
+        self.send(["uli@stsnew.test"], b"Subject: sts new 2\n\nsecond\n")
+        self.wait_log(r"to=<uli@stsnew\.test>, relay=none, .*dsn=4\.7\.5, status=deferred \(MTA-STS policy for "
+                      r"stsnew\.test \(enforce\) matches none of its MX hosts\)")
+        self.assertEqual(self.sts.requests.count(("mta-sts.stsnew.test", "/.well-known/mta-sts.txt")), 2)
+        self.assertEqual(len(s.messages), 1)
+
+    def test_cached_session_not_reused_after_mta_sts_policy_expired(self):
+        # The first message opens a session under a 4 s policy that lists
+        # the MX; the policy is then replaced (new TXT id, the MX no longer
+        # listed).  Once the first one expired, the session cached for the
+        # next message (20 s) must not carry it: the new policy is fetched
+        # and refuses the MX.
+        self.sts_domain("stsexp.test", "mx.stsexp.test", "127.0.0.45", "mx.stsexp.test")
+        self.sts.policies["mta-sts.stsexp.test"] = "version: STSv1\nmode: enforce\nmx: mx.stsexp.test\nmax_age: 4\n"
+        s = self.sink("127.0.0.45", certfile=self.host_cert, keyfile=self.host_key)
+        self.send(["lena@stsexp.test"], b"Subject: sts exp 1\n\nfirst\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<lena@stsexp\.test>, .*status=sent")
+        with open(os.path.join(self.stack.data_dir, "mta-sts", "stsexp.test")) as f:
+            expires = int(f.read().split("\n", 2)[1])
+        self.dns.clear(f"_mta-sts.stsexp.test")
+        self.dns.add("_mta-sts.stsexp.test", "TXT", "v=STSv1; id=2;")
+        self.sts.policies["mta-sts.stsexp.test"] = ("version: STSv1\nmode: enforce\nmx: other.stsexp.test\n"
+                                                   "max_age: 86400\n")
+        # The file keeps the expiry in whole seconds, rounded down.
+        self.stack.wait_for(lambda: time.time() > expires + 1.2, 15, "the end of max_age")
+        self.assertEqual(s.open_sessions, 1, "the first session is no longer cached: the test proves nothing")
+        self.send(["lena@stsexp.test"], b"Subject: sts exp 2\n\nsecond\n")
+        self.wait_log(r"to=<lena@stsexp\.test>, relay=none, .*dsn=4\.7\.5, status=deferred \(MTA-STS policy for "
+                      r"stsexp\.test \(enforce\) matches none of its MX hosts\)")
+        self.wait_log(r"not reusing the session to mx\.stsexp\.test\[127\.0\.0\.45\]:\d+: its TLS or MTA-STS policy changed")
+        self.assertEqual(len(s.messages), 1)
+        self.assertEqual(s.sessions, 1)
+
+    def test_cached_session_not_reused_after_tls_policy_change(self):
+        # A plaintext session is cached; the admin then requires TLS for the
+        # destination.  The next message must not go over the old session.
+        self.dns.add("retls.test", "A", "127.0.0.35")
+        s = self.sink("127.0.0.35")  # no STARTTLS
+        self.send(["mona@retls.test"], b"Subject: retls 1\n\nin the clear, allowed\n")
+        self.wait_messages(s, 1)
+        self.wait_log(r"to=<mona@retls\.test>, .*status=sent")
+        with open(os.path.join(self.stack.conf_dir, "tls_policy"), "a") as f:
+            f.write("retls.test encrypt\n")
+        self.assertEqual(s.open_sessions, 1, "the first session is no longer cached: the test proves nothing")
+        self.send(["mona@retls.test"], b"Subject: retls 2\n\nnot in the clear\n")
+        self.wait_log(r"to=<mona@retls\.test>, .*dsn=4\.7\.4, status=deferred \(TLS is required, but was not offered")
+        self.assertEqual(len(s.messages), 1)
+        self.assertGreaterEqual(s.sessions, 2)  # a new one, which found no STARTTLS
+
     def restart_smtp_client(self):
         old = self.stack.pids("smtp-client")
         for pid in old:
@@ -583,14 +715,20 @@ class Relayhost(unittest.TestCase):
         }, autostart=False)
         with open(os.path.join(cls.stack.conf_dir, "transport"), "w") as f:
             f.write(f"login.test smtp:[smarthost2.test]:{cls.port}\n"
-                    f"down.test smtp:[127.0.0.32]:{cls.port}\n")
+                    f"down.test smtp:[127.0.0.32]:{cls.port}\n"
+                    f"cleartext.test smtp:[smarthost3.test]:{cls.port}\n"
+                    f"perms.test smtp:[smarthost4.test]:{cls.port}\n")
         path = os.path.join(cls.stack.conf_dir, "sasl_passwd")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"# test credentials\n[smarthost.test]:{cls.port} alice:s3cret word\n"
-                    f"[smarthost2.test]:{cls.port} bob:hunter2\n")
+                    f"[smarthost2.test]:{cls.port} bob:hunter2\n"
+                    f"[smarthost3.test]:{cls.port} carol:secret\n"
+                    f"[smarthost4.test]:{cls.port} gus:secret\n")
         cls.dns.add("smarthost.test", "A", "127.0.0.30")
         cls.dns.add("smarthost2.test", "A", "127.0.0.31")
+        cls.dns.add("smarthost3.test", "A", "127.0.0.39")
+        cls.dns.add("smarthost4.test", "A", "127.0.0.48")
         cls.stack.__enter__()
         cls.stack.start()
 
@@ -633,6 +771,30 @@ class Relayhost(unittest.TestCase):
         s.auth["bob"] = "hunter2"
         self.wait_messages(s, 1, timeout=30)
         self.assertIn(("bob", "LOGIN"), s.authenticated)
+
+    def test_auth_needs_tls_password_never_in_the_clear(self):
+        # The relay offers no STARTTLS: with credentials for it, nothing is sent.
+        s = SmtpSink("127.0.0.39", self.port, auth={"carol": "secret"})
+        self.sinks.append(s)
+        self.send(["cleo@cleartext.test"], b"Subject: clear\n\nno password in the clear\n")
+        self.wait_log(r"to=<cleo@cleartext\.test>, .*dsn=4\.7\.4, status=deferred \(TLS is required, but was not "
+                      r"offered by host smarthost3\.test\[127\.0\.0\.39\]")
+        self.assertFalse(any(c.upper().startswith(("AUTH", "MAIL")) for c in s.commands), s.commands)
+
+    def test_password_file_others_can_read_is_refused(self):
+        # A next hop of its own, so that the retries after this test disturb
+        # no other test's destination.
+        path = os.path.join(self.stack.conf_dir, "sasl_passwd")
+        s = SmtpSink("127.0.0.48", self.port, auth={"gus": "secret"}, **self.tls)
+        self.sinks.append(s)
+        os.chmod(path, 0o640)
+        try:
+            self.send(["gus@perms.test"], b"Subject: perms\n\nreadable password file\n")
+            self.wait_log(r"to=<gus@perms\.test>, relay=none, .*status=deferred \(smtp_sasl_password_maps \S+: "
+                          r"must be owned by the smtp-client user and readable by nobody else \(chmod 600\)\)")
+            self.assertEqual(s.sessions, 0)
+        finally:
+            os.chmod(path, 0o600)
 
     def test_unreachable_defers_then_bounces(self):
         self.send(["dora@down.test"], b"Subject: down\n\nnobody listens\n")

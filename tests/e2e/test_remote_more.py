@@ -5,12 +5,15 @@ stack marks dead destinations for 2 s only; here it is a minute, so the
 - a dead destination: one connection attempt, every other delivery to it
   deferred at once ("delivery temporarily suspended"), retries included;
 - HELO when the server refuses EHLO;
-- random order among MX hosts of equal preference.
+- random order among MX hosts of equal preference;
+- slow start (a class with its own stack): one session to a destination
+  until a delivery succeeded, more after.
 """
 import os
 import re
 import smtplib
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -22,23 +25,40 @@ from test_remote import remote_stack  # noqa: E402
 NEEDED = ("master", "smtpd", "qmgr", "smtp-client", "mailctl")
 
 
-@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
-class RemoteDeliveryMore(unittest.TestCase):
+class RemoteStackCase(unittest.TestCase):
+    """A stack with smtp-client and a test DNS server for the class;
+    CONFIG adds the class's own tern.conf keys."""
+    CONFIG = {}
+
     @classmethod
     def setUpClass(cls):
         cls.dns = DnsServer()
         cls.port = free_port()
-        cls.stack = remote_stack(cls.dns.port, cls.port, {
-            "smtp_destination_concurrency_limit": "1",
-            "smtp_dead_destination_time": "60s",
-            "maximal_backoff_time": "1s",
-        })
+        cls.stack = remote_stack(cls.dns.port, cls.port, dict(cls.CONFIG))
         cls.stack.__enter__()
 
     @classmethod
     def tearDownClass(cls):
         cls.stack.__exit__(None, None, None)
         cls.dns.close()
+
+    def send_each(self, rcpts, subject):
+        """One message per recipient, all over one SMTP session."""
+        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
+            for i, rcpt in enumerate(rcpts):
+                c.sendmail("demo@tern.test", [rcpt], f"Subject: {subject} {i}\r\n\r\nbody {i}\r\n".encode())
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
+class RemoteDeliveryMore(RemoteStackCase):
+    CONFIG = {
+        "smtp_connect_timeout": "5s",
+        "smtp_destination_concurrency_limit": "1",
+        "smtp_dead_destination_time": "60s",
+        "minimal_backoff_time": "1s",
+        "maximal_backoff_time": "1s",
+        "queue_run_delay": "1s",
+    }
 
     def setUp(self):
         self.sinks = []
@@ -51,12 +71,6 @@ class RemoteDeliveryMore(unittest.TestCase):
         s = SmtpSink(host, self.port, **kw)
         self.sinks.append(s)
         return s
-
-    def send_each(self, rcpts, subject):
-        """One message per recipient, all over one SMTP session."""
-        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
-            for i, rcpt in enumerate(rcpts):
-                c.sendmail("demo@tern.test", [rcpt], f"Subject: {subject} {i}\r\n\r\nbody {i}\r\n".encode())
 
     def log_lines(self, pattern):
         rx = re.compile(pattern)
@@ -114,6 +128,35 @@ class RemoteDeliveryMore(unittest.TestCase):
         self.assertEqual(len(sa.messages) + len(sb.messages), 24)
         self.assertGreater(len(sa.messages), 0)
         self.assertGreater(len(sb.messages), 0)
+
+
+@unittest.skipUnless(all(program_exists(p) for p in NEEDED), "needs the whole stack built")
+class SlowStart(RemoteStackCase):
+    CONFIG = {
+        "smtp_destination_concurrency_limit": "4",
+        "smtp_initial_destination_concurrency": "1",
+        "smtp_connection_cache_time_limit": "20s",
+    }
+
+    def test_one_session_until_a_delivery_succeeded(self):
+        # The first message is held at the server until all twelve are in
+        # tern; a window of 1 means no second session before it is accepted.
+        # Without slow start (limit 4 at once) sessions 2-4 would open while
+        # the first one waits.
+        self.dns.add("slow.test", "A", "127.0.0.75")
+        s = SmtpSink("127.0.0.75", self.port)
+        self.addCleanup(s.close)
+        gate = threading.Event()
+        s.data_reply = lambda msg: None if gate.wait(30) else "451 4.3.0 test gate timed out"
+        self.send_each([f"s{i}@slow.test" for i in range(12)], "slow start")
+        rx = re.compile(r"qmgr\[\d+\]: \w+: from=<demo@tern\.test>, .*\(queue active\)")
+        self.stack.wait_for(lambda: len(rx.findall(self.stack.log_text())) >= 12, 20, "twelve messages handed out")
+        self.stack.wait_for(lambda: any(c.upper() == "DATA" for c in s.commands), 20, "the first message at the server")
+        gate.set()
+        self.stack.wait_for(lambda: len(s.messages) >= 12, 30, "twelve messages at the server")
+        first = min(m.accepted_at for m in s.messages)
+        self.assertGreaterEqual(s.sessions, 2, "the window never grew")
+        self.assertGreater(sorted(s.session_starts)[1], first, "a second session opened before any success")
 
 
 if __name__ == "__main__":

@@ -308,6 +308,46 @@ TEST_CASE("RecipientCheck: local, virtual, remote", "[tables]") {
     CHECK(check->exists("bob@virtual.test"));
 }
 
+TEST_CASE("RecipientCheck: a transport_maps `local` domain is a local domain", "[tables]") {
+    TempDir dir;
+    auto aliases = dir.file("aliases", "team: alice\n");
+    auto transport = dir.file("transport", "routed.test local\n.sub.test local\nrelay.test smtp:[relay.example]\n");
+    auto config = tern::config::Config::parse("", "test");
+    config.set("mydestination", "localhost");
+    config.set("virtual_mailbox_domains", "virtual.test");
+    config.set("alias_maps", aliases);
+    config.set("virtual_mailbox_maps", (dir.path / "none").string());
+    config.set("transport_maps", transport);
+    auto check = RecipientCheck::open(config);
+    REQUIRE(check);
+    using D = RecipientCheck::Domain;
+    CHECK(check->classify_domain("Routed.TEST") == D::Local);
+    CHECK(check->classify_domain("a.sub.test") == D::Local);
+    CHECK(check->classify_domain("sub.test") == D::Remote);  // ".sub.test" is for subdomains only
+    CHECK(check->classify_domain("relay.test") == D::Remote);
+    CHECK(check->classify_domain("other.test") == D::Remote);
+    CHECK(check->classify_domain("virtual.test") == D::Virtual);
+    CHECK(check->exists("team@routed.test"));  // local part, as in mydestination
+    CHECK(check->exists("postmaster@routed.test"));
+    CHECK(check->check("no-such-user-xyzzy@routed.test") == RecipientCheck::Answer::No);
+
+    // An edited table is picked up; a `*` entry does not take virtual domains.
+    dir.file("transport", "* local\n");
+    touch_later(transport, 2);
+    REQUIRE(check->reload_if_changed());
+    CHECK(check->classify_domain("other.test") == D::Local);
+    CHECK(check->classify_domain("virtual.test") == D::Virtual);
+
+    // A broken edit: the stale table must not answer, so domains that are
+    // not ours by mydestination/virtual cannot be told (4xx, never 5xx).
+    dir.file("transport", "a-key-without-a-value\n");
+    touch_later(transport, 4);
+    CHECK(!check->reload_if_changed());
+    CHECK(check->classify_domain("other.test") == D::Unavailable);
+    CHECK(check->check("x@other.test") == RecipientCheck::Answer::Unavailable);
+    CHECK(check->classify_domain("localhost") == D::Local);
+}
+
 TEST_CASE("RecipientCheck: missing tables are empty, not errors", "[tables]") {
     TempDir dir;
     auto config = tern::config::Config::parse("", "test");
