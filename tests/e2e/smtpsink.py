@@ -13,7 +13,8 @@ password}, AUTH (auth_mechanisms, default PLAIN LOGIN) is offered after
 STARTTLS only; .authenticated lists (user, mechanism) of good logins.  Replies default to
 success; ehlo=False answers EHLO with 502 (a server that only knows HELO);
 rcpt_reply, mail_reply and data_reply (callables returning a reply
-line or None) change them.  DATA is read until the "." line and
+line or None) change them.  .mail_pipelined says, per MAIL, whether the
+client had sent the next command before MAIL's reply (PIPELINING).  DATA is read until the "." line and
 dot-unstuffed; .raw keeps the lines as they came (CRLF, stuffed).
 """
 import base64
@@ -53,6 +54,7 @@ class SmtpSink:
         self.open_sessions = 0  # connections not closed yet (a client's cached session)
         self.session_starts = []  # time.monotonic() of each accepted connection
         self.commands = []
+        self.mail_pipelined = []  # per MAIL: was the next command already sent before its reply?
         self.lock = threading.Lock()
         self.tls_context = None
         if certfile:
@@ -156,6 +158,8 @@ class SmtpSink:
                     msg = Message()
                     msg.mail = text
                     msg.tls = tls
+                    with self.lock:
+                        self.mail_pipelined.append(self._more_input(conn, f))
                     send(self.mail_reply(text) or "250 2.1.0 Ok")
                 elif verb == "RCPT":
                     addr = text[text.find("<") + 1:text.find(">")]
@@ -205,6 +209,19 @@ class SmtpSink:
                 pass
             with self.lock:
                 self.open_sessions -= 1
+
+    @staticmethod
+    def _more_input(conn, f):
+        """Whether input follows the line just read, without waiting: a client
+        that pipelines sent RCPT (and DATA) with MAIL; one that does not waits
+        for MAIL's reply first, so nothing can be there yet."""
+        conn.setblocking(False)
+        try:
+            return len(f.peek(1)) > 0  # the buffer, else what the socket holds now
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        finally:
+            conn.settimeout(30)
 
     def close(self):
         self.running = False

@@ -5,6 +5,7 @@ stack marks dead destinations for 2 s only; here it is a minute, so the
 - a dead destination: one connection attempt, every other delivery to it
   deferred at once ("delivery temporarily suspended"), retries included;
 - HELO when the server refuses EHLO;
+- PIPELINING: MAIL, RCPT and DATA in one write only when offered;
 - random order among MX hosts of equal preference;
 - slow start (a class with its own stack): one session to a destination
   until a delivery succeeded, more after.
@@ -108,6 +109,25 @@ class RemoteDeliveryMore(RemoteStackCase):
         self.assertEqual(verbs[:3], ["EHLO", "HELO", "MAIL"])
         self.stack.wait_for(lambda: self.log_lines(r"to=<old@helo\.test>, relay=mx\.helo\.test.*status=sent"),
                             20, "the sent log line")
+
+    def test_pipelining_only_when_offered(self):
+        # RFC 2920: with PIPELINING, MAIL, the RCPTs and DATA leave in one
+        # write, so RCPT is already at the server when it reads MAIL; without
+        # it the client waits for each reply, so nothing follows MAIL yet.
+        self.dns.add("pipe.test", "MX", (10, "mx.pipe.test"))
+        self.dns.add("mx.pipe.test", "A", "127.0.0.75")
+        self.dns.add("nopipe.test", "MX", (10, "mx.nopipe.test"))
+        self.dns.add("mx.nopipe.test", "A", "127.0.0.76")
+        pipe = self.sink("127.0.0.75")
+        plain = self.sink("127.0.0.76", extensions=["8BITMIME", "ENHANCEDSTATUSCODES"])
+        with smtplib.SMTP("127.0.0.1", self.stack.port("smtp"), timeout=15) as c:
+            c.sendmail("demo@tern.test", ["a@pipe.test", "b@pipe.test"], b"Subject: p\r\n\r\npipelined\r\n")
+            c.sendmail("demo@tern.test", ["a@nopipe.test", "b@nopipe.test"], b"Subject: n\r\n\r\nstep by step\r\n")
+        self.stack.wait_for(lambda: pipe.messages and plain.messages, 20, "both messages at their MX")
+        self.assertEqual(len(pipe.messages[0].rcpts), 2)
+        self.assertEqual(len(plain.messages[0].rcpts), 2)
+        self.assertEqual(pipe.mail_pipelined, [True])
+        self.assertEqual(plain.mail_pipelined, [False])
 
     def test_equal_preference_mx_in_random_order(self):
         # 24 domains, each with the same two MX hosts at preference 10: a
