@@ -643,6 +643,12 @@ TEST_CASE("queue: finished bodies are recycled as spares, unless open elsewhere"
     };
     auto spares = SpareFiles::start(spare_dir, 1);
     REQUIRE(spares);
+    // The pool (of one) is full once the helper thread made its first spare;
+    // then only a take wakes it, so no body recycled below is claimed before
+    // the test looks at it.  Bounded: 2,000 x 1 ms.
+    const std::string first_spare = spare_dir + "/" + std::to_string(::getpid()) + ".1";
+    for (int i = 0; i < 2000 && !std::filesystem::exists(first_spare); ++i) ::usleep(1000);
+    REQUIRE(std::filesystem::exists(first_spare));
     // Takes spares (each take makes the helper thread refill the pool) until
     // `recycled` was claimed and one more spare was taken; returns the
     // (inode, size) of every spare taken.  Bounded: 2,000 x 2 ms.
