@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -651,12 +652,14 @@ TEST_CASE("queue: finished bodies are recycled as spares, unless open elsewhere"
     REQUIRE(std::filesystem::exists(first_spare));
     // Takes spares (each take makes the helper thread refill the pool) until
     // `recycled` was claimed and one more spare was taken; returns the
-    // (inode, size) of every spare taken.  Bounded: 2,000 x 2 ms.
+    // (inode, size) of every spare taken.  Bounded by time, not by a count of
+    // takes: the helper looks for recycled bodies only every 200 ms.
     int n = 0;
     auto take_until_claimed = [&](const std::string& recycled) {
         std::set<std::pair<ino_t, off_t>> taken;
         int after = 0;
-        for (int i = 0; i < 2000 && after < 2; ++i) {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (after < 2 && std::chrono::steady_clock::now() < deadline) {
             bool claimed = !std::filesystem::exists(recycled);
             if (Fd fd = (*spares)->take(dir + "/n" + std::to_string(++n))) {
                 taken.insert(inode_of(fd));
