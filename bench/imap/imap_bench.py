@@ -261,20 +261,29 @@ def pss_kib(pid):
 
 
 def cpu_ns(pids):
-    """CPU time used so far by all threads of these processes (schedstat, ns)."""
-    total = 0
+    """{pid: CPU time used so far by all its threads} (schedstat, ns)."""
+    out = {}
     for pid in pids:
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
+        total = 0
         for t in tasks:
             try:
                 with open(f"/proc/{pid}/task/{t}/schedstat") as f:
                     total += int(f.read().split()[0])
             except (OSError, ValueError, IndexError):
                 pass
-    return total
+        out[pid] = total
+    return out
+
+
+def cpu_used(before, after):
+    """CPU ns between two cpu_ns() snapshots: processes that exited in
+    between drop out (their last slice is lost, never counted negative);
+    processes started in between count from zero."""
+    return sum(ns - before.get(pid, 0) for pid, ns in after.items() if ns >= before.get(pid, 0))
 
 
 def children_map():
@@ -500,10 +509,9 @@ def measure_round(srv, folder, cold, results, counts, cpu):
         srv.start()
 
     def timed(conn, op, text):
-        pids = srv.pids()
-        c0 = cpu_ns(pids)
+        c0 = cpu_ns(srv.pids())
         dt, reply = conn.cmd(text)
-        cpu.setdefault(op, []).append((cpu_ns(pids) - c0) / 1e9)
+        cpu.setdefault(op, []).append(cpu_used(c0, cpu_ns(srv.pids())) / 1e9)
         results.setdefault(op, []).append(dt)
         return reply
     a = login(srv.port)
