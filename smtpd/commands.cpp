@@ -48,8 +48,9 @@ void Session::dispatch(std::string_view line) {
     case smtp::Verb::Expn: error_reply("502 5.5.1 Error: EXPN is not offered"); break;
     case smtp::Verb::Starttls: ok = cmd_starttls(cmd); break;
     case smtp::Verb::Auth: ok = cmd_auth(cmd); break;
-    // RFC 5321 4.2.4: 500 for a command not recognised (502 is for one
-    // recognised but not implemented, like EXPN).
+    // RFC 5321 4.2.4: 500 for a command not recognised; 502 is for one
+    // recognised but refused on purpose, like EXPN (it would disclose
+    // alias and list members, so tern, like Postfix setups, never offers it).
     case smtp::Verb::Unknown: error_reply("500 5.5.2 Error: command not recognized"); break;
     }
     if (ok) {
