@@ -148,7 +148,6 @@ private:
     std::string first_rcpt_;
     std::string queue_id_;
     Fd body_fd_;
-    queue::Committer::Ticket commit_ticket_;  // its directory entry is being synced
     std::unique_ptr<BodyWriter> body_;
     std::unique_ptr<smtp::DataDecoder> data_;
     std::unique_ptr<smtp::ChunkDecoder> chunks_;

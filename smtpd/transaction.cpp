@@ -44,7 +44,6 @@ void Session::reset_transaction() {
 
 void Session::abandon_body() {
     body_.reset();
-    commit_ticket_.reset();
     if (!queue_id_.empty()) {
         // The client was not told "queued": no file may stay behind.
         body_fd_.reset();
@@ -92,8 +91,6 @@ bool Session::begin_body() {
         return false;
     }
     body_fd_ = std::move(*fd);
-    // The entry's fsync runs while the content streams in.
-    commit_ticket_ = server_.committer().entry_created(queue_id_);
     if (sasl_user_.empty()) log::info("%s: client=%s", queue_id_.c_str(), peer_.c_str());
     else log::info("%s: client=%s, sasl_method=%s, sasl_username=%s", queue_id_.c_str(), peer_.c_str(),
                    sasl_method_.c_str(), sasl_user_.c_str());
@@ -236,14 +233,13 @@ void Session::end_of_message(smtp::DataError error) {
     uint64_t size = env.size;
     size_t nrcpt = rcpts_.size();
     Fd fd = std::move(body_fd_);
-    queue::Committer::Ticket ticket = std::move(commit_ticket_);
     queue_id_.clear();  // the Committer owns the body now (it unlinks it on failure)
     body_.reset();
     reset_transaction();
     input_ = Input::Waiting;
     bufferevent_disable(bev_, EV_READ);
     std::weak_ptr<Session> weak = weak_from_this();
-    server_.committer().submit(std::move(ticket), std::move(message), std::move(fd),
+    server_.committer().submit(std::move(message), std::move(fd),
                                [weak, id, size, nrcpt](const Status& status) {
         if (auto self = weak.lock()) self->committed(status, id, size, nrcpt);
     });

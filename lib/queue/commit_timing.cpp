@@ -9,8 +9,8 @@
 namespace tern::queue {
 namespace {
 
-constexpr const char* kStageNames[] = {"body to sync thread", "fdatasync", "dir fsync", "synced",
-                                       "to commit thread", "LMDB commit", "to loop", "total"};
+constexpr const char* kStageNames[] = {"body to sync thread", "fdatasync", "synced", "to commit thread",
+                                       "dir fsync", "LMDB commit", "to loop", "total"};
 
 int64_t at(const CommitStamps& s, CommitStamp which) { return s[size_t(which)]; }
 
@@ -34,13 +34,12 @@ void CommitTiming::add(const CommitStamps& s) {
     using S = CommitStamp;
     ++messages_;
     if (stage_[0].size() >= kMaxSamples) return;
-    int64_t synced = std::max(at(s, S::BodyEnd), at(s, S::DirEnd));
     const int64_t d[kStages] = {at(s, S::BodyStart) - at(s, S::Submitted),
                                 at(s, S::BodyEnd) - at(s, S::BodyStart),
+                                at(s, S::BodyEnd) - at(s, S::Submitted),
+                                at(s, S::CommitStart) - at(s, S::BodyEnd),
                                 at(s, S::DirEnd) - at(s, S::DirStart),
-                                synced - at(s, S::Submitted),
-                                at(s, S::CommitStart) - synced,
-                                at(s, S::Committed) - at(s, S::CommitStart),
+                                at(s, S::Committed) - at(s, S::DirEnd),
                                 at(s, S::Done) - at(s, S::Committed),
                                 at(s, S::Done) - at(s, S::Submitted)};
     for (size_t i = 0; i < kStages; ++i) stage_[i].push_back(d[i]);

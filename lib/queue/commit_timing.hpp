@@ -20,17 +20,16 @@
 
 namespace tern::queue {
 
-// The moments a message passes (steady clock, nanoseconds).  The body and
-// directory syncs run on two sync threads; the directory's starts when the
-// body file is created (Committer::entry_created), usually before Submitted.
-// "synced" is from Submitted until both returned.
+// The moments a message passes (steady clock, nanoseconds).  The body's
+// sync runs on a sync thread, "synced" is from Submitted until it returned;
+// the commit thread then fsyncs the batch's directories and commits.
 enum class CommitStamp : uint8_t {
     Submitted,    // end of DATA: handed to the Committer (loop thread)
     BodyStart,    // a sync thread starts fdatasync of the body
     BodyEnd,      // ... and it returned
-    DirStart,     // a sync thread starts fsync of the body's directory
-    DirEnd,       // ... and it returned
     CommitStart,  // the commit thread took the batch that holds it
+    DirStart,     // it starts fsync of the body's directory
+    DirEnd,       // ... and it returned
     Committed,    // that batch's synced LMDB commit returned
     Done,         // its completion ran on the loop thread (the 250 is sent now)
     Count

@@ -3,17 +3,19 @@
 // and every result goes back to the event loop thread.
 //
 // Durability order for one message, matching the contract in DESIGN.md:
-//   1. two sync threads: fsync() of the body's hash directory (the entry
-//      created by Store::create_body), started by entry_created() while the
-//      content still streams in, and fdatasync() of the body at submit();
-//   2. once both returned, the commit thread: the records of every message
-//      whose body is durable, all in one LMDB transaction committed with sync;
+//   1. a sync thread: fdatasync() of the body at submit();
+//   2. the commit thread, for a batch of such messages: one fsync() of each
+//      hash directory their entries are in (Store::create_body made them),
+//      then the records of all of them in one LMDB transaction committed
+//      with sync;
 //   3. only then its Done runs (and smtpd answers 250).
-// The two syncs of step 1 are independent: either may reach the disk first,
-// and until step 2 no record names the file, so a crash between them leaves
-// at most an orphan body (removed by qmgr), never a record without its body.
-// Starting the directory sync early takes one disk round trip off each
-// message's way to the 250 (docs/queue.md, "Durability contract").
+// Until the records are committed no record names the file, so a crash
+// before that leaves at most an orphan body (removed by qmgr), never a
+// record without its body.  The directory fsyncs are per batch, not per
+// message: queue ids of one process share a hash directory for ~65 ms
+// (queue_id.cpp), so a batch usually needs one, where an fsync per message
+// cost a disk flush and two writes each (docs/queue.md, "Durability
+// contract"; docs/performance.md).
 // The two stages overlap: while the commit thread syncs batch k, the sync
 // threads already work on the bodies of batch k+1, so throughput is set by
 // the slower stage, not by their sum.
@@ -41,6 +43,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -66,17 +69,11 @@ struct Committer::Pending {
     Fd body;
     Done done;
     Status result;           // guarded by Impl::mutex
-    int syncs_left = 2;      // guarded by Impl::mutex: body and directory
     CommitStamps stamps{};   // only when CommitTiming::enabled()
 };
 
 struct Committer::Impl {
     using Shared = std::shared_ptr<Pending>;
-    // One sync for a sync thread: the body's data, or its directory entry.
-    struct SyncJob {
-        Shared submission;
-        bool directory = false;
-    };
 
     Impl(event_base* b, Store& s) : base(b), store(s) {}
 
@@ -88,8 +85,8 @@ struct Committer::Impl {
     std::condition_variable sync_wakeup;     // sync threads: to_sync not empty or stop
     std::condition_variable commit_wakeup;   // commit thread: synced not empty or stop
     std::condition_variable batch_done;      // destructor: finished not empty
-    std::deque<SyncJob> to_sync;             // guarded by mutex; syncs not yet started
-    std::vector<Shared> synced;              // guarded by mutex; body and entry durable (or failed)
+    std::deque<Shared> to_sync;              // guarded by mutex; bodies not yet synced
+    std::vector<Shared> synced;              // guarded by mutex; body durable (or failed)
     std::vector<Shared> finished;            // guarded by mutex; Done not yet run
     size_t syncing = 0;                      // guarded by mutex; held by a sync thread right now
     bool stopping = false;                   // guarded by mutex
@@ -102,9 +99,9 @@ struct Committer::Impl {
         if (timed) s.stamps[size_t(which)] = CommitTiming::now_ns();
     }
     void sync_loop();
-    Status sync_one(Pending& s, bool directory);
-    void queue_sync(Shared s, bool directory);
+    Status sync_body(Pending& s);
     void commit_loop();
+    void sync_directories(std::vector<Shared>& batch);
     void commit(std::vector<Shared>& batch);
     void run_finished();
     static void on_done(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->run_finished(); }
@@ -112,7 +109,7 @@ struct Committer::Impl {
 
 void Committer::Impl::sync_loop() {
     for (;;) {
-        SyncJob job;
+        Shared job;
         {
             std::unique_lock lock(mutex);
             sync_wakeup.wait(lock, [this] { return stopping || !to_sync.empty(); });
@@ -121,52 +118,26 @@ void Committer::Impl::sync_loop() {
             to_sync.pop_front();
             ++syncing;
         }
-        Pending& s = *job.submission;
-        Status st = sync_one(s, job.directory);
-        bool both = false;
+        Status st = sync_body(*job);
         {
             std::lock_guard lock(mutex);
-            if (!st && s.result) s.result = std::move(st);
-            // The body's job is queued only by submit(), so "both done"
-            // means submitted too; an abandoned ticket stops at one.
-            both = --s.syncs_left == 0;
-            if (both) synced.push_back(std::move(job.submission));
+            if (!st && job->result) job->result = std::move(st);
+            synced.push_back(std::move(job));
             --syncing;
         }
-        if (both) commit_wakeup.notify_one();
+        commit_wakeup.notify_one();
     }
 }
 
-// Step 1 for one message, one half: the body's data, or its directory
-// entry.  The entry exists since create_body(), so an fsync of the directory
-// that starts now covers it.  (The hash directory's own entry in msg/ was
-// made durable when Store created it.)  The directory half reads only the
-// id, which never changes, so it may run before submit() filled in the
-// rest; s.result is written under the mutex by the caller.
-Status Committer::Impl::sync_one(Pending& s, bool directory) {
+// Step 1 for one message: its body's data.
+Status Committer::Impl::sync_body(Pending& s) {
     // Submissions that cannot be committed (caller bugs) fail alone.
     if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
-    if (directory) {
-        stamp(s, CommitStamp::DirStart);
-        auto dir = store.open_body_dir(s.id);
-        if (!dir) return dir.error();
-        if (::fsync(dir->get()) != 0) return errno_error("fsync directory of " + store.body_path(s.id));
-        stamp(s, CommitStamp::DirEnd);
-        return {};
-    }
     if (!s.body) return Error{s.id + ": no body file"};
     stamp(s, CommitStamp::BodyStart);
     if (::fdatasync(s.body.get()) != 0) return errno_error("fdatasync " + store.body_path(s.id));
     stamp(s, CommitStamp::BodyEnd);
     return {};
-}
-
-void Committer::Impl::queue_sync(Shared s, bool directory) {
-    {
-        std::lock_guard lock(mutex);
-        to_sync.push_back(SyncJob{std::move(s), directory});
-    }
-    sync_wakeup.notify_one();
 }
 
 void Committer::Impl::commit_loop() {
@@ -194,9 +165,10 @@ void Committer::Impl::commit_loop() {
 
 // Step 2 for a batch whose bodies and entries are durable.
 void Committer::Impl::commit(std::vector<Shared>& batch) {
+    for (auto& s : batch) stamp(*s, CommitStamp::CommitStart);
+    sync_directories(batch);
     std::vector<Message> messages;
     for (auto& s : batch) {
-        stamp(*s, CommitStamp::CommitStart);
         // Both syncs are done: the body fd is no longer needed.
         if (s->result && s->message.envelope.size == 0) {
             struct stat st {};
@@ -221,6 +193,31 @@ void Committer::Impl::commit(std::vector<Shared>& batch) {
     for (auto& s : batch)
         if (!s->result && valid_queue_id(s->message.envelope.id))
             ::unlink(store.body_path(s->message.envelope.id).c_str());
+}
+
+// Step 2, first half: the entries of the batch's bodies.  They exist since
+// create_body(), so an fsync of their directory that starts now covers them
+// all; one per distinct hash directory.  (The hash directory's own entry in
+// msg/ was made durable when Store created it.)
+void Committer::Impl::sync_directories(std::vector<Shared>& batch) {
+    // hash directory -> a message in it, and the result of its fsync
+    std::map<std::string, std::pair<const Pending*, Status>> dirs;
+    for (auto& s : batch) {
+        if (!s->result) continue;  // ids of failed messages may not even be valid
+        dirs.emplace(s->id.substr(s->id.size() - 2), std::make_pair(s.get(), Status{}));
+        stamp(*s, CommitStamp::DirStart);
+    }
+    for (auto& [hash, entry] : dirs) {
+        auto& [member, result] = entry;
+        auto dir = store.open_body_dir(member->id);
+        if (!dir) result = dir.error();
+        else if (::fsync(dir->get()) != 0) result = errno_error("fsync directory of " + store.body_path(member->id));
+    }
+    for (auto& s : batch) {
+        if (!s->result) continue;
+        stamp(*s, CommitStamp::DirEnd);
+        if (const Status& r = dirs[s->id.substr(s->id.size() - 2)].second; !r) s->result = r;
+    }
 }
 
 void Committer::Impl::run_finished() {
@@ -278,14 +275,7 @@ Committer::~Committer() {
     if (std::string line = impl_->timing.summary(); !line.empty()) log::info("%s", line.c_str());
 }
 
-Committer::Ticket Committer::entry_created(const std::string& id) {
-    auto s = std::make_shared<Pending>();
-    s->id = id;
-    impl_->queue_sync(s, true);
-    return s;
-}
-
-void Committer::submit(Ticket ticket, Message message, Fd body, Done done) {
+void Committer::submit(Message message, Fd body, Done done) {
     // While commits are outstanding the done event stays added (with a
     // long timeout it never needs), so that event_base_dispatch() does not
     // return for lack of events before the completions have run.
@@ -293,17 +283,17 @@ void Committer::submit(Ticket ticket, Message message, Fd body, Done done) {
         timeval hour{3600, 0};
         event_add(impl_->done_event, &hour);
     }
-    // A ticket is for this message's body only (else its directory sync
-    // covered another file): without a matching one, sync the entry now.
-    const bool early = ticket && ticket->id == message.envelope.id;
-    Impl::Shared s = early ? std::move(ticket) : std::make_shared<Pending>();
-    if (!early) s->id = message.envelope.id;
+    auto s = std::make_shared<Pending>();
+    s->id = message.envelope.id;
     s->message = std::move(message);
     s->body = std::move(body);
     s->done = std::move(done);
     impl_->stamp(*s, CommitStamp::Submitted);
-    if (!early) impl_->queue_sync(s, true);
-    impl_->queue_sync(std::move(s), false);
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->to_sync.push_back(std::move(s));
+    }
+    impl_->sync_wakeup.notify_one();
 }
 
 size_t Committer::in_flight() const { return impl_->in_flight.load(); }

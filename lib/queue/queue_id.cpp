@@ -3,7 +3,8 @@
 //
 //   TTTTTTTTTTTPPP
 //   T: microseconds since the epoch, 11 base-32 digits (enough until ~3100)
-//   P: 15 bits: a hash of the pid XOR the low 15 bits of the timestamp
+//   P: 15 bits: a hash of the pid XOR 15 bits of the timestamp in units
+//      of 2^16 us (~65 ms)
 //
 // Within a process the timestamp is made strictly increasing (a second id in
 // the same microsecond takes the next microsecond), so ids of one process are
@@ -12,7 +13,10 @@
 // the same timestamp keeps distinct pid hashes distinct; should two pids
 // share a hash anyway, the O_EXCL body create and the no-overwrite insert
 // catch the collision.  Mixing the timestamp into P spreads the body files
-// over the msg/<last two chars>/ directories.
+// over the msg/<last two chars>/ directories over time, while the ids one
+// process makes within ~65 ms share a directory: the committer then makes
+// their entries durable with one fsync of it instead of one each
+// (committer.cpp, DirectorySync).
 //
 // The alphabet is Crockford's base 32 (no I, L, O, U) in ASCII order, so
 // string order is numeric order.
@@ -33,6 +37,7 @@ namespace {
 constexpr std::string_view kAlphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 constexpr size_t kTimeDigits = 11;
 constexpr size_t kIdLength = 14;
+constexpr unsigned kSameDirectoryBits = 16;  // ids of one process within 2^16 us share P
 
 std::atomic<uint64_t> g_last_us{0};
 
@@ -67,7 +72,7 @@ uint32_t pid_hash() {
 
 std::string new_queue_id() {
     uint64_t us = unique_us();
-    uint32_t tail = pid_hash() ^ uint32_t(us & 0x7fff);
+    uint32_t tail = pid_hash() ^ uint32_t((us >> kSameDirectoryBits) & 0x7fff);
     std::string id(kIdLength, '0');
     for (size_t i = kTimeDigits; i-- > 0;) {
         id[i] = kAlphabet[us & 31];
