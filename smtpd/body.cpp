@@ -156,6 +156,8 @@ Status BodyWriter::finish() {
     }
     state_ = Header::Body;
     flush();
+    // The file may be a recycled body, longer than this one (Store::create_body).
+    if (error_ && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) error_ = errno_error("truncate queue file");
     return error_;
 }
 

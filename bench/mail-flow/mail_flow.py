@@ -91,13 +91,13 @@ def machine_cpu():
 
 
 def disk_requests():
-    """Write requests and cache flushes completed by the whole disks, from
+    """Write, discard and cache flush requests completed by the whole disks, from
     /proc/diskstats: on a virtual machine each request to the disk costs CPU
     (an exit to the host, an interrupt, a completion), so requests per
     message say as much as syncs per message.  Partitions (a name ending in a
     digit after a letter, like vda1) are skipped: their requests are counted
     in their disk's line too."""
-    writes = flushes = 0
+    writes = discards = flushes = 0
     try:
         with open("/proc/diskstats") as f:
             for line in f:
@@ -107,10 +107,11 @@ def disk_requests():
                     continue
                 writes += int(parts[7])
                 if len(parts) >= 20:
+                    discards += int(parts[14])
                     flushes += int(parts[18])
     except OSError:
         pass
-    return {"writes": writes, "flushes": flushes}
+    return {"writes": writes, "discards": discards, "flushes": flushes}
 
 
 def pressure_total():
@@ -306,8 +307,8 @@ def fmt_machine(r):
     m = r["machine"]
     total = sum(m.values()) or 1
     disk = r.get("disk")
-    per_msg = (f"; disk requests per message: writes {disk['writes'] / r['messages']:.2f}, "
-               f"flushes {disk['flushes'] / r['messages']:.2f}") if disk else ""
+    per_msg = ("; disk requests per message: " + ", ".join(f"{k} {v / r['messages']:.2f}" for k, v in disk.items())
+               if disk else "")
     return "machine: " + " ".join(f"{k} {100 * v / total:.0f}%" for k, v in m.items()) + per_msg
 
 

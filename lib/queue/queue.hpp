@@ -93,7 +93,9 @@ public:
     std::string body_path(std::string_view id) const;
 
     // Creates the body file (O_EXCL, mode 0600) and its hash directory.
-    // With spare bodies kept (smtpd), it renames a spare file into place.
+    // With spare bodies kept (smtpd), it renames a spare file into place:
+    // then the file may hold an old body's bytes, so write from offset 0
+    // and ftruncate() to the length written before committing it.
     Result<Fd> create_body(std::string_view id);
     // Keeps `ready` empty files in <queue>/spare/, created by a helper
     // thread, for create_body (lib/queue/spare.hpp): the inode allocation

@@ -40,8 +40,13 @@ std::vector<std::string> recycled_names(const std::string& dir, size_t max) {
     return out;
 }
 
-// Renames dir/name to dir/target and returns it open, empty, and open nowhere
-// else; invalid (and the file gone) when any check fails.
+// Renames dir/name to dir/target and returns it open at offset 0 and open
+// nowhere else; invalid (and the file gone) when any check fails.  The old
+// content stays: truncating to 0 here would free the file's blocks, which
+// the body's writer then allocates again (a block bitmap written at its
+// fdatasync, and on a file system mounted with -o discard a discard request
+// per freed extent); the writer overwrites from the start and cuts the file
+// at its own end (spare.hpp).
 Fd claim(const std::string& dir, const std::string& name, const std::string& target) {
     std::string from = dir + "/" + name, to = dir + "/" + target;
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) return Fd();
@@ -49,7 +54,7 @@ Fd claim(const std::string& dir, const std::string& name, const std::string& tar
     struct stat st {};
     bool ok = bool(fd) && ::fcntl(fd.get(), F_SETLEASE, F_WRLCK) == 0;
     if (ok) {
-        ok = ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 && ::ftruncate(fd.get(), 0) == 0;
+        ok = ::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
         (void)::fcntl(fd.get(), F_SETLEASE, F_UNLCK);
     }
     if (ok) ok = ::fcntl(fd.get(), F_SETFL, O_RDWR) == 0;  // blocking again, like a created body

@@ -34,8 +34,11 @@ public:
     static Result<std::unique_ptr<SpareFiles>> start(const std::string& directory, size_t ready);
     ~SpareFiles();  // stops the thread, removes the spares not taken
 
-    // Renames a spare to path and returns it open for read and write, or an
-    // invalid Fd when none is ready or the rename failed (create it yourself).
+    // Renames a spare to path and returns it open for read and write at
+    // offset 0, or an invalid Fd when none is ready or the rename failed
+    // (create it yourself).  A recycled spare still holds its old content
+    // (its blocks stay allocated): write the body from the start and
+    // ftruncate() it to its length when done.
     Fd take(const std::string& path);
 
     // Recycling: a finished body is renamed into directory as "r.<queue id>"
@@ -43,9 +46,10 @@ public:
     // thread of any smtpd turns it into a spare: renamed to its own name,
     // checked to be open nowhere else (a write lease, refused while any
     // other process holds the file open: a late reader keeps its content),
-    // with one link only, then truncated to 0.  No inode is freed and none
-    // allocated for that message, which spares ext4 its recently_deleted
-    // scan.  Only bodies up to 256 KiB, and at most ~160 wait in directory
+    // with one link only; its content is overwritten by the next body.  No
+    // inode is freed and none allocated for that message, which spares ext4
+    // its recently_deleted scan, and a body no larger than the last frees and
+    // allocates no block.  Only bodies up to 256 KiB, and at most ~160 wait in directory
     // (counted every 32 calls): the disk they hold stays bounded when no
     // smtpd takes them.
     static bool recycle(const std::string& directory, const std::string& body_path, std::string_view queue_id);
