@@ -23,7 +23,14 @@ namespace tern::queue {
 namespace {
 
 constexpr std::string_view kRecycled = "r.";  // spare/r.<queue id>: a finished body
+// How many recycled bodies may wait: any body up to kMaxRecycledSize while
+// fewer than kMaxRecycled wait, small ones up to kMaxRecycledSmall (a burst
+// delivered after accept stopped -- every body finished then -- would else
+// unlink most of them, and the next burst create them again).  At most
+// 128 x 256 KiB + 896 x 16 KiB = 46 MiB of disk wait.
 constexpr size_t kMaxRecycled = 128;
+constexpr size_t kMaxRecycledSmall = 1024;
+constexpr off_t kSmallSize = 16 * 1024;
 constexpr unsigned kCountEvery = 32;       // recycle() counts spare/ once per this many calls
 constexpr off_t kMaxRecycledSize = 256 * 1024;  // larger bodies are unlinked: bounded disk use
 constexpr auto kRescan = std::chrono::milliseconds(200);
@@ -183,12 +190,14 @@ Fd SpareFiles::take(const std::string& path) {
 
 bool SpareFiles::recycle(const std::string& directory, const std::string& body_path, std::string_view queue_id) {
     static std::atomic<unsigned> calls{0};
-    static std::atomic<bool> full{false};
+    static std::atomic<size_t> waiting{0};  // recycled bodies in directory at the last count
     if (calls.fetch_add(1, std::memory_order_relaxed) % kCountEvery == 0)
-        full.store(recycled_names(directory, kMaxRecycled).size() >= kMaxRecycled, std::memory_order_relaxed);
-    if (full.load(std::memory_order_relaxed)) return false;
+        waiting.store(recycled_names(directory, kMaxRecycledSmall).size(), std::memory_order_relaxed);
+    const size_t n = waiting.load(std::memory_order_relaxed);
+    if (n >= kMaxRecycledSmall) return false;
     struct stat st {};
     if (::stat(body_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > kMaxRecycledSize) return false;
+    if (n >= kMaxRecycled && st.st_size > kSmallSize) return false;
     std::string to = directory + "/" + std::string(kRecycled) + std::string(queue_id);
     return ::renameat2(AT_FDCWD, body_path.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0;
 }

@@ -703,3 +703,33 @@ TEST_CASE("queue: finished bodies are recycled as spares, unless open elsewhere"
     spares->reset();
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("queue: how many recycled bodies may wait depends on their size", "[queue]") {
+    char tmpl[] = "/tmp/tern-recycle-cap-XXXXXX";
+    std::string dir = ::mkdtemp(tmpl);
+    std::string spare_dir = dir + "/spare";
+    REQUIRE(::mkdir(spare_dir.c_str(), 0700) == 0);
+    // No smtpd claims them here.  The count is refreshed every 32 calls, so
+    // the limits hold within 2 x 32 (the first refresh may have counted
+    // another directory of this process).
+    auto recycle_all = [&](const std::string& prefix, int n, size_t size) {
+        int done = 0;
+        for (int i = 0; i < n; ++i) {
+            std::string name = prefix + std::to_string(i);
+            std::ofstream(dir + "/" + name) << std::string(size, 'x');
+            if (SpareFiles::recycle(spare_dir, dir + "/" + name, name)) ++done;
+            else std::filesystem::remove(dir + "/" + name);
+        }
+        return done;
+    };
+    // Small bodies (up to 16 KiB): far more than 160 may wait.
+    CHECK(recycle_all("S", 400, 2048) == 400);
+    // Larger ones only while fewer than 128 wait: none now.
+    CHECK(recycle_all("L", 100, 20 * 1024) <= 64);
+    std::filesystem::remove_all(spare_dir);
+    REQUIRE(::mkdir(spare_dir.c_str(), 0700) == 0);
+    int large = recycle_all("M", 300, 20 * 1024);
+    CHECK(large >= 128);
+    CHECK(large <= 128 + 64);
+    std::filesystem::remove_all(dir);
+}
