@@ -64,7 +64,7 @@ constexpr int kSyncThreads = 8;
 }  // namespace
 
 struct Committer::Pending {
-    std::string id;          // set at creation, then only read (the early directory sync)
+    std::string id;          // message.envelope.id, read by the commit thread
     Message message;         // from submit() on
     Fd body;
     Done done;
