@@ -129,13 +129,25 @@ void Committer::Impl::sync_loop() {
     }
 }
 
-// Step 1 for one message: its body's data.
+// Step 1 for one message: its body's data -- synced in its file, or, for a
+// small body, read to travel in the records' transaction (then neither the
+// file nor its directory entry needs to be durable).
 Status Committer::Impl::sync_body(Pending& s) {
     // Submissions that cannot be committed (caller bugs) fail alone.
     if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
     if (!s.body) return Error{s.id + ": no body file"};
     stamp(s, CommitStamp::BodyStart);
-    if (::fdatasync(s.body.get()) != 0) return errno_error("fdatasync " + store.body_path(s.id));
+    struct stat st {};
+    if (::fstat(s.body.get(), &st) != 0) return errno_error("fstat " + store.body_path(s.id));
+    if (st.st_size > 0 && size_t(st.st_size) <= kSmallBodyMax) {
+        std::string& copy = s.message.small_body;
+        copy.resize(size_t(st.st_size));
+        ssize_t n = ::pread(s.body.get(), copy.data(), copy.size(), 0);
+        if (n != st.st_size) return errno_error("read " + store.body_path(s.id));
+    } else if (::fdatasync(s.body.get()) != 0) {
+        return errno_error("fdatasync " + store.body_path(s.id));
+    }
+    if (s.message.envelope.size == 0) s.message.envelope.size = uint64_t(st.st_size);
     stamp(s, CommitStamp::BodyEnd);
     return {};
 }
@@ -169,12 +181,7 @@ void Committer::Impl::commit(std::vector<Shared>& batch) {
     sync_directories(batch);
     std::vector<Message> messages;
     for (auto& s : batch) {
-        // Both syncs are done: the body fd is no longer needed.
-        if (s->result && s->message.envelope.size == 0) {
-            struct stat st {};
-            if (::fstat(s->body.get(), &st) == 0) s->message.envelope.size = uint64_t(st.st_size);
-        }
-        s->body.reset();
+        s->body.reset();  // synced or copied: no longer needed
         if (s->result) messages.push_back(s->message);
     }
     if (!messages.empty()) {
@@ -203,7 +210,9 @@ void Committer::Impl::sync_directories(std::vector<Shared>& batch) {
     // hash directory -> a message in it, and the result of its fsync
     std::map<std::string, std::pair<const Pending*, Status>> dirs;
     for (auto& s : batch) {
-        if (!s->result) continue;  // ids of failed messages may not even be valid
+        // Failed messages' ids may not even be valid; small bodies' files are
+        // never read after the commit.
+        if (!s->result || !s->message.small_body.empty()) continue;
         dirs.emplace(s->id.substr(s->id.size() - 2), std::make_pair(s.get(), Status{}));
         stamp(*s, CommitStamp::DirStart);
     }
@@ -214,7 +223,7 @@ void Committer::Impl::sync_directories(std::vector<Shared>& batch) {
         else if (::fsync(dir->get()) != 0) result = errno_error("fsync directory of " + store.body_path(member->id));
     }
     for (auto& s : batch) {
-        if (!s->result) continue;
+        if (!s->result || !s->message.small_body.empty()) continue;
         stamp(*s, CommitStamp::DirEnd);
         if (const Status& r = dirs[s->id.substr(s->id.size() - 2)].second; !r) s->result = r;
     }

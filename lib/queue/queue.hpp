@@ -74,7 +74,18 @@ struct Message {
     Envelope envelope;
     std::vector<Recipient> recipients;
     bool held = false;
+    // The body itself, when it is small (Committer, up to kSmallBodyMax):
+    // insert() stores it in the records' transaction, and open_body() serves
+    // it from there; the body file is then only a staging copy, never synced
+    // and never read (docs/queue.md, "Small bodies").  Empty otherwise, and
+    // in what load() returns.
+    std::string small_body;
 };
+
+// Bodies up to this size travel in the records' LMDB transaction: one
+// synced commit makes a batch of them durable, where a body file each
+// costs an fdatasync (data and inode) and its directory entry.
+inline constexpr size_t kSmallBodyMax = 4096;
 
 // One message's bookkeeping change, for Store::apply().
 struct Change {
@@ -101,6 +112,8 @@ public:
     // thread, for create_body (lib/queue/spare.hpp): the inode allocation
     // leaves the caller's thread.
     Status keep_spare_bodies(size_t ready);
+    // The body to read, from offset 0: its file, or for a small body (see
+    // Message::small_body) a sealed in-memory copy of the stored bytes.
     Result<Fd> open_body(std::string_view id) const;
     // fd of the directory that holds the body (for fsync of the entry).
     Result<Fd> open_body_dir(std::string_view id) const;

@@ -20,6 +20,7 @@
 #include "lib/queue/queue.hpp"
 #include "lib/queue/records.hpp"
 #include "lib/queue/spare.hpp"
+#include "lib/sys/files.hpp"
 
 namespace tern::queue {
 
@@ -86,7 +87,7 @@ struct Store::Impl {
     std::string dir;
     std::unique_ptr<SpareFiles> spares;
     std::unique_ptr<lmdb::Env> env;
-    lmdb::Dbi env_db, rcpt_db, due_db, hold_db;
+    lmdb::Dbi env_db, rcpt_db, due_db, hold_db, body_db;
 
     // Reads the stored recipients of `id`, in index order.  Corrupt records
     // are reported and left out (so they are never delivered from garbage).
@@ -186,6 +187,7 @@ struct Store::Impl {
         if (auto d = txn.del(due_db, records::due_key(earliest_pending(*stored).value_or(0), id)); !d)
             return d.error();
         if (auto d = txn.del(hold_db, id); !d) return d.error();
+        if (auto d = txn.del(body_db, id); !d) return d.error();
         if (auto d = delete_recipients(txn, id); !d) return d.error();
         return Status{};
     }
@@ -238,7 +240,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
     Impl* p = impl.get();
     Status st = p->env->write([p](lmdb::Txn& txn) -> Status {
         for (auto [name, dbi] : {std::pair{"env", &p->env_db}, std::pair{"rcpt", &p->rcpt_db},
-                                 std::pair{"due", &p->due_db}, std::pair{"hold", &p->hold_db}}) {
+                                 std::pair{"due", &p->due_db}, std::pair{"hold", &p->hold_db},
+                                 std::pair{"body", &p->body_db}}) {
             auto d = txn.open_dbi(name, MDB_CREATE);
             if (!d) return d.error();
             *dbi = *d;
@@ -283,6 +286,13 @@ Status Store::keep_spare_bodies(size_t ready) {
 
 Result<Fd> Store::open_body(std::string_view id) const {
     if (!valid_queue_id(id)) return Error{"open_body: invalid queue id '" + std::string(id) + "'"};
+    {
+        auto txn = impl_->env->begin_read();
+        if (!txn) return txn.error();
+        auto small = txn->get(impl_->body_db, id);
+        if (!small) return small.error();
+        if (*small) return sys::memory_file("tern-queue-body", **small);
+    }
     std::string path = body_path(id);
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return errno_error("open " + path);
@@ -308,6 +318,8 @@ Status Store::insert(const std::vector<Message>& batch) {
             const std::string& id = m.envelope.id;
             auto st = txn.put(p->env_db, id, records::encode_envelope(m.envelope), MDB_NOOVERWRITE);
             if (!st) return Error{id + ": " + st.message()};
+            if (!m.small_body.empty())
+                if (auto s = txn.put(p->body_db, id, m.small_body); !s) return s;
             // Recipients are numbered by position; next_try 0 means "now".
             std::vector<Recipient> rcpts = m.recipients;
             for (uint32_t i = 0; i < rcpts.size(); ++i) {

@@ -4,6 +4,7 @@
 #include "lib/sys/files.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,6 +27,16 @@ Status write_all(int fd, std::string_view data) {
         off += static_cast<size_t>(n);
     }
     return {};
+}
+
+Result<Fd> memory_file(const char* name, std::string_view data) {
+    Fd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!fd) return errno_error("memfd_create");
+    if (auto st = write_all(fd.get(), data); !st) return st.error();
+    if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
+        return errno_error("memfd seals");
+    if (::lseek(fd.get(), 0, SEEK_SET) != 0) return errno_error("lseek");
+    return fd;
 }
 
 Result<std::string> read_file(const std::string& path, size_t max_size) {

@@ -8,12 +8,17 @@
 #include <string>
 #include <string_view>
 
+#include "lib/core/fd.hpp"
 #include "lib/core/result.hpp"
 
 namespace tern::sys {
 
 // write() until everything is written (retries EINTR and short writes).
 Status write_all(int fd, std::string_view data);
+// An anonymous in-memory file (memfd) holding data, sealed against writes
+// and positioned at 0: something to hand out as a read-only fd (pread,
+// fstat, passing over a socket) for bytes that live elsewhere.
+Result<Fd> memory_file(const char* name, std::string_view data);
 // Reads a whole regular file; max_size guards against reading a huge file.
 Result<std::string> read_file(const std::string& path, size_t max_size = 64 * 1024 * 1024);
 // Replaces path with data atomically and durably: path.tmp.PID, fsync,

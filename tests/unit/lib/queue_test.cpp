@@ -733,3 +733,62 @@ TEST_CASE("queue: how many recycled bodies may wait depends on their size", "[qu
     CHECK(large <= 128 + 64);
     std::filesystem::remove_all(dir);
 }
+
+namespace {
+std::string read_all(int fd) {
+    std::string out;
+    char buf[4096];
+    for (off_t off = 0;;) {
+        ssize_t n = ::pread(fd, buf, sizeof buf, off);
+        if (n <= 0) break;
+        out.append(buf, size_t(n));
+        off += n;
+    }
+    return out;
+}
+}  // namespace
+
+TEST_CASE("queue committer: a small body travels in the records, a large one in its synced file", "[queue]") {
+    QueueTempDir dir;
+    auto store = Store::open(dir.path);
+    REQUIRE(store.ok());
+    Store& s = **store;
+    LoopFixture loop;
+    const std::string small_text = "Subject: small\n\n" + std::string(1000, 's') + "\n";
+    const std::string large_text = "Subject: large\n\n" + std::string(kSmallBodyMax, 'l') + "\n";
+    const std::string small_id = new_queue_id(), large_id = new_queue_id();
+    int ok = 0;
+    {
+        Committer committer(loop.base, s);
+        for (const auto& [id, text] : {std::pair{small_id, small_text}, std::pair{large_id, large_text}}) {
+            auto body = s.create_body(id);
+            REQUIRE(body.ok());
+            write_body(*body, text);
+            Message m = sample_message(id);
+            m.envelope.size = 0;  // filled in from the body
+            committer.submit(std::move(m), std::move(*body), [&](const Status& st) { ok += st.ok(); });
+        }
+        REQUIRE(event_base_dispatch(loop.base) == 1);
+    }
+    REQUIRE(ok == 2);
+    CHECK(s.load(small_id)->envelope.size == small_text.size());
+    CHECK(s.load(large_id)->envelope.size == large_text.size());
+    // The small body is read from the records even when its file is gone
+    // (a crash may lose that file: it was never synced) ...
+    REQUIRE(::unlink(s.body_path(small_id).c_str()) == 0);
+    auto small = s.open_body(small_id);
+    REQUIRE(small.ok());
+    CHECK(read_all(small->get()) == small_text);
+    struct stat st {};
+    REQUIRE(::fstat(small->get(), &st) == 0);
+    CHECK(size_t(st.st_size) == small_text.size());
+    CHECK(::write(small->get(), "x", 1) < 0);  // sealed: nobody changes a queued message
+    // ... the large one from its file.
+    auto large = s.open_body(large_id);
+    REQUIRE(large.ok());
+    CHECK(read_all(large->get()) == large_text);
+    // Removal takes the stored body with the records.
+    REQUIRE(s.remove(small_id).ok());
+    CHECK_FALSE(s.open_body(small_id).ok());
+    REQUIRE(s.remove(large_id).ok());
+}
