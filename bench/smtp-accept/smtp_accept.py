@@ -442,7 +442,9 @@ class Postfix:
                 pass
         return out
 
-    def teardown(self):
+    def teardown(self, remove=True):
+        """Stops this Postfix; its directory is removed unless --keep, or
+        unless remove is false (the caller removes it later)."""
         env = dict(os.environ, MAIL_CONFIG=self.conf)
         try:
             subprocess.run([POSTFIX, "-c", self.conf, "stop"], capture_output=True, timeout=60, env=env,
@@ -459,7 +461,7 @@ class Postfix:
                     pass
         if self.args.keep:
             print(f"    kept {self.base}", file=sys.stderr)
-        else:
+        elif remove:
             shutil.rmtree(self.base, ignore_errors=True)
 
     def queued(self):
