@@ -415,6 +415,7 @@ void Session::cmd_select(Parser& p, bool read_only) {
         return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox, try again later");
     }
     mailbox_ = std::move(*box);
+    mailbox_->expect_view();  // FETCH FLAGS usually follows
     // Every SELECT takes the messages that arrived since the last one as
     // its \Recent ones (RFC 3501 2.3.2), also in IMAP4rev2 where they are
     // not shown: "recent" means new since any session last looked.

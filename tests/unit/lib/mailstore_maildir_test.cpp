@@ -674,6 +674,30 @@ uint32_t append_subject(Mailbox& mb, const std::string& subject, uint8_t flags =
     return append(mb, "Subject: " + subject + "\r\n\r\nbody of " + subject + "\r\n", f);
 }
 
+// The packed view (view_chunks.hpp) holds exactly what the records say.
+void check_packed_view_matches_records(const fs::path& folder) {
+    auto idx = FolderIndex::open(folder.string(), (folder / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto m = (*idx)->read_meta(*txn);
+    REQUIRE(m.ok());
+    CHECK(m->view_valid);
+    std::vector<PackedEntry> from_records, packed;
+    auto cur = txn->cursor((*idx)->msgs);
+    REQUIRE(cur.ok());
+    for (auto e = cur->first(); e && *e; e = cur->next()) {
+        auto rec = decode_record((*e)->value);
+        REQUIRE(rec);
+        from_records.push_back(packed_entry(key_uid((*e)->key), *rec));
+    }
+    REQUIRE(for_each_packed(*txn, (*idx)->view, true, [&](const PackedEntry& e) {
+        packed.push_back(e);
+        return true;
+    }).ok());
+    CHECK(packed == from_records);
+}
+
 // The status a Mailbox gives from the folder's counts, and the one it
 // gives once its view is loaded (computed from the records).
 void check_counts_match_records(Store& store) {
@@ -690,9 +714,13 @@ void check_counts_match_records(Store& store) {
 
 }  // namespace
 
-TEST_CASE("mailstore header: every writer keeps the counts", "[mailstore]") {
+TEST_CASE("mailstore header: every writer keeps the counts and the packed view", "[mailstore]") {
     TempRoot t;
     auto store = open_store(t);
+    auto check_counts_match_records = [&](Store& s) {
+        ::check_counts_match_records(s);
+        check_packed_view_matches_records(t.path);
+    };
     auto a = open_box(*store);
     append_subject(*a, "one");
     append_subject(*a, "two", kSeen);
@@ -903,4 +931,106 @@ TEST_CASE("mailstore: an index kept open is not reused once another process rena
     append(**again, "Subject: new A\r\n\r\nx\r\n");
     REQUIRE((*again)->refresh().ok());
     CHECK((*again)->view().size() == 1);
+}
+
+// The packed view (view_chunks.hpp): chunks of kUidsPerChunk UIDs that a
+// view load reads instead of the records.
+TEST_CASE("mailstore packed view: spans chunks, follows flag changes and expunges, finds the first unseen",
+          "[mailstore]") {
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    const int n = static_cast<int>(kUidsPerChunk) * 2 + 100;
+    std::string body = "Subject: x\n\nx\n";
+    for (int i = 0; i < n; ++i) {
+        std::string name = std::to_string(1600000000 + i) + ".M" + std::to_string(i) + "P1.other,S=" +
+                           std::to_string(body.size()) + ",W=" + std::to_string(body.size() + 3) + ":2,S";
+        std::ofstream(t.path / "cur" / name) << body;
+    }
+    auto store = open_store(t);
+    auto mb = open_box(*store);
+    REQUIRE(mb->view().size() == static_cast<size_t>(n));
+    check_packed_view_matches_records(t.path);
+    CHECK(mb->first_unseen().ok());
+    CHECK(*mb->first_unseen() == 0);  // all seen
+
+    // \Seen taken from one message in the last chunk: the first unseen is found there.
+    uint32_t last = mb->view().back().uid;
+    REQUIRE(mb->store_flags(std::vector<uint32_t>{last}, FlagOp::Remove, Flags{kSeen, {}}).ok());
+    check_packed_view_matches_records(t.path);
+    {
+        auto fresh = open_box(*store, true);
+        auto seq = fresh->first_unseen();
+        REQUIRE(seq.ok());
+        CHECK(*seq == static_cast<uint32_t>(n));
+    }
+    // Every UID of the second chunk expunged: the chunk goes, the others stay.
+    std::vector<uint32_t> second;
+    for (uint32_t uid = kUidsPerChunk; uid < 2 * kUidsPerChunk; ++uid) second.push_back(uid);
+    REQUIRE(mb->store_flags(second, FlagOp::Add, Flags{kDeleted, {}}).ok());
+    REQUIRE(mb->expunge().ok());
+    check_packed_view_matches_records(t.path);
+    auto fresh = open_box(*store, true);
+    CHECK(fresh->view().size() == static_cast<size_t>(n) - second.size());
+    CHECK(fresh->seq_of(kUidsPerChunk - 1) == kUidsPerChunk - 1);
+    CHECK(fresh->seq_of(kUidsPerChunk) == 0);
+    CHECK(fresh->seq_of(2 * kUidsPerChunk) == kUidsPerChunk);
+    auto seq = fresh->first_unseen();
+    REQUIRE(seq.ok());
+    CHECK(*seq == fresh->seq_of(last));
+}
+
+TEST_CASE("mailstore packed view: an index of the earlier layout (no view) gets it at its first open", "[mailstore]") {
+    TempRoot t;
+    std::vector<ViewEntry> before;
+    {
+        auto store = open_store(t);
+        auto a = open_box(*store);
+        append_subject(*a, "one");
+        append_subject(*a, "two", kSeen);
+        append_subject(*a, "three", kSeen | kFlagged);
+        REQUIRE(a->store_flags(std::vector<uint32_t>{2}, FlagOp::Add, Flags{0, {"$Work"}}).ok());
+        REQUIRE(a->refresh().ok());
+        auto v = a->view();
+        before.assign(v.begin(), v.end());
+        // Sixteen other folders opened after it: INBOX's index is no longer kept open.
+        for (int i = 0; i < 17; ++i) {
+            std::string name = "F" + std::to_string(i);
+            REQUIRE(store->create_folder(name).ok());
+            REQUIRE(store->open(name).ok());
+        }
+    }
+    {
+        // What the earlier layout looks like: no "view" database, no stamp.
+        tern::lmdb::Env::Options opt;
+        opt.flags = MDB_NOSUBDIR;
+        auto env = tern::lmdb::Env::open((t.path / "tern-index.lmdb").string(), opt);
+        REQUIRE(env.ok());
+        REQUIRE((*env)->write([&](tern::lmdb::Txn& txn) -> tern::Status {
+            auto view = txn.open_dbi("view", 0);
+            if (!view) return view.error();
+            if (int rc = mdb_drop(txn.get(), view->handle, 1); rc != 0) return tern::lmdb::mdb_error("mdb_drop", rc);
+            auto r = txn.del(*txn.open_dbi("meta", 0), "view_stamp");
+            if (!r) return r.error();
+            return {};
+        }).ok());
+        auto txn = (*env)->begin_read();
+        REQUIRE(txn.ok());
+        CHECK_FALSE(txn->open_dbi("view", 0).ok());
+    }
+    auto store = open_store(t);
+    auto b = open_box(*store);
+    CHECK(b->status().messages == 3);
+    auto v = b->view();
+    REQUIRE(v.size() == before.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+        CHECK(v[i].uid == before[i].uid);
+        CHECK(v[i].flags == before[i].flags);
+        CHECK(v[i].keywords == before[i].keywords);
+        CHECK(v[i].modseq == before[i].modseq);
+    }
+    CHECK(*b->first_unseen() == 1);
+    check_packed_view_matches_records(t.path);
+    // Writers keep it from then on.
+    append_subject(*b, "four");
+    check_packed_view_matches_records(t.path);
 }
