@@ -495,6 +495,7 @@ Status FolderIndex::rebuild_header() {
 }
 
 void FolderIndex::prefetch_view() {
+    if (view_prefetched_.exchange(true)) return;
     PointReads scattered(*this);  // the chunks' places: a page or two of the view's tree
     auto txn = env_->begin_read();
     if (!txn) return;
@@ -504,7 +505,10 @@ void FolderIndex::prefetch_view() {
 
 Status FolderIndex::for_each_entry(const lmdb::Txn& txn, const IndexMeta& m, bool whole,
                                    const std::function<bool(const PackedEntry&)>& fn) const {
-    if (m.view_valid) return for_each_packed(txn, view, whole, fn);
+    if (m.view_valid) {
+        Prefetch how = !whole ? Prefetch::EachChunk : view_prefetched_.exchange(true) ? Prefetch::None : Prefetch::All;
+        return for_each_packed(txn, view, how, fn);
+    }
     auto cur = txn.cursor(msgs);
     if (!cur) return cur.error();
     auto e = cur->first();

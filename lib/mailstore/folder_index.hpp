@@ -13,6 +13,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -130,6 +131,9 @@ public:
 
     // Asks the kernel to read the packed view's pages now, without waiting
     // for them: a cold folder's view is then in memory when it is loaded.
+    // Only once per opening of the index (and not again by a view load):
+    // later the pages are in memory (this process or a writer read or
+    // wrote them), and asking again costs a system call per chunk.
     void prefetch_view();
 
     // Counts the records and builds the packed view once, where they are
@@ -170,6 +174,7 @@ private:
     std::optional<uintptr_t> find_map() const;
     uintptr_t map_ = 0;
     size_t map_size_ = 0;  // 0: map_ not known yet
+    mutable std::atomic<bool> view_prefetched_{false};
     std::string dir_, index_path_;
     dev_t dev_ = 0;
     ino_t ino_ = 0;

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -80,6 +81,15 @@ PackedEntry packed_entry(uint32_t uid, const MessageRecord& r) {
 }
 
 Status ViewDelta::flush(lmdb::Txn& txn, lmdb::Dbi view) {
+    // By UID, the last change of each UID only (a stable sort keeps their order).
+    std::stable_sort(changes_.begin(), changes_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    size_t kept = 0;
+    for (size_t i = 0; i < changes_.size(); ++i) {
+        if (i + 1 < changes_.size() && changes_[i + 1].first == changes_[i].first) continue;
+        changes_[kept++] = std::move(changes_[i]);
+    }
+    changes_.resize(kept);
     auto it = changes_.begin();
     while (it != changes_.end()) {
         uint32_t chunk = it->first / kUidsPerChunk;
@@ -113,7 +123,7 @@ Status ViewDelta::flush(lmdb::Txn& txn, lmdb::Dbi view) {
     return {};
 }
 
-Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, bool whole,
+Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, Prefetch how,
                        const std::function<bool(const PackedEntry&)>& fn) {
     auto cur = txn.cursor(view);
     if (!cur) return cur.error();
@@ -128,11 +138,11 @@ Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, bool whole,
     for (; e && *e; e = cur->next()) {
         // The value points into the map: nothing of it is read yet.
         if (!well_formed((*e)->value)) return make_error("index: corrupt view chunk");
-        if (whole) {
+        if (how == Prefetch::All) {
             chunks.push_back((*e)->value);
             continue;
         }
-        prefetch({(*e)->value});
+        if (how == Prefetch::EachChunk) prefetch({(*e)->value});
         if (!walk((*e)->value)) return {};
     }
     if (!e) return e.error();

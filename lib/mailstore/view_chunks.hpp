@@ -13,7 +13,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <utility>
 #include <optional>
 #include <vector>
 
@@ -41,21 +41,28 @@ PackedEntry packed_entry(uint32_t uid, const MessageRecord& r);
 // function, so that a retried transaction starts from nothing.
 class ViewDelta {
 public:
-    void put(uint32_t uid, const MessageRecord& r) { changes_[uid] = packed_entry(uid, r); }
-    void erase(uint32_t uid) { changes_[uid] = std::nullopt; }
+    void put(uint32_t uid, const MessageRecord& r) { changes_.emplace_back(uid, packed_entry(uid, r)); }
+    void erase(uint32_t uid) { changes_.emplace_back(uid, std::nullopt); }
     bool empty() const { return changes_.empty(); }
     Status flush(lmdb::Txn& txn, lmdb::Dbi view);
 
 private:
-    std::map<uint32_t, std::optional<PackedEntry>> changes_;
+    // In the order made; for a UID changed twice the later change counts.
+    std::vector<std::pair<uint32_t, std::optional<PackedEntry>>> changes_;
 };
 
-// Calls fn for every entry in UID order until it returns false.  With
-// `whole`, all chunks are looked up first and their pages asked for at
-// once, so that a cold file is read in a few large requests rather than a
-// fault per page; without, chunks are read one by one (a walk that
-// usually stops in the first).  A corrupt chunk is an error.
-Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, bool whole,
+// How for_each_packed() asks the kernel for the chunks' pages.
+enum class Prefetch {
+    All,        // all chunks at once before the walk: a cold file is read in a
+                // few large requests rather than a fault per page
+    EachChunk,  // each chunk as the walk reaches it (a walk that usually stops
+                // in the first, with read-ahead off)
+    None,       // the pages are expected in memory
+};
+
+// Calls fn for every entry in UID order until it returns false.  A
+// corrupt chunk is an error.
+Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, Prefetch prefetch,
                        const std::function<bool(const PackedEntry&)>& fn);
 
 // Asks the kernel to read all chunks now (asynchronously): only the view's

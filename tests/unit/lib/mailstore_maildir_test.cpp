@@ -691,7 +691,7 @@ void check_packed_view_matches_records(const fs::path& folder) {
         REQUIRE(rec);
         from_records.push_back(packed_entry(key_uid((*e)->key), *rec));
     }
-    REQUIRE(for_each_packed(*txn, (*idx)->view, true, [&](const PackedEntry& e) {
+    REQUIRE(for_each_packed(*txn, (*idx)->view, Prefetch::All, [&](const PackedEntry& e) {
         packed.push_back(e);
         return true;
     }).ok());
@@ -1033,4 +1033,43 @@ TEST_CASE("mailstore packed view: an index of the earlier layout (no view) gets 
     // Writers keep it from then on.
     append_subject(*b, "four");
     check_packed_view_matches_records(t.path);
+}
+
+TEST_CASE("mailstore packed view: a delta applies the last change of each UID", "[mailstore]") {
+    TempRoot t;
+    fs::create_directories(t.path);
+    tern::lmdb::Env::Options opt;
+    opt.flags = MDB_NOSUBDIR;
+    auto env = tern::lmdb::Env::open((t.path / "view.lmdb").string(), opt);
+    REQUIRE(env.ok());
+    tern::lmdb::Dbi view{};
+    auto make = [](uint8_t flags, uint64_t modseq) {
+        MessageRecord r;
+        r.flags = flags;
+        r.modseq = modseq;
+        r.crlf_size = 10;
+        return r;
+    };
+    REQUIRE((*env)->write([&](tern::lmdb::Txn& txn) -> tern::Status {
+        auto d = txn.open_dbi("view", MDB_CREATE);
+        if (!d) return d.error();
+        view = *d;
+        ViewDelta delta;
+        delta.put(5, make(kSeen, 2));
+        delta.put(kUidsPerChunk + 1, make(0, 2));
+        delta.put(7, make(0, 2));
+        delta.erase(5);
+        delta.put(7, make(kFlagged, 3));
+        return delta.flush(txn, view);
+    }).ok());
+    std::vector<PackedEntry> got;
+    auto txn = (*env)->begin_read();
+    REQUIRE(txn.ok());
+    REQUIRE(for_each_packed(*txn, view, Prefetch::None, [&](const PackedEntry& e) {
+        got.push_back(e);
+        return true;
+    }).ok());
+    REQUIRE(got.size() == 2);
+    CHECK(got[0] == PackedEntry{7, kFlagged, 0, 3, 10});
+    CHECK(got[1].uid == kUidsPerChunk + 1);
 }
