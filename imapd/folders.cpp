@@ -415,7 +415,6 @@ void Session::cmd_select(Parser& p, bool read_only) {
         return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox, try again later");
     }
     mailbox_ = std::move(*box);
-    mailbox_->expect_view();  // FETCH FLAGS usually follows
     // Every SELECT takes the messages that arrived since the last one as
     // its \Recent ones (RFC 3501 2.3.2), also in IMAP4rev2 where they are
     // not shown: "recent" means new since any session last looked.
@@ -436,6 +435,9 @@ void Session::cmd_select(Parser& p, bool read_only) {
         if (unseen && *unseen)
             untagged("OK [UNSEEN " + std::to_string(*unseen) + "] first unseen message");
     }
+    // FETCH FLAGS usually follows: the view's pages are asked for now, after
+    // [UNSEEN n] read what it needs (not queued behind them).
+    mailbox_->expect_view();
     untagged("OK [UIDVALIDITY " + std::to_string(st.uidvalidity) + "] UIDs valid");
     untagged("OK [UIDNEXT " + std::to_string(st.uidnext) + "] predicted next UID");
     untagged("OK [HIGHESTMODSEQ " + std::to_string(st.highestmodseq) + "] highest mod-sequence");
