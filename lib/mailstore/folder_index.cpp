@@ -390,7 +390,10 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
 Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* delta) {
     if (delta)
         if (auto s = delta->flush(txn, view); !s) return s;
-    if (m.view_valid) {
+    if (delta && delta->damaged()) {
+        // A stamp left from before could match again (fill() keeps the modseq).
+        if (auto r = txn.del(meta, "view_stamp"); !r) return r.error();
+    } else if (m.view_valid) {
         MDB_stat st{};
         if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
         uint64_t records = st.ms_entries;
@@ -504,10 +507,13 @@ void FolderIndex::prefetch_view() {
 }
 
 Status FolderIndex::for_each_entry(const lmdb::Txn& txn, const IndexMeta& m, bool whole,
-                                   const std::function<bool(const PackedEntry&)>& fn) const {
+                                   const std::function<bool(const PackedEntry&)>& fn,
+                                   const std::function<void()>& restart) const {
     if (m.view_valid) {
         Prefetch how = !whole ? Prefetch::EachChunk : view_prefetched_.exchange(true) ? Prefetch::None : Prefetch::All;
-        return for_each_packed(txn, view, how, fn);
+        if (auto st = for_each_packed(txn, view, how, fn); st) return st;
+        // A chunk that does not decode: the records are the truth.
+        restart();
     }
     auto cur = txn.cursor(msgs);
     if (!cur) return cur.error();

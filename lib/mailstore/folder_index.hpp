@@ -108,10 +108,12 @@ public:
     Status write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* delta = nullptr);
     // Calls fn for the view entry of every record in UID order until it
     // returns false: from the packed view when m (read in txn) says it is
-    // valid, from the records otherwise.  whole: the walk is expected to
-    // go to the end (see for_each_packed()).
+    // valid, from the records otherwise (also when a chunk turns out not
+    // to decode: restart() is called first, fn then sees every record from
+    // the start).  whole: the walk is expected to go to the end.
     Status for_each_entry(const lmdb::Txn& txn, const IndexMeta& m, bool whole,
-                          const std::function<bool(const PackedEntry&)>& fn) const;
+                          const std::function<bool(const PackedEntry&)>& fn,
+                          const std::function<void()>& restart) const;
     // Read-ahead of page faults in the index's map.  Off while SELECT reads
     // a few scattered pages: the kernel would read megabytes around each
     // fault of a cold index (read_ahead_kb); on for walks over the records.

@@ -181,6 +181,10 @@ Status MaildirMailbox::read_view() const {
             total += e.crlf_size;
             if (e.modseq > highestmodseq_) changed.push_back(e.uid);
             return true;
+        }, [&] {
+            fresh.clear();
+            changed.clear();
+            total = 0;
         });
         if (!st) return st;
     }
@@ -269,6 +273,9 @@ Result<uint32_t> MaildirMailbox::first_unseen() {
         ++seq;
         found = !(e.flags & kSeen);
         return !found;
+    }, [&] {
+        seq = 0;
+        found = false;
     });
     if (!st) return st.error();
     return found ? seq : uint32_t{0};
@@ -356,6 +363,9 @@ Result<Changes> MaildirMailbox::update_view() {
         fresh.push_back({e.uid, e.flags, e.keywords, e.modseq});
         total += e.crlf_size;
         return true;
+    }, [&] {
+        fresh.clear();
+        total = 0;
     });
     if (!walked) return walked.error();
     if (reset) {

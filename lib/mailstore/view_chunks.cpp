@@ -97,8 +97,9 @@ Status ViewDelta::flush(lmdb::Txn& txn, lmdb::Dbi view) {
         std::vector<PackedEntry> entries;
         auto old = txn.get(view, key);
         if (!old) return old.error();
-        if (*old) {
-            if (!well_formed(**old)) return make_error("index: corrupt view chunk " + std::to_string(chunk));
+        if (*old && !well_formed(**old)) {
+            damaged_ = true;  // its entries are lost: rebuilt from the records at the next open
+        } else if (*old) {
             size_t n = ((*old)->size() - 1) / kEntrySize;
             entries.reserve(n + 16);
             for (size_t i = 0; i < n; ++i) entries.push_back(decode_entry((*old)->data() + 1 + i * kEntrySize));

@@ -44,9 +44,14 @@ public:
     void put(uint32_t uid, const MessageRecord& r) { changes_.emplace_back(uid, packed_entry(uid, r)); }
     void erase(uint32_t uid) { changes_.emplace_back(uid, std::nullopt); }
     bool empty() const { return changes_.empty(); }
+    // A chunk that does not decode is dropped and damaged() is set: the
+    // view must then not be stamped valid (the records are what counts;
+    // the next open rebuilds the chunks from them).
     Status flush(lmdb::Txn& txn, lmdb::Dbi view);
+    bool damaged() const { return damaged_; }
 
 private:
+    bool damaged_ = false;
     // In the order made; for a UID changed twice the later change counts.
     std::vector<std::pair<uint32_t, std::optional<PackedEntry>>> changes_;
 };

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -674,6 +675,22 @@ uint32_t append_subject(Mailbox& mb, const std::string& subject, uint8_t flags =
     return append(mb, "Subject: " + subject + "\r\n\r\nbody of " + subject + "\r\n", f);
 }
 
+// A store whose INBOX holds "one" (unseen) and "two" (\Seen).
+std::unique_ptr<Store> store_with_two_messages(const TempRoot& t) {
+    auto store = open_store(t);
+    auto a = open_box(*store);
+    append_subject(*a, "one");
+    append_subject(*a, "two", kSeen);
+    return store;
+}
+
+// Changes INBOX's index directly, as an older tern (or a damaged disk) would.
+void change_inbox_index(const TempRoot& t, const std::function<tern::Status(FolderIndex&, tern::lmdb::Txn&)>& fn) {
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    REQUIRE((*idx)->env().write([&](tern::lmdb::Txn& txn) { return fn(**idx, txn); }).ok());
+}
+
 // The packed view (view_chunks.hpp) holds exactly what the records say.
 void check_packed_view_matches_records(const fs::path& folder) {
     auto idx = FolderIndex::open(folder.string(), (folder / "tern-index.lmdb").string());
@@ -813,21 +830,16 @@ TEST_CASE("mailstore header: the view is read at first use, as the session was t
 
 TEST_CASE("mailstore header: an index without counts is counted once at open", "[mailstore]") {
     TempRoot t;
-    auto store = open_store(t);
-    {
-        auto a = open_box(*store);
-        append_subject(*a, "one");
-        append_subject(*a, "two", kSeen);
-    }
+    auto store = store_with_two_messages(t);
     {
         // What an index written before the counts existed looks like.
-        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
-        REQUIRE(idx.ok());
-        REQUIRE((*idx)->env().write([&](tern::lmdb::Txn& txn) -> tern::Status {
-            auto r = txn.del((*idx)->meta, "counts");
+        change_inbox_index(t, [](FolderIndex& idx, tern::lmdb::Txn& txn) -> tern::Status {
+            auto r = txn.del(idx.meta, "counts");
             if (!r) return r.error();
             return {};
-        }).ok());
+        });
+        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+        REQUIRE(idx.ok());
         auto txn = (*idx)->env().begin_read();
         REQUIRE(txn.ok());
         auto m = (*idx)->read_meta(*txn);
@@ -1072,4 +1084,28 @@ TEST_CASE("mailstore packed view: a delta applies the last change of each UID", 
     REQUIRE(got.size() == 2);
     CHECK(got[0] == PackedEntry{7, kFlagged, 0, 3, 10});
     CHECK(got[1].uid == kUidsPerChunk + 1);
+}
+
+TEST_CASE("mailstore packed view: a chunk that does not decode is not trusted, and rebuilt", "[mailstore]") {
+    TempRoot t;
+    auto store = store_with_two_messages(t);
+    change_inbox_index(t, [](FolderIndex& idx, tern::lmdb::Txn& txn) {
+        return txn.put(idx.view, uid_key(0), "garbage");  // chunk 0: UIDs 1 and 2
+    });
+    // Readers fall back to the records.
+    auto b = open_box(*store);
+    REQUIRE(b->view().size() == 2);
+    CHECK(b->view()[1].flags == kSeen);
+    CHECK(*b->first_unseen() == 1);
+    // A writer drops the chunk and the stamp; the next open builds the view again.
+    CHECK(append_subject(*b, "three") == 3);
+    {
+        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+        REQUIRE(idx.ok());
+        auto txn = (*idx)->env().begin_read();
+        REQUIRE(txn.ok());
+        CHECK_FALSE((*idx)->read_meta(*txn)->view_valid);
+    }
+    CHECK(open_box(*store, true)->view().size() == 3);
+    check_packed_view_matches_records(t.path);
 }
