@@ -582,23 +582,26 @@ TEST_CASE("mailstore: a foreign Maildir is indexed from names, read at first FET
 TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
     TempRoot t;
     REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
-    // Plain string order would put M100000 before M99999 and 10 before 9.
-    const char* names[] = {"1700000001.M5P9Q1.h", "1700000000.M100000P9Q1.h", "1700000000.M99999P9Q10.h",
-                           "1700000000.M99999P9Q9.h"};
-    for (const char* n : names) std::ofstream(t.path / "new" / n) << "Subject: " << n << "\n\nx\n";
+    // Plain string order would put M100000 before M99999 and 10 before 9;
+    // leading zeros do not count, a number too long for 64 bits still
+    // compares as a number, and digits come before letters.
+    const char* names[] = {"abc.h", "1700000001.M5P9Q1.h", "99999999999999999999999.h", "1700000000.M100000P9Q1.h",
+                           "1700000000.M99999P9Q10.h", "0001700000000.M1P1.h", "1700000000.M99999P9Q9.h"};
+    for (const char* n : names) std::ofstream(t.path / "new" / n) << "Subject: N:" << n << "\n\nx\n";
     auto store = open_store(t);
     auto mb = store->open("INBOX");
     REQUIRE(mb.ok());
     std::vector<std::string> order;
-    std::vector<uint32_t> uids = {1, 2, 3, 4};
+    std::vector<uint32_t> uids = {1, 2, 3, 4, 5, 6, 7};
     REQUIRE((*mb)->for_each(uids, kFieldEnvelope, [&](const MessageData& d) {
                    auto s = std::string(d.envelope);
-                   auto q = s.find("\"1700");
-                   order.push_back(s.substr(q + 1, s.find('"', q + 1) - q - 1));
+                   auto q = s.find("N:");
+                   order.push_back(s.substr(q + 2, s.find('"', q) - q - 2));
                })
                 .ok());
-    CHECK(order == std::vector<std::string>{"1700000000.M99999P9Q9.h", "1700000000.M99999P9Q10.h",
-                                            "1700000000.M100000P9Q1.h", "1700000001.M5P9Q1.h"});
+    CHECK(order == std::vector<std::string>{"0001700000000.M1P1.h", "1700000000.M99999P9Q9.h",
+                                            "1700000000.M99999P9Q10.h", "1700000000.M100000P9Q1.h",
+                                            "1700000001.M5P9Q1.h", "99999999999999999999999.h", "abc.h"});
 }
 
 TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOVE", "[mailstore]") {
