@@ -435,6 +435,9 @@ void Session::cmd_select(Parser& p, bool read_only) {
         if (unseen && *unseen)
             untagged("OK [UNSEEN " + std::to_string(*unseen) + "] first unseen message");
     }
+    // FETCH FLAGS usually follows: the view's pages are asked for now, after
+    // [UNSEEN n] read what it needs (not queued behind them).
+    mailbox_->expect_view();
     untagged("OK [UIDVALIDITY " + std::to_string(st.uidvalidity) + "] UIDs valid");
     untagged("OK [UIDNEXT " + std::to_string(st.uidnext) + "] predicted next UID");
     untagged("OK [HIGHESTMODSEQ " + std::to_string(st.highestmodseq) + "] highest mod-sequence");

@@ -13,7 +13,10 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +25,7 @@
 #include "lib/core/result.hpp"
 #include "lib/lmdb/lmdb.hpp"
 #include "lib/mailstore/index_records.hpp"
+#include "lib/mailstore/view_chunks.hpp"
 
 namespace tern::mailstore {
 
@@ -47,7 +51,11 @@ struct IndexMeta {
     // RFC 3501 2.3.2: the highest UID a session has claimed as \Recent.
     uint32_t recent_uid = 0;
     FolderCounts counts;
-    bool counts_valid = false;  // false: counts unknown (rebuild_counts())
+    bool counts_valid = false;  // false: counts unknown (rebuild_header())
+    // Whether the packed view (view_chunks.hpp) matches the records: its
+    // stamp (modseq, uidnext, record count) is the current one.  false: an
+    // index of an older tern, or one a writer without it changed.
+    bool view_valid = false;
     // Writers keep `counts` with these as records come, go or change flags.
     void count_in(uint32_t uid, const MessageRecord& r);
     void count_out(uint32_t uid, const MessageRecord& r);
@@ -91,19 +99,49 @@ public:
     const std::string& dir() const { return dir_; }
     const std::string& index_path() const { return index_path_; }
     lmdb::Env& env() { return *env_; }
-    lmdb::Dbi meta, msgs, names, cache, vanished;
+    lmdb::Dbi meta, msgs, names, cache, vanished, view;
 
     Result<IndexMeta> read_meta(const lmdb::Txn& txn) const;
-    // Writes the counts too when m.counts_valid (stamped with m's modseq and uidnext).
-    Status write_meta(lmdb::Txn& txn, const IndexMeta& m);
+    // Writes the counts too when m.counts_valid (stamped with m's modseq and
+    // uidnext), and applies `delta` (the transaction's record changes) to
+    // the packed view first; the view is stamped when m.view_valid.
+    Status write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* delta = nullptr);
+    // Calls fn for the view entry of every record in UID order until it
+    // returns false: from the packed view when m (read in txn) says it is
+    // valid, from the records otherwise (also when a chunk turns out not
+    // to decode: restart() is called first, fn then sees every record from
+    // the start).  whole: the walk is expected to go to the end.
+    Status for_each_entry(const lmdb::Txn& txn, const IndexMeta& m, bool whole,
+                          const std::function<bool(const PackedEntry&)>& fn,
+                          const std::function<void()>& restart) const;
     // Read-ahead of page faults in the index's map.  Off while SELECT reads
     // a few scattered pages: the kernel would read megabytes around each
     // fault of a cold index (read_ahead_kb); on for walks over the records.
     void read_ahead(bool on);
+    // Read-ahead off for a scope of point reads: this machine's disk has
+    // read_ahead_kb 8192, and each fault of a cold map would read 8 MB.
+    class PointReads {
+    public:
+        explicit PointReads(FolderIndex& idx) : idx_(idx) { idx_.read_ahead(false); }
+        ~PointReads() { idx_.read_ahead(true); }
+        PointReads(const PointReads&) = delete;
+        PointReads& operator=(const PointReads&) = delete;
 
-    // Counts the records once (an index written before the counts existed,
-    // or by a writer that did not keep them) and stores the result.
-    Status rebuild_counts();
+    private:
+        FolderIndex& idx_;
+    };
+
+    // Asks the kernel to read the packed view's pages now, without waiting
+    // for them: a cold folder's view is then in memory when it is loaded.
+    // Only once per opening of the index (and not again by a view load):
+    // later the pages are in memory (this process or a writer read or
+    // wrote them), and asking again costs a system call per chunk.
+    void prefetch_view();
+
+    // Counts the records and builds the packed view once, where they are
+    // not valid (an index written before they existed, or by a writer that
+    // did not keep them), and stores the result.
+    Status rebuild_header();
 
     // Brings the index in line with new/ and cur/: moves new/ files to cur/,
     // indexes unknown files (parsing only those), records flag changes made
@@ -134,6 +172,11 @@ private:
     // Whether index_path still names the file this environment has open
     // (not renamed or deleted by another process since).
     bool still_at_path() const;
+    // Where the map starts (read_ahead() needs it; LMDB does not tell).
+    std::optional<uintptr_t> find_map() const;
+    uintptr_t map_ = 0;
+    size_t map_size_ = 0;  // 0: map_ not known yet
+    mutable std::atomic<bool> view_prefetched_{false};
     std::string dir_, index_path_;
     dev_t dev_ = 0;
     ino_t ino_ = 0;

@@ -8,10 +8,11 @@
 //   names     file base name → uid (u32)
 //   cache     uid → CacheRecord (ENVELOPE, BODYSTRUCTURE, BODY, header lines)
 //   vanished  uid → modseq of its expunge (QRESYNC)
+//   view      the packed view: chunks of UID, flags, keywords, modseq
+//             (view_chunks.hpp), what loading a session's view reads
 //
-// msgs records are small and fixed-layout so that building a view of a
-// 100,000-message folder is one sequential cursor pass; the large cached
-// strings live apart in `cache`, written when a file is first read (a new
+// msgs records are small and fixed-layout; the large cached strings live
+// apart in `cache`, written when a file is first read (a new
 // folder of other software's files is indexed from the directory listing
 // alone; ENVELOPE and friends are parsed at the first FETCH that wants them).  Integers are stored in host byte order
 // (the index is local to the host) except keys, which are big-endian.

@@ -131,11 +131,7 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     // No watch yet (see notify_fd()): an inotify watch on a big cur/ costs
     // the kernel a walk over all its cached entries, on every SELECT.
     // SELECT reads a few pages of the index: no read-ahead around them.
-    struct NoReadAhead {
-        FolderIndex& idx;
-        explicit NoReadAhead(FolderIndex& i) : idx(i) { idx.read_ahead(false); }
-        ~NoReadAhead() { idx.read_ahead(true); }
-    } scattered(*mb->index_);
+    FolderIndex::PointReads scattered(*mb->index_);
     if (auto s = mb->index_->sync(); !s) return s.error();
     if (auto s = mb->read_header(); !s) return s.error();
     return mb;
@@ -147,9 +143,9 @@ Status MaildirMailbox::read_header() {
         if (!txn) return txn.error();
         auto m = index_->read_meta(*txn);
         if (!m) return m.error();
-        if (!m->counts_valid && attempt == 0) {
+        if ((!m->counts_valid || !m->view_valid) && attempt == 0) {
             txn->abort();
-            if (auto s = index_->rebuild_counts(); !s) return s;
+            if (auto s = index_->rebuild_header(); !s) return s;
             continue;
         }
         uidvalidity_ = m->uidvalidity;
@@ -177,19 +173,20 @@ Status MaildirMailbox::read_view() const {
     std::vector<uint32_t> changed;
     uint64_t total = 0;
     {
-        auto cur = txn->cursor(index_->msgs);
-        if (!cur) return cur.error();
-        auto e = cur->first();
-        for (; e && *e; e = cur->next()) {
-            uint32_t uid = key_uid((*e)->key);
-            if (uid >= uidnext_) break;
-            auto rec = decode_record((*e)->value);
-            if (!rec) continue;
-            fresh.push_back({uid, rec->flags, rec->keywords, rec->modseq});
-            total += rec->crlf_size;
-            if (rec->modseq > highestmodseq_) changed.push_back(uid);
-        }
-        if (!e) return e.error();
+        auto m = index_->read_meta(*txn);
+        if (!m) return m.error();
+        auto st = index_->for_each_entry(*txn, *m, true, [&](const PackedEntry& e) {
+            if (e.uid >= uidnext_) return false;
+            fresh.push_back({e.uid, e.flags, e.keywords, e.modseq});
+            total += e.crlf_size;
+            if (e.modseq > highestmodseq_) changed.push_back(e.uid);
+            return true;
+        }, [&] {
+            fresh.clear();
+            changed.clear();
+            total = 0;
+        });
+        if (!st) return st;
     }
     if (fresh.size() != counts_.messages) {
         std::vector<ViewEntry> gone;
@@ -214,6 +211,10 @@ Status MaildirMailbox::read_view() const {
     pending_flag_changes_ = std::move(changed);
     view_loaded_ = true;
     return {};
+}
+
+void MaildirMailbox::expect_view() const {
+    if (!view_loaded_) index_->prefetch_view();
 }
 
 void MaildirMailbox::load_view() const {
@@ -258,28 +259,26 @@ MailboxStatus MaildirMailbox::status() const {
 Result<uint32_t> MaildirMailbox::first_unseen() {
     if (view_loaded_) return Mailbox::first_unseen();
     if (counts_.unseen == 0) return uint32_t{0};
-    // Walks the records up to the first unseen one: usually near the start,
-    // the whole folder when only its newest messages are unseen.
+    // Walks the packed view (29 bytes a message) up to the first unseen
+    // message: at most a few MB for a 100,000-message folder, not its records.
+    FolderIndex::PointReads scattered(*index_);
     auto txn = index_->env().begin_read();
     if (!txn) return txn.error();
-    auto cur = txn->cursor(index_->msgs);
-    if (!cur) return cur.error();
-    // A cold index: the first pages without read-ahead (usually all that
-    // is read), read-ahead again for a long walk.
-    index_->read_ahead(false);
+    auto m = index_->read_meta(*txn);
+    if (!m) return m.error();
     uint32_t seq = 0;
-    auto e = cur->first();
-    for (; e && *e; e = cur->next()) {
-        if (seq == 64) index_->read_ahead(true);
-        if (key_uid((*e)->key) >= uidnext_) break;
-        auto rec = decode_record((*e)->value);
-        if (!rec) continue;
+    bool found = false;
+    auto st = index_->for_each_entry(*txn, *m, false, [&](const PackedEntry& e) {
+        if (e.uid >= uidnext_) return false;
         ++seq;
-        if (!(rec->flags & kSeen)) break;
-    }
-    index_->read_ahead(true);
-    if (!e) return e.error();
-    return e && *e && key_uid((*e)->key) < uidnext_ ? seq : uint32_t{0};
+        found = !(e.flags & kSeen);
+        return !found;
+    }, [&] {
+        seq = 0;
+        found = false;
+    });
+    if (!st) return st.error();
+    return found ? seq : uint32_t{0};
 }
 
 Status MaildirMailbox::claim_recent() {
@@ -360,18 +359,15 @@ Result<Changes> MaildirMailbox::update_view() {
     std::vector<ViewEntry> fresh;
     fresh.reserve(view_.size() + 16);
     uint64_t total = 0;
-    {
-        auto cur = txn->cursor(index_->msgs);
-        if (!cur) return cur.error();
-        auto e = cur->first();
-        for (; e && *e; e = cur->next()) {
-            auto rec = decode_record((*e)->value);
-            if (!rec) continue;
-            fresh.push_back({key_uid((*e)->key), rec->flags, rec->keywords, rec->modseq});
-            total += rec->crlf_size;
-        }
-        if (!e) return e.error();
-    }
+    auto walked = index_->for_each_entry(*txn, *m, true, [&](const PackedEntry& e) {
+        fresh.push_back({e.uid, e.flags, e.keywords, e.modseq});
+        total += e.crlf_size;
+        return true;
+    }, [&] {
+        fresh.clear();
+        total = 0;
+    });
+    if (!walked) return walked.error();
     if (reset) {
         ch.uidvalidity_changed = true;
         view_.clear();
@@ -543,6 +539,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
     auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
         updates.clear();
         result = StoreResult{};
+        ViewDelta delta;
         auto m = index_->read_meta(txn);
         if (!m) return m.error();
         bool full = false;
@@ -587,12 +584,13 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
             if (auto s = txn.put(index_->msgs, key, encode_record(upd)); !s) return s;
             m->count_out(uid, *rec);
             m->count_in(uid, upd);
+            delta.put(uid, upd);
             updates.push_back({uid, nf, nk, modseq});
         }
         keywords_after = m->keywords;
         if (updates.empty() && keywords_after == keywords_) return {};
         if (!updates.empty()) m->modseq = modseq;
-        return index_->write_meta(txn, *m);
+        return index_->write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();
     for (const auto& u : updates) {
@@ -622,6 +620,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
     const std::string cur_dir = index_->dir() + "/cur/";
     auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
         removed.clear();
+        ViewDelta delta;
         auto m = index_->read_meta(txn);
         if (!m) return m.error();
         uint64_t modseq = m->modseq + 1;
@@ -638,6 +637,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
             m->count_out(uid, *rec);
             if (auto r = txn.del(index_->msgs, key); !r) return r.error();
             if (auto r = txn.del(index_->cache, key); !r) return r.error();
+            delta.erase(uid);
             (void)txn.del(index_->names, base);
             if (auto s = txn.put(index_->vanished, key, std::string(reinterpret_cast<const char*>(&modseq), 8)); !s)
                 return s;
@@ -645,7 +645,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
         }
         if (removed.empty()) return {};
         m->modseq = modseq;
-        return index_->write_meta(txn, *m);
+        return index_->write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();
     Changes ch;

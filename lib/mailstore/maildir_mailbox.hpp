@@ -35,6 +35,7 @@ public:
         load_view();
         return view_;
     }
+    void expect_view() const override;
     const std::vector<std::string>& keywords() const override { return keywords_; }
 
     Result<Changes> refresh() override;

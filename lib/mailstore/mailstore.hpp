@@ -235,6 +235,9 @@ public:
 
     // The view: entries in sequence order (UIDs ascending).
     virtual std::span<const ViewEntry> view() const = 0;
+    // A hint that the view will be wanted soon (after SELECT, clients fetch
+    // the flags): a backend may start reading it in the background.
+    virtual void expect_view() const {}
     // Sequence number (1-based) of uid in the view, 0 when absent.
     uint32_t seq_of(uint32_t uid) const;
     const ViewEntry* entry(uint32_t uid) const;

@@ -13,6 +13,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -581,23 +582,26 @@ TEST_CASE("mailstore: a foreign Maildir is indexed from names, read at first FET
 TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
     TempRoot t;
     REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
-    // Plain string order would put M100000 before M99999 and 10 before 9.
-    const char* names[] = {"1700000001.M5P9Q1.h", "1700000000.M100000P9Q1.h", "1700000000.M99999P9Q10.h",
-                           "1700000000.M99999P9Q9.h"};
-    for (const char* n : names) std::ofstream(t.path / "new" / n) << "Subject: " << n << "\n\nx\n";
+    // Plain string order would put M100000 before M99999 and 10 before 9;
+    // leading zeros do not count, a number too long for 64 bits still
+    // compares as a number, and digits come before letters.
+    const char* names[] = {"abc.h", "1700000001.M5P9Q1.h", "99999999999999999999999.h", "1700000000.M100000P9Q1.h",
+                           "1700000000.M99999P9Q10.h", "0001700000000.M1P1.h", "1700000000.M99999P9Q9.h"};
+    for (const char* n : names) std::ofstream(t.path / "new" / n) << "Subject: N:" << n << "\n\nx\n";
     auto store = open_store(t);
     auto mb = store->open("INBOX");
     REQUIRE(mb.ok());
     std::vector<std::string> order;
-    std::vector<uint32_t> uids = {1, 2, 3, 4};
+    std::vector<uint32_t> uids = {1, 2, 3, 4, 5, 6, 7};
     REQUIRE((*mb)->for_each(uids, kFieldEnvelope, [&](const MessageData& d) {
                    auto s = std::string(d.envelope);
-                   auto q = s.find("\"1700");
-                   order.push_back(s.substr(q + 1, s.find('"', q + 1) - q - 1));
+                   auto q = s.find("N:");
+                   order.push_back(s.substr(q + 2, s.find('"', q) - q - 2));
                })
                 .ok());
-    CHECK(order == std::vector<std::string>{"1700000000.M99999P9Q9.h", "1700000000.M99999P9Q10.h",
-                                            "1700000000.M100000P9Q1.h", "1700000001.M5P9Q1.h"});
+    CHECK(order == std::vector<std::string>{"0001700000000.M1P1.h", "1700000000.M99999P9Q9.h",
+                                            "1700000000.M99999P9Q10.h", "1700000000.M100000P9Q1.h",
+                                            "1700000001.M5P9Q1.h", "99999999999999999999999.h", "abc.h"});
 }
 
 TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOVE", "[mailstore]") {
@@ -674,6 +678,46 @@ uint32_t append_subject(Mailbox& mb, const std::string& subject, uint8_t flags =
     return append(mb, "Subject: " + subject + "\r\n\r\nbody of " + subject + "\r\n", f);
 }
 
+// A store whose INBOX holds "one" (unseen) and "two" (\Seen).
+std::unique_ptr<Store> store_with_two_messages(const TempRoot& t) {
+    auto store = open_store(t);
+    auto a = open_box(*store);
+    append_subject(*a, "one");
+    append_subject(*a, "two", kSeen);
+    return store;
+}
+
+// Changes INBOX's index directly, as an older tern (or a damaged disk) would.
+void change_inbox_index(const TempRoot& t, const std::function<tern::Status(FolderIndex&, tern::lmdb::Txn&)>& fn) {
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    REQUIRE((*idx)->env().write([&](tern::lmdb::Txn& txn) { return fn(**idx, txn); }).ok());
+}
+
+// The packed view (view_chunks.hpp) holds exactly what the records say.
+void check_packed_view_matches_records(const fs::path& folder) {
+    auto idx = FolderIndex::open(folder.string(), (folder / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto m = (*idx)->read_meta(*txn);
+    REQUIRE(m.ok());
+    CHECK(m->view_valid);
+    std::vector<PackedEntry> from_records, packed;
+    auto cur = txn->cursor((*idx)->msgs);
+    REQUIRE(cur.ok());
+    for (auto e = cur->first(); e && *e; e = cur->next()) {
+        auto rec = decode_record((*e)->value);
+        REQUIRE(rec);
+        from_records.push_back(packed_entry(key_uid((*e)->key), *rec));
+    }
+    REQUIRE(for_each_packed(*txn, (*idx)->view, Prefetch::All, [&](const PackedEntry& e) {
+        packed.push_back(e);
+        return true;
+    }).ok());
+    CHECK(packed == from_records);
+}
+
 // The status a Mailbox gives from the folder's counts, and the one it
 // gives once its view is loaded (computed from the records).
 void check_counts_match_records(Store& store) {
@@ -690,9 +734,13 @@ void check_counts_match_records(Store& store) {
 
 }  // namespace
 
-TEST_CASE("mailstore header: every writer keeps the counts", "[mailstore]") {
+TEST_CASE("mailstore header: every writer keeps the counts and the packed view", "[mailstore]") {
     TempRoot t;
     auto store = open_store(t);
+    auto check_counts_match_records = [&](Store& s) {
+        ::check_counts_match_records(s);
+        check_packed_view_matches_records(t.path);
+    };
     auto a = open_box(*store);
     append_subject(*a, "one");
     append_subject(*a, "two", kSeen);
@@ -785,21 +833,16 @@ TEST_CASE("mailstore header: the view is read at first use, as the session was t
 
 TEST_CASE("mailstore header: an index without counts is counted once at open", "[mailstore]") {
     TempRoot t;
-    auto store = open_store(t);
-    {
-        auto a = open_box(*store);
-        append_subject(*a, "one");
-        append_subject(*a, "two", kSeen);
-    }
+    auto store = store_with_two_messages(t);
     {
         // What an index written before the counts existed looks like.
-        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
-        REQUIRE(idx.ok());
-        REQUIRE((*idx)->env().write([&](tern::lmdb::Txn& txn) -> tern::Status {
-            auto r = txn.del((*idx)->meta, "counts");
+        change_inbox_index(t, [](FolderIndex& idx, tern::lmdb::Txn& txn) -> tern::Status {
+            auto r = txn.del(idx.meta, "counts");
             if (!r) return r.error();
             return {};
-        }).ok());
+        });
+        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+        REQUIRE(idx.ok());
         auto txn = (*idx)->env().begin_read();
         REQUIRE(txn.ok());
         auto m = (*idx)->read_meta(*txn);
@@ -903,4 +946,169 @@ TEST_CASE("mailstore: an index kept open is not reused once another process rena
     append(**again, "Subject: new A\r\n\r\nx\r\n");
     REQUIRE((*again)->refresh().ok());
     CHECK((*again)->view().size() == 1);
+}
+
+// The packed view (view_chunks.hpp): chunks of kUidsPerChunk UIDs that a
+// view load reads instead of the records.
+TEST_CASE("mailstore packed view: spans chunks, follows flag changes and expunges, finds the first unseen",
+          "[mailstore]") {
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    const int n = static_cast<int>(kUidsPerChunk) * 2 + 100;
+    std::string body = "Subject: x\n\nx\n";
+    for (int i = 0; i < n; ++i) {
+        std::string name = std::to_string(1600000000 + i) + ".M" + std::to_string(i) + "P1.other,S=" +
+                           std::to_string(body.size()) + ",W=" + std::to_string(body.size() + 3) + ":2,S";
+        std::ofstream(t.path / "cur" / name) << body;
+    }
+    auto store = open_store(t);
+    auto mb = open_box(*store);
+    REQUIRE(mb->view().size() == static_cast<size_t>(n));
+    check_packed_view_matches_records(t.path);
+    CHECK(mb->first_unseen().ok());
+    CHECK(*mb->first_unseen() == 0);  // all seen
+
+    // \Seen taken from one message in the last chunk: the first unseen is found there.
+    uint32_t last = mb->view().back().uid;
+    REQUIRE(mb->store_flags(std::vector<uint32_t>{last}, FlagOp::Remove, Flags{kSeen, {}}).ok());
+    check_packed_view_matches_records(t.path);
+    {
+        auto fresh = open_box(*store, true);
+        auto seq = fresh->first_unseen();
+        REQUIRE(seq.ok());
+        CHECK(*seq == static_cast<uint32_t>(n));
+    }
+    // Every UID of the second chunk expunged: the chunk goes, the others stay.
+    std::vector<uint32_t> second;
+    for (uint32_t uid = kUidsPerChunk; uid < 2 * kUidsPerChunk; ++uid) second.push_back(uid);
+    REQUIRE(mb->store_flags(second, FlagOp::Add, Flags{kDeleted, {}}).ok());
+    REQUIRE(mb->expunge().ok());
+    check_packed_view_matches_records(t.path);
+    auto fresh = open_box(*store, true);
+    CHECK(fresh->view().size() == static_cast<size_t>(n) - second.size());
+    CHECK(fresh->seq_of(kUidsPerChunk - 1) == kUidsPerChunk - 1);
+    CHECK(fresh->seq_of(kUidsPerChunk) == 0);
+    CHECK(fresh->seq_of(2 * kUidsPerChunk) == kUidsPerChunk);
+    auto seq = fresh->first_unseen();
+    REQUIRE(seq.ok());
+    CHECK(*seq == fresh->seq_of(last));
+}
+
+TEST_CASE("mailstore packed view: an index of the earlier layout (no view) gets it at its first open", "[mailstore]") {
+    TempRoot t;
+    std::vector<ViewEntry> before;
+    {
+        auto store = open_store(t);
+        auto a = open_box(*store);
+        append_subject(*a, "one");
+        append_subject(*a, "two", kSeen);
+        append_subject(*a, "three", kSeen | kFlagged);
+        REQUIRE(a->store_flags(std::vector<uint32_t>{2}, FlagOp::Add, Flags{0, {"$Work"}}).ok());
+        REQUIRE(a->refresh().ok());
+        auto v = a->view();
+        before.assign(v.begin(), v.end());
+        // Sixteen other folders opened after it: INBOX's index is no longer kept open.
+        for (int i = 0; i < 17; ++i) {
+            std::string name = "F" + std::to_string(i);
+            REQUIRE(store->create_folder(name).ok());
+            REQUIRE(store->open(name).ok());
+        }
+    }
+    {
+        // What the earlier layout looks like: no "view" database, no stamp.
+        tern::lmdb::Env::Options opt;
+        opt.flags = MDB_NOSUBDIR;
+        auto env = tern::lmdb::Env::open((t.path / "tern-index.lmdb").string(), opt);
+        REQUIRE(env.ok());
+        REQUIRE((*env)->write([&](tern::lmdb::Txn& txn) -> tern::Status {
+            auto view = txn.open_dbi("view", 0);
+            if (!view) return view.error();
+            if (int rc = mdb_drop(txn.get(), view->handle, 1); rc != 0) return tern::lmdb::mdb_error("mdb_drop", rc);
+            auto r = txn.del(*txn.open_dbi("meta", 0), "view_stamp");
+            if (!r) return r.error();
+            return {};
+        }).ok());
+        auto txn = (*env)->begin_read();
+        REQUIRE(txn.ok());
+        CHECK_FALSE(txn->open_dbi("view", 0).ok());
+    }
+    auto store = open_store(t);
+    auto b = open_box(*store);
+    CHECK(b->status().messages == 3);
+    auto v = b->view();
+    REQUIRE(v.size() == before.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+        CHECK(v[i].uid == before[i].uid);
+        CHECK(v[i].flags == before[i].flags);
+        CHECK(v[i].keywords == before[i].keywords);
+        CHECK(v[i].modseq == before[i].modseq);
+    }
+    CHECK(*b->first_unseen() == 1);
+    check_packed_view_matches_records(t.path);
+    // Writers keep it from then on.
+    append_subject(*b, "four");
+    check_packed_view_matches_records(t.path);
+}
+
+TEST_CASE("mailstore packed view: a delta applies the last change of each UID", "[mailstore]") {
+    TempRoot t;
+    fs::create_directories(t.path);
+    tern::lmdb::Env::Options opt;
+    opt.flags = MDB_NOSUBDIR;
+    auto env = tern::lmdb::Env::open((t.path / "view.lmdb").string(), opt);
+    REQUIRE(env.ok());
+    tern::lmdb::Dbi view{};
+    auto make = [](uint8_t flags, uint64_t modseq) {
+        MessageRecord r;
+        r.flags = flags;
+        r.modseq = modseq;
+        r.crlf_size = 10;
+        return r;
+    };
+    REQUIRE((*env)->write([&](tern::lmdb::Txn& txn) -> tern::Status {
+        auto d = txn.open_dbi("view", MDB_CREATE);
+        if (!d) return d.error();
+        view = *d;
+        ViewDelta delta;
+        delta.put(5, make(kSeen, 2));
+        delta.put(kUidsPerChunk + 1, make(0, 2));
+        delta.put(7, make(0, 2));
+        delta.erase(5);
+        delta.put(7, make(kFlagged, 3));
+        return delta.flush(txn, view);
+    }).ok());
+    std::vector<PackedEntry> got;
+    auto txn = (*env)->begin_read();
+    REQUIRE(txn.ok());
+    REQUIRE(for_each_packed(*txn, view, Prefetch::None, [&](const PackedEntry& e) {
+        got.push_back(e);
+        return true;
+    }).ok());
+    REQUIRE(got.size() == 2);
+    CHECK(got[0] == PackedEntry{7, kFlagged, 0, 3, 10});
+    CHECK(got[1].uid == kUidsPerChunk + 1);
+}
+
+TEST_CASE("mailstore packed view: a chunk that does not decode is not trusted, and rebuilt", "[mailstore]") {
+    TempRoot t;
+    auto store = store_with_two_messages(t);
+    change_inbox_index(t, [](FolderIndex& idx, tern::lmdb::Txn& txn) {
+        return txn.put(idx.view, uid_key(0), "garbage");  // chunk 0: UIDs 1 and 2
+    });
+    // Readers fall back to the records.
+    auto b = open_box(*store);
+    REQUIRE(b->view().size() == 2);
+    CHECK(b->view()[1].flags == kSeen);
+    CHECK(*b->first_unseen() == 1);
+    // A writer drops the chunk and the stamp; the next open builds the view again.
+    CHECK(append_subject(*b, "three") == 3);
+    {
+        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+        REQUIRE(idx.ok());
+        auto txn = (*idx)->env().begin_read();
+        REQUIRE(txn.ok());
+        CHECK_FALSE((*idx)->read_meta(*txn)->view_valid);
+    }
+    CHECK(open_box(*store, true)->view().size() == 3);
+    check_packed_view_matches_records(t.path);
 }
