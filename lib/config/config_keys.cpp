@@ -97,7 +97,7 @@ const std::vector<KeyInfo> kKeys = {
      "PEM certificate chain for IMAP STARTTLS and imaps"},
     {"imapd_tls_key_file", Kind::Path, "$smtpd_tls_key_file",
      "PEM private key for imapd_tls_cert_file"},
-    {"local_destination_concurrency_limit", Kind::Int, "10",
+    {"local_destination_concurrency_limit", Kind::Int, "20",
      "maximum parallel deliveries to the same local recipient"},
     {"log_target", Kind::String, "syslog",
      "where logs go: syslog, stderr, or an absolute file path"},
