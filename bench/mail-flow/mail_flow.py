@@ -335,14 +335,7 @@ def fmt_machine(r):
     return "machine: " + " ".join(f"{k} {100 * v / total:.0f}%" for k, v in m.items()) + per_msg
 
 
-def remove_cert_cache():
-    """The harness's self-signed certificate, made under /var/tmp for us."""
-    if harness._cert_cache:
-        shutil.rmtree(harness._cert_cache, ignore_errors=True)
-
-
 def main():
-    atexit.register(remove_cert_cache)
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--messages", type=int, default=6000, help="messages per run of the 1 KiB loads")

@@ -306,7 +306,6 @@ def main():
 
     work = tempfile.mkdtemp(prefix="remote-bench-", dir=SPOOL_BASE)
     atexit.register(shutil.rmtree, work, True)
-    atexit.register(mail_flow.remove_cert_cache)
     resolv = os.path.join(work, "resolv.conf")
     with open(resolv, "w") as f:
         f.write(f"nameserver {DNS_HOST}\noptions attempts:2 timeout:2\n")

@@ -77,6 +77,8 @@ _live_stacks = set()
 def _cleanup_at_exit():
     for stack in list(_live_stacks):
         stack.kill_leftovers()
+    if _cert_cache:  # the run's self-signed certificate (_self_signed_cert)
+        shutil.rmtree(_cert_cache, ignore_errors=True)
 
 
 def _terminate(signo, frame):
