@@ -36,6 +36,10 @@ constexpr size_t kBatch = 1000;
 // many more of them go into one transaction (each commit is an fsync; a
 // 100,000-message folder in 100 of them took over a second).
 constexpr size_t kNameBatch = 25000;
+// Expunges remembered for QRESYNC, and how far past that the table may grow
+// before the oldest are forgotten (one scan of it per that many expunges).
+constexpr size_t kMaxVanished = 100000;
+constexpr size_t kVanishedSlack = kMaxVanished / 4;
 // meta "counts": stamp modseq u64, stamp uidnext u32, then FolderCounts as five u64.
 constexpr size_t kCountsSize = 8 + 4 + 5 * 8;
 // meta "view_stamp": the modseq u64, uidnext u32 and record count u64 the
@@ -473,6 +477,33 @@ std::optional<uintptr_t> FolderIndex::find_map() const {
     return start;
 }
 
+Status FolderIndex::bound_vanished(lmdb::Txn& txn, IndexMeta& m) {
+    MDB_stat st {};
+    if (int rc = mdb_stat(txn.get(), vanished.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat vanished", rc);
+    if (st.ms_entries <= kMaxVanished + kVanishedSlack) return {};
+    std::vector<std::pair<uint64_t, std::string>> entries;  // modseq, key
+    entries.reserve(st.ms_entries);
+    {
+        auto cur = txn.cursor(vanished);
+        if (!cur) return cur.error();
+        auto e = cur->first();
+        for (; e && *e; e = cur->next())
+            entries.emplace_back(from_raw<uint64_t>((*e)->value, 0), std::string((*e)->key));
+        if (!e) return e.error();
+    }  // a write cursor must be gone before the txn changes further
+    if (entries.size() <= kMaxVanished) return {};
+    // Forget everything up to the modseq of the (n - max)th oldest: all its
+    // expunges go together, so the floor is exact.
+    auto nth = entries.begin() + static_cast<std::ptrdiff_t>(entries.size() - kMaxVanished - 1);
+    std::nth_element(entries.begin(), nth, entries.end());
+    const uint64_t floor = nth->first;
+    for (const auto& [modseq, key] : entries)
+        if (modseq <= floor)
+            if (auto r = txn.del(vanished, key); !r) return r.error();
+    m.vanished_floor = std::max(m.vanished_floor, floor);
+    return {};
+}
+
 Status FolderIndex::rebuild_header() {
     return env_->write([&](lmdb::Txn& txn) -> Status {
         auto m = read_meta(txn);
@@ -712,6 +743,8 @@ Status FolderIndex::sync() {
             if (auto s = txn.put(vanished, key, raw(modseq)); !s) return s;
             changed = true;
         }
+        if (!gone.empty())
+            if (auto s = bound_vanished(txn, *m); !s) return s;
         if (changed) m->modseq = modseq;
         // The directory state is recorded only when nothing is left to index.
         if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;

@@ -106,6 +106,12 @@ public:
     // uidnext), and applies `delta` (the transaction's record changes) to
     // the packed view first; the view is stamped when m.view_valid.
     Status write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* delta = nullptr);
+    // Keeps `vanished` bounded (call after adding expunges to it, before
+    // write_meta): past ~125,000 entries the oldest expunges (by modseq) are
+    // forgotten down to 100,000 and m.vanished_floor raised to the newest
+    // modseq forgotten, so that a QRESYNC from before it gets every known
+    // UID that is gone instead (RFC 7162 3.2.5.2, imapd/folders.cpp).
+    Status bound_vanished(lmdb::Txn& txn, IndexMeta& m);
     // Calls fn for the view entry of every record in UID order until it
     // returns false: from the packed view when m (read in txn) says it is
     // valid, from the records otherwise (also when a chunk turns out not

@@ -644,6 +644,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
             removed.push_back(gone);
         }
         if (removed.empty()) return {};
+        if (auto s = index_->bound_vanished(txn, *m); !s) return s;
         m->modseq = modseq;
         return index_->write_meta(txn, *m, &delta);
     });

@@ -1112,3 +1112,45 @@ TEST_CASE("mailstore packed view: a chunk that does not decode is not trusted, a
     CHECK(open_box(*store, true)->view().size() == 3);
     check_packed_view_matches_records(t.path);
 }
+
+TEST_CASE("mailstore: the vanished table is bounded; QRESYNC from before the forgotten expunges is not complete",
+          "[mailstore]") {
+    TempRoot t;
+    auto store = store_with_two_messages(t);
+    // 130,000 old expunges (UIDs 1000..; modseq 10 + i / 10: ten share a
+    // modseq, so the cut must take or keep them together).
+    uint64_t floor = 0;
+    change_inbox_index(t, [&](FolderIndex& idx, tern::lmdb::Txn& txn) -> tern::Status {
+        for (uint32_t i = 0; i < 130000; ++i) {
+            uint64_t modseq = 10 + i / 10;
+            std::string value(reinterpret_cast<const char*>(&modseq), sizeof modseq);
+            if (auto s = txn.put(idx.vanished, uid_key(1000 + i), value); !s) return s;
+        }
+        auto m = idx.read_meta(txn);
+        if (!m) return m.error();
+        m->modseq = 20000;
+        if (auto s = idx.bound_vanished(txn, *m); !s) return s;
+        floor = m->vanished_floor;
+        return idx.write_meta(txn, *m);
+    });
+    // The 30,000 oldest go (modseqs 10..3009), the newest 100,000 stay.
+    CHECK(floor == 3009);
+    auto box = open_box(*store);
+    bool complete = true;
+    auto gone = box->vanished_since(floor - 1, complete);
+    REQUIRE(gone.ok());
+    CHECK_FALSE(complete);  // imapd then reports every known UID that is not there
+    gone = box->vanished_since(floor, complete);
+    REQUIRE(gone.ok());
+    CHECK(complete);
+    CHECK(gone->size() == 100000);
+    CHECK(gone->front() == 1000 + 30000);
+    // A table below the bound is left alone.
+    change_inbox_index(t, [&](FolderIndex& idx, tern::lmdb::Txn& txn) -> tern::Status {
+        auto m = idx.read_meta(txn);
+        if (!m) return m.error();
+        if (auto s = idx.bound_vanished(txn, *m); !s) return s;
+        CHECK(m->vanished_floor == floor);
+        return {};
+    });
+}
