@@ -20,6 +20,7 @@
 
 #include "lib/queue/committer.hpp"
 #include "lib/queue/queue.hpp"
+#include "lib/sys/files.hpp"
 #include "lib/queue/records.hpp"
 #include "lib/queue/spare.hpp"
 
@@ -735,16 +736,11 @@ TEST_CASE("queue: how many recycled bodies may wait depends on their size", "[qu
 }
 
 namespace {
+// The whole content of an open fd, through a fresh open of it (offset 0).
 std::string read_all(int fd) {
-    std::string out;
-    char buf[4096];
-    for (off_t off = 0;;) {
-        ssize_t n = ::pread(fd, buf, sizeof buf, off);
-        if (n <= 0) break;
-        out.append(buf, size_t(n));
-        off += n;
-    }
-    return out;
+    auto text = tern::sys::read_file("/proc/self/fd/" + std::to_string(fd));
+    REQUIRE(text.ok());
+    return *text;
 }
 }  // namespace
 
