@@ -63,9 +63,10 @@ const std::vector<Command>& commands() {
          "         daemon_directory\n"
          "Exit status: 0 fine, 1 errors found or unknown KEY, 2 usage error.\n",
          cmd_config},
-        {"queue", "list, show, flush, delete, hold or release queued mail",
+        {"queue", "list, show, print, flush, delete, hold or release queued mail",
          "usage: mailctl queue list\n"
          "       mailctl queue show ID\n"
+         "       mailctl queue cat ID\n"
          "       mailctl queue flush\n"
          "       mailctl queue delete ID...|ALL\n"
          "       mailctl queue hold ID...\n"
@@ -75,6 +76,7 @@ const std::vector<Command>& commands() {
          "           arrival time, sender, then each pending recipient after its\n"
          "           last error in parentheses; \"Mail queue is empty\" when empty\n"
          "  show     envelope, per-recipient state and the message's headers\n"
+         "  cat      the whole message as queued (like postcat -bh -q ID)\n"
          "  flush    make every deferred message due now and wake qmgr\n"
          "  delete   remove messages (no bounce is sent); ALL empties the queue\n"
          "  hold     keep messages in the queue without delivery attempts\n"

@@ -2,8 +2,12 @@
 // postqueue in one place).  Reads and writes the queue's LMDB directly —
 // LMDB serialises writers across processes, so this is safe while qmgr
 // runs — and pokes qmgr afterwards so it notices at once.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iterator>
 #include <ctime>
 
@@ -59,6 +63,35 @@ int show(const config::Config& config, const std::string& id) {
     }
     std::fputs(mailq::format_details(*m, headers).c_str(), stdout);
     return kExitOk;
+}
+
+// The message as queued (tern's Received: first, LF line ends), like
+// Postfix's `postcat -bh -q ID`: from its file or from the records.
+int cat(const config::Config& config, const std::string& id) {
+    auto store = open_store(config);
+    if (!store) return kExitFailure;
+    if (!(*store)->load(id)) {
+        print_error(id + ": no such message in the queue");
+        return kExitFailure;
+    }
+    auto body = (*store)->open_body(id);
+    if (!body) {
+        print_error(id + ": message file unreadable: " + body.message());
+        return kExitFailure;
+    }
+    char buf[64 * 1024];
+    for (off_t at = 0;;) {
+        ssize_t n = ::pread(body->get(), buf, sizeof buf, at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            print_error(id + ": read: " + std::strerror(errno));
+            return kExitFailure;
+        }
+        if (n == 0) break;
+        if (std::fwrite(buf, 1, size_t(n), stdout) != size_t(n)) return kExitFailure;
+        at += n;
+    }
+    return std::fflush(stdout) == 0 ? kExitOk : kExitFailure;
 }
 
 int remove(const config::Config& config, const std::vector<std::string>& ids) {
@@ -117,7 +150,7 @@ int cmd_queue(Context& ctx, const std::vector<std::string>& args) {
     if (args.empty()) return usage_error("queue", "missing subcommand");
     const std::string& sub = args[0];
     std::vector<std::string> rest(args.begin() + 1, args.end());
-    static const char* const kSubcommands[] = {"list", "show", "flush", "delete", "hold", "release"};
+    static const char* const kSubcommands[] = {"list", "show", "cat", "flush", "delete", "hold", "release"};
     if (std::find(std::begin(kSubcommands), std::end(kSubcommands), sub) == std::end(kSubcommands))
         return usage_error("queue", "unknown subcommand '" + sub + "'");
     auto config = load_config(ctx);
@@ -130,13 +163,14 @@ int cmd_queue(Context& ctx, const std::vector<std::string>& args) {
         if (!rest.empty()) return usage_error("queue", "flush takes no arguments");
         return flush(*config);
     }
-    if (sub == "show" || sub == "delete" || sub == "hold" || sub == "release") {
+    if (sub == "show" || sub == "cat" || sub == "delete" || sub == "hold" || sub == "release") {
         if (rest.empty()) return usage_error("queue", sub + " needs a queue ID");
-        if (sub == "show" && rest.size() != 1) return usage_error("queue", "show takes one queue ID");
+        if ((sub == "show" || sub == "cat") && rest.size() != 1) return usage_error("queue", sub + " takes one queue ID");
         for (const auto& id : rest)
             if (!queue::valid_queue_id(id) && !(sub == "delete" && id == "ALL" && rest.size() == 1))
                 return usage_error("queue", "'" + id + "' is not a queue ID");
         if (sub == "show") return show(*config, rest[0]);
+        if (sub == "cat") return cat(*config, rest[0]);
         if (sub == "delete") return remove(*config, rest);
         return hold(*config, rest, sub == "hold");
     }

@@ -22,7 +22,8 @@ std::string trim(std::string_view s) {
 
 }  // namespace
 
-BodyWriter::BodyWriter(int fd, BodyOptions options) : fd_(fd), options_(std::move(options)) {
+BodyWriter::BodyWriter(OpenFile open_file, BodyOptions options)
+    : open_file_(std::move(open_file)), options_(std::move(options)) {
     out_.reserve(kChunk + 4096);
     out_ = options_.received;
     line_start_ = out_.size();
@@ -129,6 +130,11 @@ void BodyWriter::end_of_headers(size_t insert_at) {
 }
 
 void BodyWriter::flush() {
+    if (error_ && fd_ < 0) {
+        auto fd = open_file_();
+        if (fd) fd_ = *fd;
+        else error_ = fd.error();
+    }
     size_t off = 0;
     while (error_ && off < out_.size()) {
         ssize_t n = ::write(fd_, out_.data() + off, out_.size() - off);
@@ -155,6 +161,7 @@ Status BodyWriter::finish() {
         end_of_headers(out_.size());
     }
     state_ = Header::Body;
+    if (fd_ < 0 && out_.size() <= options_.in_memory_max) return error_;
     flush();
     // The file may be a recycled body, longer than this one (Store::create_body).
     if (error_ && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0) error_ = errno_error("truncate queue file");

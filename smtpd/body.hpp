@@ -9,9 +9,14 @@
 // header section, as Postfix's cleanup does.  The end of the header section
 // is the first empty line, or the first line that cannot be a header field
 // (RFC 5322 2.2: ftext name then ':'), or the end of the message.
+//
+// The file is made only when the content needs one: a message that ends
+// within BodyOptions::in_memory_max bytes stays in memory (in_memory()),
+// and the queue stores it with its records (docs/queue.md, "Small bodies").
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -25,11 +30,16 @@ struct BodyOptions {
     bool add_missing = false;     // insert Message-ID / Date when absent
     std::string new_message_id;   // "<ID@host>", used when add_missing and absent
     std::string date;             // RFC 5322 date, used when add_missing and absent
+    size_t in_memory_max = 0;     // a body up to this size is never written to a file
 };
 
 class BodyWriter {
 public:
-    BodyWriter(int fd, BodyOptions options);
+    // Makes the body file when the first bytes must leave memory; returns
+    // its descriptor (the caller keeps it open and owns it).
+    using OpenFile = std::function<Result<int>()>;
+
+    BodyWriter(OpenFile open_file, BodyOptions options);
 
     // Decoded content (LF line endings).  Errors are remembered and reported
     // by finish(); once failed, further input is ignored.
@@ -38,6 +48,10 @@ public:
     Status finish();
 
     uint64_t size() const { return written_ + out_.size(); }
+    // After finish(): whether no file was made; the whole body is then
+    // take_in_memory()'s.
+    bool in_memory() const { return fd_ < 0; }
+    std::string take_in_memory() { return std::move(out_); }
     // The Message-ID the message had or was given ("" when none).
     const std::string& message_id() const { return message_id_; }
 
@@ -47,7 +61,8 @@ private:
     void end_of_headers(size_t insert_at);
     void flush();
 
-    int fd_;
+    OpenFile open_file_;
+    int fd_ = -1;
     BodyOptions options_;
     std::string out_;
     uint64_t written_ = 0;

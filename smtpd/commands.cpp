@@ -214,11 +214,7 @@ bool Session::cmd_data(const smtp::Command& cmd) {
         error_reply("503 5.5.1 Error: DATA after BDAT");
         return false;
     }
-    if (!begin_body()) {
-        reply(451, "4.3.0", "Error: queue file write error");
-        reset_transaction();
-        return false;
-    }
+    begin_body();
     smtp::DataLimits limits{server_.settings().message_size_limit, 0};
     data_ = std::make_unique<smtp::DataDecoder>(limits);
     data_started_ms_ = sys::monotonic_ms();
@@ -246,13 +242,10 @@ bool Session::cmd_bdat(const smtp::Command& cmd) {
     else if (rcpts_.empty()) bdat_error_ = "554 5.5.1 Error: no valid recipients";
     else if (data_) bdat_error_ = "503 5.5.1 Error: BDAT during DATA";
     if (bdat_error_.empty() && !chunks_) {
-        if (!begin_body()) {
-            bdat_error_ = "451 4.3.0 Error: queue file write error";
-        } else {
-            smtp::DataLimits limits{server_.settings().message_size_limit, 0};
-            chunks_ = std::make_unique<smtp::ChunkDecoder>(limits);
-            data_started_ms_ = sys::monotonic_ms();
-        }
+        begin_body();
+        smtp::DataLimits limits{server_.settings().message_size_limit, 0};
+        chunks_ = std::make_unique<smtp::ChunkDecoder>(limits);
+        data_started_ms_ = sys::monotonic_ms();
     }
     input_ = Input::Bdat;
     set_timeout(server_.settings().data_timeout);

@@ -89,7 +89,7 @@ private:
 
     // Transaction (transaction.cpp)
     void reset_transaction();
-    bool begin_body();
+    void begin_body();  // the queue id; the body file only when needed (BodyWriter)
     void consume_data();
     void consume_bdat();
     void end_of_message(smtp::DataError error);

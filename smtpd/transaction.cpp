@@ -1,6 +1,7 @@
-// The mail transaction's content: queue id and body file at DATA/BDAT
-// start, streaming decoded content into the file, refusing bad content
-// (SMTP smuggling, size), and the group commit whose completion sends 250.
+// The mail transaction's content: queue id at DATA/BDAT start, decoded
+// content streamed to the BodyWriter (a file only for a body too large for
+// the queue's records), refusing bad content (SMTP smuggling, size), and the
+// group commit whose completion sends 250.
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <sys/uio.h>
@@ -44,12 +45,12 @@ void Session::reset_transaction() {
 
 void Session::abandon_body() {
     body_.reset();
-    if (!queue_id_.empty()) {
+    if (body_fd_) {
         // The client was not told "queued": no file may stay behind.
         body_fd_.reset();
         ::unlink(server_.store().body_path(queue_id_).c_str());
-        queue_id_.clear();
     }
+    queue_id_.clear();
 }
 
 std::string Session::protocol_name() const {
@@ -82,15 +83,8 @@ std::string Session::received_header() const {
     return clean;
 }
 
-bool Session::begin_body() {
+void Session::begin_body() {
     queue_id_ = queue::new_queue_id();
-    auto fd = server_.store().create_body(queue_id_);
-    if (!fd) {
-        log::error("%s: cannot create queue file: %s", queue_id_.c_str(), fd.message().c_str());
-        queue_id_.clear();
-        return false;
-    }
-    body_fd_ = std::move(*fd);
     if (sasl_user_.empty()) log::info("%s: client=%s", queue_id_.c_str(), peer_.c_str());
     else log::info("%s: client=%s, sasl_method=%s, sasl_username=%s", queue_id_.c_str(), peer_.c_str(),
                    sasl_method_.c_str(), sasl_user_.c_str());
@@ -101,9 +95,16 @@ bool Session::begin_body() {
     options.add_missing = in_mynetworks_ || !sasl_user_.empty();
     options.new_message_id = "<" + queue_id_ + "@" + server_.settings().myhostname + ">";
     options.date = rfc5322_date(time(nullptr));
-    body_ = std::make_unique<BodyWriter>(body_fd_.get(), std::move(options));
+    // A body that fits in the queue's records never becomes a file.
+    options.in_memory_max = queue::kSmallBodyMax;
+    auto open_file = [this]() -> Result<int> {
+        auto fd = server_.store().create_body(queue_id_);
+        if (!fd) return Error{"cannot create queue file: " + fd.message()};
+        body_fd_ = std::move(*fd);
+        return body_fd_.get();
+    };
+    body_ = std::make_unique<BodyWriter>(open_file, std::move(options));
     decoded_.clear();
-    return true;
 }
 
 void Session::consume_data() {
@@ -229,10 +230,11 @@ void Session::end_of_message(smtp::DataError error) {
     env.dsn_ret = mail_.ret;
     env.dsn_envid = mail_.envid;
     message.recipients = rcpts_;
+    if (body_->in_memory()) message.small_body = body_->take_in_memory();
     if (!body_->message_id().empty()) log::info("%s: message-id=%s", id.c_str(), body_->message_id().c_str());
     uint64_t size = env.size;
     size_t nrcpt = rcpts_.size();
-    Fd fd = std::move(body_fd_);
+    Fd fd = std::move(body_fd_);  // none for a body in memory
     queue_id_.clear();  // the Committer owns the body now (it unlinks it on failure)
     body_.reset();
     reset_transaction();

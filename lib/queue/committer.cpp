@@ -129,9 +129,10 @@ void Committer::Impl::sync_loop() {
     }
 }
 
-// Step 1 for one message: its body's data -- synced in its file, or, for a
-// small body, read to travel in the records' transaction (then neither the
-// file nor its directory entry needs to be durable).
+// Step 1 for one message with a body file: its body's data -- synced in its
+// file, or, for a small body, read to travel in the records' transaction
+// (then neither the file nor its directory entry needs to be durable).
+// A body submitted in memory (Message::small_body, no file) skips this step.
 Status Committer::Impl::sync_body(Pending& s) {
     // Submissions that cannot be committed (caller bugs) fail alone.
     if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
@@ -298,11 +299,23 @@ void Committer::submit(Message message, Fd body, Done done) {
     s->body = std::move(body);
     s->done = std::move(done);
     impl_->stamp(*s, CommitStamp::Submitted);
+    // A body that is only in memory has nothing to sync: straight to the
+    // commit thread, without a hop through a sync thread.
+    const bool in_memory = !s->body && !s->message.small_body.empty();
+    if (in_memory) {
+        if (s->message.small_body.size() > kSmallBodyMax)
+            s->result = Error{s->id + ": an in-memory body above " + std::to_string(kSmallBodyMax) + " bytes"};
+        else if (!valid_queue_id(s->id))
+            s->result = Error{"invalid queue id '" + s->id + "'"};
+        if (s->message.envelope.size == 0) s->message.envelope.size = s->message.small_body.size();
+    }
     {
         std::lock_guard lock(impl_->mutex);
-        impl_->to_sync.push_back(std::move(s));
+        if (in_memory) impl_->synced.push_back(std::move(s));
+        else impl_->to_sync.push_back(std::move(s));
     }
-    impl_->sync_wakeup.notify_one();
+    if (in_memory) impl_->commit_wakeup.notify_one();
+    else impl_->sync_wakeup.notify_one();
 }
 
 size_t Committer::in_flight() const { return impl_->in_flight.load(); }

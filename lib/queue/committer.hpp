@@ -35,10 +35,12 @@ public:
     ~Committer();
 
     // body: the written body file (still open; made by Store::create_body
-    // for message.envelope.id); the Committer closes it.  Done gets ok once
+    // for message.envelope.id); the Committer closes it.  Or no file and the
+    // whole body in message.small_body (at most kSmallBodyMax bytes): it is
+    // stored with the records and never touches a file.  Done gets ok once
     // body, entry and records are durable; on an error (ENOSPC, EIO,
     // duplicate id) the body file has been unlinked.  envelope.size 0 is
-    // filled in from the body file.
+    // filled in from the body.
     void submit(Message message, Fd body, Done done);
 
     size_t in_flight() const;

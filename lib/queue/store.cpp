@@ -178,7 +178,8 @@ struct Store::Impl {
         return Status{};
     }
 
-    Result<Status> erase(lmdb::Txn& txn, std::string_view id) {
+    // *file_body: whether the body is a file (not stored with the records).
+    Result<Status> erase(lmdb::Txn& txn, std::string_view id, bool* file_body) {
         auto stored = this->recipients(txn, id);
         if (!stored) return stored.error();
         auto gone = txn.del(env_db, id);
@@ -187,7 +188,9 @@ struct Store::Impl {
         if (auto d = txn.del(due_db, records::due_key(earliest_pending(*stored).value_or(0), id)); !d)
             return d.error();
         if (auto d = txn.del(hold_db, id); !d) return d.error();
-        if (auto d = txn.del(body_db, id); !d) return d.error();
+        auto small = txn.del(body_db, id);
+        if (!small) return small.error();
+        *file_body = !*small;
         if (auto d = delete_recipients(txn, id); !d) return d.error();
         return Status{};
     }
@@ -409,33 +412,39 @@ Status Store::update_recipients(std::string_view id, const std::vector<Recipient
 
 Status Store::remove(std::string_view id) {
     Impl* p = impl_.get();
+    bool file_body = true;
     Status st = p->env->write([&](lmdb::Txn& txn) -> Status {
-        auto found = p->erase(txn, id);
+        auto found = p->erase(txn, id, &file_body);
         if (!found) return found.error();
         return *found;
     });
     if (!st) return st;
     // Only now: a crash before this line leaves an orphan body (cleaned up
     // later), never a record whose body is gone.
-    return p->unlink_body(id);
+    return file_body ? p->unlink_body(id) : Status{};
 }
 
 std::vector<Status> Store::apply(const std::vector<Change>& changes) {
     Impl* p = impl_.get();
     std::vector<Status> out;
+    std::vector<char> file_body;
     Status st = p->env->write([&](lmdb::Txn& txn) -> Status {
         out.clear();  // write() runs this again after growing the map
-        for (const auto& c : changes) {
-            auto found = c.remove ? p->erase(txn, c.id) : p->update(txn, c.id, c.recipients);
+        file_body.assign(changes.size(), 1);
+        for (size_t i = 0; i < changes.size(); ++i) {
+            const Change& c = changes[i];
+            bool file = true;
+            auto found = c.remove ? p->erase(txn, c.id, &file) : p->update(txn, c.id, c.recipients);
             if (!found) return found.error();  // storage failure: the whole batch
             out.push_back(*found);
+            file_body[i] = file;
         }
         return {};
     });
     if (!st) return std::vector<Status>(changes.size(), st);
-    // After the commit, as in remove().
+    // After the commit, as in remove(); a body kept with the records went with them.
     for (size_t i = 0; i < changes.size(); ++i)
-        if (changes[i].remove && out[i])
+        if (changes[i].remove && out[i] && file_body[i])
             if (auto u = p->unlink_body(changes[i].id); !u) out[i] = u;
     return out;
 }

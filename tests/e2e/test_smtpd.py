@@ -4,8 +4,8 @@ implicit TLS, 8BITMIME/SMTPUTF8, recipient limits, CHUNKING, and rate-limit
 blocks lifted with `mailctl block clear`.
 
 The stacks run smtpd without qmgr, so accepted mail stays in the queue and
-acceptance is checked on the queue itself (body files under spool/msg/ and
-`mailctl queue list`); delivery is other tests' business.
+acceptance is checked on the queue itself (`mailctl queue list` and
+`mailctl queue cat`); delivery is other tests' business.
 """
 import os
 import re
@@ -18,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Stack, program_exists, tls_context  # noqa: E402
+from harness import MAILCTL, Stack, program_exists, tls_context  # noqa: E402
 
 NEEDED = ("master", "smtpd", "mailctl")
 SMTPD_ONLY = [
@@ -29,21 +29,23 @@ SMTPD_ONLY = [
 QUEUED = re.compile(r"250 2\.0\.0 Ok: queued as ([0-9A-Z]+)")
 
 
+LISTED = re.compile(r"^([0-9A-Z]{6,})[*!]?\s", re.M)
+
+
 def queue_files(stack):
-    """{queue id: body path} of every body file in the queue."""
-    out = {}
-    msg = os.path.join(stack.queue_dir, "msg")
-    if not os.path.isdir(msg):
-        return out
-    for h in os.listdir(msg):
-        for name in os.listdir(os.path.join(msg, h)):
-            out[name] = os.path.join(msg, h, name)
-    return out
+    """The queue ids of every queued message (`mailctl queue list`: a small
+    body has no file of its own, docs/queue.md "Small bodies")."""
+    listing = stack.mailctl("queue", "list", check=True).stdout
+    return set(LISTED.findall(listing))
 
 
 def read_body(stack, queue_id):
-    with open(queue_files(stack)[queue_id], "rb") as f:
-        return f.read()
+    """The message as queued, from `mailctl queue cat`."""
+    proc = subprocess.run([MAILCTL, "-c", stack.conf_dir, "queue", "cat", queue_id],
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise AssertionError("mailctl queue cat %s: %s" % (queue_id, proc.stderr.decode(errors="replace")))
+    return proc.stdout
 
 
 class Raw:

@@ -788,3 +788,43 @@ TEST_CASE("queue committer: a small body travels in the records, a large one in 
     CHECK_FALSE(s.open_body(small_id).ok());
     REQUIRE(s.remove(large_id).ok());
 }
+
+TEST_CASE("queue committer: a body submitted in memory never becomes a file", "[queue]") {
+    QueueTempDir dir;
+    auto store = Store::open(dir.path);
+    REQUIRE(store.ok());
+    Store& s = **store;
+    LoopFixture loop;
+    const std::string text = "Subject: in memory\n\n" + std::string(800, 'm') + "\n";
+    const std::string id = new_queue_id(), too_big = new_queue_id(), bad_id = "../../etc/pas";
+    Status result, result_too_big, result_bad_id;
+    {
+        Committer committer(loop.base, s);
+        Message m = sample_message(id);
+        m.envelope.size = 0;  // filled in from the body
+        m.small_body = text;
+        committer.submit(std::move(m), Fd(), [&](const Status& st) { result = st; });
+        Message big = sample_message(too_big);
+        big.small_body.assign(kSmallBodyMax + 1, 'b');
+        committer.submit(std::move(big), Fd(), [&](const Status& st) { result_too_big = st; });
+        Message bad = sample_message(bad_id);
+        bad.small_body = text;
+        committer.submit(std::move(bad), Fd(), [&](const Status& st) { result_bad_id = st; });
+        REQUIRE(event_base_dispatch(loop.base) == 1);
+    }
+    REQUIRE(result.ok());
+    CHECK_FALSE(result_too_big.ok());
+    CHECK_FALSE(result_bad_id.ok());
+    CHECK_FALSE(s.load(too_big));
+    CHECK(s.list_all().size() == 1);
+    CHECK(s.load(id)->envelope.size == text.size());
+    CHECK_FALSE(file_exists(s.body_path(id)));
+    auto body = s.open_body(id);
+    REQUIRE(body.ok());
+    CHECK(read_all(body->get()) == text);
+    // Removal has no file to unlink or recycle: a file of that name, if one
+    // were there, is left to the orphan sweep (it belongs to nobody).
+    REQUIRE(s.remove(id).ok());
+    CHECK_FALSE(s.open_body(id).ok());
+    CHECK(s.list_all().empty());
+}
