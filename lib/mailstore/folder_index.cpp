@@ -190,14 +190,26 @@ struct ScannedFile {
     ParsedCache cache;
     bool ok = false;
     bool cached = true;  // false: cache and mtime not read yet
+    // The name parsed once (parse_message_name()): its base is the first
+    // base_size bytes, its flag letters give `flags`.
+    size_t base_size = 0;
+    uint8_t flags = 0;
+    std::string_view base() const { return std::string_view(name).substr(0, base_size); }
 };
+
+MessageName parse_into(ScannedFile& f) {
+    auto parsed = parse_message_name(f.name);
+    f.base_size = parsed.base.size();
+    f.flags = flags_from_letters(parsed.letters);
+    return parsed;
+}
 
 // A file known from its name alone (local-delivery's and Dovecot's names
 // carry both sizes): nothing is read until a FETCH needs it.
-ScannedFile name_only(const std::string& name) {
+ScannedFile name_only(std::string&& name) {
     ScannedFile f;
-    f.name = name;
-    auto parsed = parse_message_name(name);
+    f.name = std::move(name);
+    auto parsed = parse_into(f);
     if (!parsed.size || !parsed.crlf_size) return f;
     f.size = *parsed.size;
     f.crlf_size = *parsed.crlf_size;
@@ -209,6 +221,7 @@ ScannedFile name_only(const std::string& name) {
 ScannedFile scan_file(const std::string& dir, const std::string& name) {
     ScannedFile f;
     f.name = name;
+    parse_into(f);
     std::string path = dir + "/" + name;
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) return f;
@@ -578,6 +591,8 @@ void init_meta(IndexMeta& m) {
     m.view_valid = true;
 }
 
+// Gives f the next UID and writes its record (and cache entry); the
+// caller puts its base into `names`.
 Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta, const ScannedFile& f,
                   uint8_t flags, uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out) {
     uint32_t uid = m.uidnext++;
@@ -592,12 +607,12 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     r.cached = f.cached;
     r.filename = f.name;
     std::string key = uid_key(uid);
-    if (auto s = txn.put(idx.msgs, key, encode_record(r)); !s) return s;
+    // UIDs are assigned in ascending order: appended, not split into.
+    if (auto s = txn.put_ascending(idx.msgs, key, encode_record(r)); !s) return s;
     m.count_in(uid, r);
     delta.put(uid, r);
-    if (auto s = txn.put(idx.names, parse_message_name(f.name).base, key); !s) return s;
     if (f.cached)
-        if (auto s = txn.put(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
+        if (auto s = txn.put_ascending(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
     uid_out = uid;
     return {};
 }
@@ -662,6 +677,12 @@ Status FolderIndex::sync() {
     // Unknown files are collected and indexed in batches afterwards.
     std::vector<std::string> fresh;
     int64_t scanned_mtime = 0;
+    // UIDNEXT as this process last wrote it: when a batch finds it
+    // unchanged, no other process indexed a file since pass 1 found the
+    // fresh names unknown (every writer that adds a name assigns a UID).
+    // (Set only after a commit: a transaction run again after MDB_MAP_FULL
+    // must not leave the value of an attempt that was not committed.)
+    uint32_t written_uidnext = 0, committing_uidnext = 0;
     auto st = env_->write([&](lmdb::Txn& txn) -> Status {
         fresh.clear();
         ViewDelta delta;
@@ -682,12 +703,19 @@ Status FolderIndex::sync() {
         bool changed = false;
         std::vector<uint32_t> seen;
         seen.reserve(listing->size());
-        for (const auto& n : *listing) {
+        // A new index (a folder's first SELECT) knows no name: no lookups.
+        MDB_stat known_names{};
+        if (int rc = mdb_stat(txn.get(), names.handle, &known_names); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+        if (known_names.ms_entries == 0) {
+            fresh = std::move(*listing);
+            listing->clear();
+        }
+        for (auto& n : *listing) {
             auto parsed = parse_message_name(n);
             auto known = txn.get(names, parsed.base);
             if (!known) return known.error();
             if (!*known) {
-                fresh.push_back(n);
+                fresh.push_back(std::move(n));
                 continue;
             }
             uint32_t uid = key_uid(**known);
@@ -698,7 +726,7 @@ Status FolderIndex::sync() {
             if (!rec) {
                 // A stale name entry: index the file afresh.
                 (void)txn.del(names, parsed.base);
-                fresh.push_back(n);
+                fresh.push_back(std::move(n));
                 continue;
             }
             seen.push_back(uid);
@@ -748,9 +776,11 @@ Status FolderIndex::sync() {
         if (changed) m->modseq = modseq;
         // The directory state is recorded only when nothing is left to index.
         if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+        committing_uidnext = m->uidnext;
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st;
+    written_uidnext = committing_uidnext;
     if (fresh.empty()) return {};
 
     // Pass 2: unknown files in arrival order (names start with the time:
@@ -758,11 +788,13 @@ Status FolderIndex::sync() {
     sort_by_arrival(fresh);
     for (size_t start = 0, end = 0; start < fresh.size(); start = end) {
         std::vector<ScannedFile> files;
+        files.reserve(std::min(fresh.size() - start, kNameBatch));
         size_t read = 0;
         while (end < fresh.size() && read < kBatch && files.size() < kNameBatch) {
-            files.push_back(name_only(fresh[end]));
+            files.push_back(name_only(std::move(fresh[end])));
             if (!files.back().ok) {
-                files.back() = scan_file(cur_dir, fresh[end]);
+                std::string name = std::move(files.back().name);
+                files.back() = scan_file(cur_dir, name);
                 ++read;
             }
             ++end;
@@ -774,25 +806,57 @@ Status FolderIndex::sync() {
             if (!m) return m.error();
             init_meta(*m);
             uint64_t modseq = m->modseq + 1;
-            bool changed = false;
+            // The files no process indexed meanwhile, in arrival order.
+            struct Unknown {
+                const ScannedFile* file;
+                uint32_t uid = 0;  // 0: a second file of the same base, not indexed
+            };
+            std::vector<Unknown> unknown;
+            unknown.reserve(files.size());
+            bool look_up = m->uidnext != written_uidnext;
             for (const auto& f : files) {
                 if (!f.ok) continue;  // vanished meanwhile
-                auto parsed = parse_message_name(f.name);
-                auto known = txn.get(names, parsed.base);
-                if (!known) return known.error();
-                if (*known) continue;  // another process indexed it meanwhile
-                uint32_t uid = 0;
-                if (auto s = index_file(*this, txn, *m, delta, f, flags_from_letters(parsed.letters), 0, f.mtime, 0,
-                                        modseq, uid);
-                    !s)
+                if (look_up) {
+                    auto known = txn.get(names, f.base());
+                    if (!known) return known.error();
+                    if (*known) continue;
+                }
+                unknown.push_back({&f});
+            }
+            // `names` is filled in key order (appended to, not split into);
+            // of two files with one base ("x:2,S" and "x:2," side by side
+            // in cur/) the earlier in arrival order is indexed, the other is
+            // left to the next scan, as a lookup of each would do.
+            std::vector<Unknown*> by_base;
+            by_base.reserve(unknown.size());
+            for (auto& u : unknown) by_base.push_back(&u);
+            auto base_order = [](const Unknown* a, const Unknown* b) { return a->file->base() < b->file->base(); };
+            // Arrival order is usually the names' order already.
+            if (!std::is_sorted(by_base.begin(), by_base.end(), base_order))
+                std::stable_sort(by_base.begin(), by_base.end(), base_order);
+            std::vector<bool> twin(unknown.size(), false);
+            for (size_t i = 1; i < by_base.size(); ++i)
+                if (by_base[i]->file->base() == by_base[i - 1]->file->base())
+                    twin[static_cast<size_t>(by_base[i] - unknown.data())] = true;
+            bool changed = false;
+            delta.reserve(unknown.size());
+            for (size_t i = 0; i < unknown.size(); ++i) {
+                if (twin[i]) continue;
+                const ScannedFile& f = *unknown[i].file;
+                if (auto s = index_file(*this, txn, *m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid); !s)
                     return s;
                 changed = true;
             }
+            for (const Unknown* u : by_base)
+                if (u->uid != 0)
+                    if (auto s = txn.put_ascending(names, u->file->base(), uid_key(u->uid)); !s) return s;
             if (changed) m->modseq = modseq;
             if (last) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+            committing_uidnext = m->uidnext;
             return write_meta(txn, *m, &delta);
         });
         if (!st) return st;
+        written_uidnext = committing_uidnext;
     }
     return sync_to_disk(*env_);
 }
@@ -840,6 +904,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
                                     uids[i]);
                 !s)
                 return s;
+            if (auto s = txn.put(names, parse_message_name(f.name).base, uid_key(uids[i])); !s) return s;
         }
         m->modseq = modseq;
         return write_meta(txn, *m, &delta);
@@ -906,7 +971,9 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                     sized = true;
                 }
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
-                if (auto s = txn.put(cache, key, encode_cache(f.cache.view())); !s) return s;
+                // Usually filled in UID order (a FETCH 1:*): appended, so the
+                // cached strings lie in the file in the order a walk reads them.
+                if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache.view())); !s) return s;
             }
             return sized ? write_meta(txn, *m, &delta) : Status{};
         });

@@ -44,6 +44,7 @@ public:
     void put(uint32_t uid, const MessageRecord& r) { changes_.emplace_back(uid, packed_entry(uid, r)); }
     void erase(uint32_t uid) { changes_.emplace_back(uid, std::nullopt); }
     bool empty() const { return changes_.empty(); }
+    void reserve(size_t changes) { changes_.reserve(changes); }
     // A chunk that does not decode is dropped and damaged() is set: the
     // view must then not be stamped valid (the records are what counts;
     // the next open rebuilds the chunks from them).

@@ -604,6 +604,52 @@ TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
                                             "1700000001.M5P9Q1.h", "99999999999999999999999.h", "abc.h"});
 }
 
+TEST_CASE("mailstore: a first open of more files than one batch keeps arrival order and finds each name again",
+          "[mailstore]") {
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    // More than one batch of files known from their names (25,000 a
+    // transaction).  The arrival second grows from 9 to 5 digits, so that
+    // the names' string order is not arrival order (9 < 10 as numbers,
+    // "10" < "9" as strings).  Two more files share a base with other
+    // flags: the earlier in arrival order ("...:2," before "...:2,S") is
+    // indexed, the other not.
+    constexpr int n = 25010;
+    auto base = [](int i) { return std::to_string(9 + i) + ".M" + std::to_string(i) + "P1.host,S=2,W=3"; };
+    for (int i = 0; i < n; ++i) std::ofstream(t.path / "cur" / (base(i) + ":2," + (i % 2 ? "S" : ""))) << "x\n";
+    std::ofstream(t.path / "cur" / (base(n) + ":2,S")) << "x\n";
+    std::ofstream(t.path / "cur" / (base(n) + ":2,")) << "x\n";
+    auto store = open_store(t);
+    {
+        auto mb = store->open("INBOX");
+        REQUIRE(mb.ok());
+        const auto& view = (*mb)->view();
+        REQUIRE(view.size() == n + 1);
+        for (int i = 0; i < n; ++i) {
+            REQUIRE(view[static_cast<size_t>(i)].uid == static_cast<uint32_t>(i + 1));
+            REQUIRE(view[static_cast<size_t>(i)].flags == (i % 2 ? kSeen : 0));
+        }
+        CHECK(view[n].flags == 0);
+    }
+    // Another tool flags a message of each batch and removes one: their
+    // names lead to the same UIDs.
+    for (int i : {0, 24998, 25004}) fs::rename(t.path / "cur" / (base(i) + ":2,"), t.path / "cur" / (base(i) + ":2,F"));
+    fs::remove(t.path / "cur" / (base(25001) + ":2,S"));
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    const auto& view = (*mb)->view();
+    REQUIRE(view.size() == n);
+    std::map<uint32_t, uint8_t> flags;
+    for (const auto& e : view) flags[e.uid] = e.flags;
+    CHECK(flags[1] == kFlagged);
+    CHECK(flags[24999] == kFlagged);
+    CHECK(flags[25005] == kFlagged);
+    CHECK(flags[25003] == 0);
+    CHECK(flags.count(25002) == 0);
+    CHECK(flags.count(n + 1) == 1);
+    CHECK(view.back().uid == n + 1);
+}
+
 TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOVE", "[mailstore]") {
     TempRoot t;
     MaildirOptions o;
