@@ -206,16 +206,15 @@ MessageName parse_into(ScannedFile& f) {
 
 // A file known from its name alone (local-delivery's and Dovecot's names
 // carry both sizes): nothing is read until a FETCH needs it.
-ScannedFile name_only(std::string&& name) {
-    ScannedFile f;
+// Fills f in place (a first SELECT makes one per file of the folder).
+void name_only(ScannedFile& f, std::string&& name) {
     f.name = std::move(name);
     auto parsed = parse_into(f);
-    if (!parsed.size || !parsed.crlf_size) return f;
+    if (!parsed.size || !parsed.crlf_size) return;
     f.size = *parsed.size;
     f.crlf_size = *parsed.crlf_size;
     f.ok = true;
     f.cached = false;
-    return f;
 }
 
 ScannedFile scan_file(const std::string& dir, const std::string& name) {
@@ -593,8 +592,10 @@ void init_meta(IndexMeta& m) {
 
 // Gives f the next UID and writes its record (and cache entry); the
 // caller puts its base into `names`.
+// `record` is a buffer for the encoded record.
 Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta, const ScannedFile& f,
-                  uint8_t flags, uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out) {
+                  uint8_t flags, uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out,
+                  std::string& record) {
     uint32_t uid = m.uidnext++;
     MessageRecord r;
     r.modseq = modseq;
@@ -608,7 +609,8 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     r.filename = f.name;
     std::string key = uid_key(uid);
     // UIDs are assigned in ascending order: appended, not split into.
-    if (auto s = txn.put_ascending(idx.msgs, key, encode_record(r)); !s) return s;
+    encode_record(r, record);
+    if (auto s = txn.put_ascending(idx.msgs, key, record); !s) return s;
     m.count_in(uid, r);
     delta.put(uid, r);
     if (f.cached)
@@ -791,7 +793,7 @@ Status FolderIndex::sync() {
         files.reserve(std::min(fresh.size() - start, kNameBatch));
         size_t read = 0;
         while (end < fresh.size() && read < kBatch && files.size() < kNameBatch) {
-            files.push_back(name_only(std::move(fresh[end])));
+            name_only(files.emplace_back(), std::move(fresh[end]));
             if (!files.back().ok) {
                 std::string name = std::move(files.back().name);
                 files.back() = scan_file(cur_dir, name);
@@ -840,10 +842,12 @@ Status FolderIndex::sync() {
                     twin[static_cast<size_t>(by_base[i] - unknown.data())] = true;
             bool changed = false;
             delta.reserve(unknown.size());
+            std::string record;
             for (size_t i = 0; i < unknown.size(); ++i) {
                 if (twin[i]) continue;
                 const ScannedFile& f = *unknown[i].file;
-                if (auto s = index_file(*this, txn, *m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid); !s)
+                if (auto s = index_file(*this, txn, *m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid, record);
+                    !s)
                     return s;
                 changed = true;
             }
@@ -875,6 +879,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
         if (!m) return m.error();
         init_meta(*m);
         uint64_t modseq = m->modseq + 1;
+        std::string record;
         for (size_t i = 0; i < incoming.size(); ++i) {
             Incoming& in = incoming[i];
             uint64_t kw = 0;
@@ -901,7 +906,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             f.cache = in.cache;
             f.cached = in.cached;
             if (auto s = index_file(*this, txn, *m, delta, f, in.flags, kw, in.internal_date, in.date_offset, modseq,
-                                    uids[i]);
+                                    uids[i], record);
                 !s)
                 return s;
             if (auto s = txn.put(names, parse_message_name(f.name).base, uid_key(uids[i])); !s) return s;

@@ -82,8 +82,9 @@ PackedEntry packed_entry(uint32_t uid, const MessageRecord& r) {
 
 Status ViewDelta::flush(lmdb::Txn& txn, lmdb::Dbi view) {
     // By UID, the last change of each UID only (a stable sort keeps their order).
-    std::stable_sort(changes_.begin(), changes_.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto by_uid = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(changes_.begin(), changes_.end(), by_uid))  // new UIDs come in order
+        std::stable_sort(changes_.begin(), changes_.end(), by_uid);
     size_t kept = 0;
     for (size_t i = 0; i < changes_.size(); ++i) {
         if (i + 1 < changes_.size() && changes_[i + 1].first == changes_[i].first) continue;

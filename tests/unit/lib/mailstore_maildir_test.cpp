@@ -110,6 +110,26 @@ TEST_CASE("mailstore names: folders and message files", "[mailstore]") {
     auto plain = parse_message_name("123.abc");
     CHECK_FALSE(plain.has_info);
     CHECK_FALSE(plain.size);
+    CHECK(plain.base == "123.abc");
+    // Boundaries: the first ":2," ends the base; the first ",S=" / ",W=" of
+    // the base count (a later one does not, nor one without digits); a
+    // field after ":2," is not the base's; a name ending in part of ":2,".
+    auto odd = parse_message_name("a,W=7,S=,S=5:2,S:2,T,S=9");
+    CHECK(odd.base == "a,W=7,S=,S=5");
+    CHECK(odd.letters == "S:2,T,S=9");
+    CHECK_FALSE(odd.size);
+    CHECK(odd.crlf_size == std::optional<uint64_t>(7));
+    auto late = parse_message_name("b:2,,S=3,W=4");
+    CHECK(late.base == "b");
+    CHECK_FALSE(late.size);
+    CHECK_FALSE(late.crlf_size);
+    for (const char* cut : {"c,S=1:", "c,S=1:2", ",S", ""}) {
+        auto c = parse_message_name(cut);
+        CHECK(c.base == cut);
+        CHECK_FALSE(c.has_info);
+    }
+    CHECK(parse_message_name("c,S=1:").size == std::optional<uint64_t>(1));
+    CHECK(parse_message_name("d,S=12345678901234567890123,W=2").size == std::optional<uint64_t>(1234567890123456789));
     CHECK(message_file_name("b", kSeen | kAnswered, "Pa") == "b:2,PRSa");
     CHECK(message_file_name("b", 0) == "b:2,");
 }
