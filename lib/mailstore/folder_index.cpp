@@ -325,8 +325,10 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     // the handles), so that SELECT does not wait for a writer; a new one
     // gets its databases created.
     bool opened = false;
-    if (auto txn = idx->env_->begin_read(); txn && open_all(*txn, 0))
+    if (auto txn = idx->env_->begin_read(); txn && open_all(*txn, 0)) {
+        idx->prefetch_roots(*txn);
         opened = txn->commit().ok();
+    }
     if (!opened)
         if (auto st = idx->env_->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
             return st.error();
@@ -538,6 +540,41 @@ Status FolderIndex::rebuild_header() {
         }
         return write_meta(txn, *m);
     });
+}
+
+std::vector<size_t> FolderIndex::root_pages(const lmdb::Txn& txn) const {
+    // The main database's value for a named database is LMDB's MDB_db
+    // record (its on-disk format, data version 1): the root page number is
+    // its last field, after u32, u16, u16 and four size_t.  Checked against
+    // the pages themselves by a unit test.
+    constexpr size_t kDbRecordSize = 8 + 5 * sizeof(size_t), kRootAt = 8 + 4 * sizeof(size_t);
+    std::vector<size_t> out;
+    MDB_dbi main_db = 0;
+    MDB_envinfo info{};
+    if (mdb_dbi_open(txn.get(), nullptr, 0, &main_db) != 0 || mdb_env_info(env_->get(), &info) != 0) return out;
+    for (const char* name : {"meta", "view"}) {
+        MDB_val key{std::strlen(name), const_cast<char*>(name)}, value{0, nullptr};
+        if (mdb_get(txn.get(), main_db, &key, &value) != 0 || value.mv_size != kDbRecordSize) continue;
+        size_t root = 0;
+        std::memcpy(&root, static_cast<const char*>(value.mv_data) + kRootAt, sizeof root);
+        // An empty database's root is P_INVALID; page 0 and 1 are LMDB's meta pages.
+        if (root >= 2 && root <= info.me_last_pgno) out.push_back(root);
+    }
+    return out;
+}
+
+void FolderIndex::prefetch_roots(const lmdb::Txn& txn) {
+    MDB_envinfo info{};
+    MDB_stat st{};
+    if (mdb_env_info(env_->get(), &info) != 0 || mdb_env_stat(env_->get(), &st) != 0) return;
+    if (map_size_ != info.me_mapsize) {
+        auto where = find_map();
+        if (!where) return;
+        map_ = *where;
+        map_size_ = info.me_mapsize;
+    }
+    for (size_t page : root_pages(txn))
+        (void)::madvise(reinterpret_cast<void*>(map_ + page * st.ms_psize), st.ms_psize, MADV_WILLNEED);
 }
 
 void FolderIndex::prefetch_view() {

@@ -143,6 +143,12 @@ public:
     // later the pages are in memory (this process or a writer read or
     // wrote them), and asking again costs a system call per chunk.
     void prefetch_view();
+    // Asks the kernel for the root pages of `meta` (SELECT's header) and
+    // `view` (its [UNSEEN n]) at once, when an existing index is opened:
+    // on a cold index they are read side by side, not one after the other.
+    void prefetch_roots(const lmdb::Txn& txn);
+    // The root page numbers of `meta` and `view` (the empty ones left out).
+    std::vector<size_t> root_pages(const lmdb::Txn& txn) const;
 
     // Counts the records and builds the packed view once, where they are
     // not valid (an index written before they existed, or by a writer that

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -1114,6 +1115,38 @@ TEST_CASE("mailstore packed view: an index of the earlier layout (no view) gets 
     // Writers keep it from then on.
     append_subject(*b, "four");
     check_packed_view_matches_records(t.path);
+}
+
+TEST_CASE("mailstore: the root pages an open asks for are meta's and view's", "[mailstore]") {
+    // FolderIndex::root_pages() reads LMDB's on-disk record of a named
+    // database: checked here against the pages of the file themselves.
+    TempRoot t;
+    auto store = store_with_two_messages(t);
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto roots = (*idx)->root_pages(*txn);
+    REQUIRE(roots.size() == 2);
+    CHECK(roots[0] != roots[1]);
+    MDB_stat st{};
+    REQUIRE(mdb_env_stat((*idx)->env().get(), &st) == 0);
+    std::ifstream file(t.path / "tern-index.lmdb", std::ios::binary);
+    std::vector<std::string> pages;
+    for (size_t root : roots) {
+        std::string page(st.ms_psize, '\0');
+        file.seekg(static_cast<std::streamoff>(root * st.ms_psize));
+        REQUIRE(file.read(page.data(), static_cast<std::streamsize>(page.size())));
+        size_t pgno = 0;
+        uint16_t flags = 0;
+        std::memcpy(&pgno, page.data(), sizeof pgno);  // MDB_page: page number, pad, flags
+        std::memcpy(&flags, page.data() + sizeof pgno + 2, sizeof flags);
+        CHECK(pgno == root);
+        CHECK((flags & (0x01 | 0x02)) != 0);  // P_BRANCH or P_LEAF
+        pages.push_back(page);
+    }
+    CHECK(pages[0].find("uidvalidity") != std::string::npos);  // meta's keys
+    CHECK(pages[1].find("uidvalidity") == std::string::npos);
 }
 
 TEST_CASE("mailstore packed view: a delta applies the last change of each UID", "[mailstore]") {
