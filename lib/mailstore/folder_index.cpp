@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -157,18 +158,53 @@ bool arrival_order(const std::string& a, const std::string& b) {
 // first SELECT of 100,000 files went to the sort.  Exactly the same order:
 // two leading digit runs that differ in value compare as arrival_order()
 // compares them; equal ones (or names without one) go to arrival_order().
+// When every name starts with such a number and it fits beside the
+// name's index in 64 bits, plain integers are sorted (the usual case).
 void sort_by_arrival(std::vector<std::string>& names) {
+    const size_t n = names.size();
+    if (n < 2) return;
+    const unsigned index_bits = static_cast<unsigned>(std::bit_width(n));
+    std::vector<uint64_t> keys;  // leading number << index_bits | index
+    keys.reserve(n);
+    bool packed = index_bits < 64;
+    for (size_t k = 0; k < n && packed; ++k) {
+        const std::string& name = names[k];
+        uint64_t lead = 0;
+        size_t i = 0;
+        while (i < name.size() && i <= 19 && std::isdigit(static_cast<unsigned char>(name[i])))
+            lead = lead * 10 + static_cast<uint64_t>(name[i++] - '0');
+        packed = i > 0 && i <= 19 && (lead >> (64 - index_bits)) == 0;
+        keys.push_back(lead << index_bits | k);
+    }
+    std::vector<std::string> sorted;
+    sorted.reserve(n);
+    if (packed) {
+        std::sort(keys.begin(), keys.end());
+        const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
+        std::vector<std::string*> run;
+        for (size_t a = 0, b = 0; a < n; a = b) {
+            run.clear();
+            for (b = a; b < n && keys[b] >> index_bits == keys[a] >> index_bits; ++b)
+                run.push_back(&names[keys[b] & index_mask]);
+            if (run.size() > 1)
+                std::sort(run.begin(), run.end(), [](const std::string* x, const std::string* y) { return arrival_order(*x, *y); });
+            for (auto* name : run) sorted.push_back(std::move(*name));
+        }
+        names = std::move(sorted);
+        return;
+    }
     struct Keyed {
         uint64_t lead;  // the leading digit run's value
         bool numeric;   // the name starts with a digit run of at most 19 digits
         std::string* name;
     };
     std::vector<Keyed> keyed;
-    keyed.reserve(names.size());
-    for (auto& n : names) {
-        Keyed k{0, false, &n};
+    keyed.reserve(n);
+    for (auto& name : names) {
+        Keyed k{0, false, &name};
         size_t i = 0;
-        while (i < n.size() && std::isdigit(static_cast<unsigned char>(n[i]))) k.lead = k.lead * 10 + static_cast<uint64_t>(n[i++] - '0');
+        while (i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])))
+            k.lead = k.lead * 10 + static_cast<uint64_t>(name[i++] - '0');
         k.numeric = i > 0 && i <= 19;
         keyed.push_back(k);
     }
@@ -176,8 +212,6 @@ void sort_by_arrival(std::vector<std::string>& names) {
         if (a.numeric && b.numeric && a.lead != b.lead) return a.lead < b.lead;
         return arrival_order(*a.name, *b.name);
     });
-    std::vector<std::string> sorted;
-    sorted.reserve(names.size());
     for (auto& k : keyed) sorted.push_back(std::move(*k.name));
     names = std::move(sorted);
 }

@@ -623,6 +623,25 @@ TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
     CHECK(order == std::vector<std::string>{"0001700000000.M1P1.h", "1700000000.M99999P9Q9.h",
                                             "1700000000.M99999P9Q10.h", "1700000000.M100000P9Q1.h",
                                             "1700000001.M5P9Q1.h", "99999999999999999999999.h", "abc.h"});
+
+    // The usual case, every name led by a number that fits 64 bits: the
+    // same order (numbers first, equal ones by the rest of the name).
+    REQUIRE(store->create_folder("Numbered").ok());
+    const char* numbered[] = {"1700000001.M5P9Q1.h", "1700000000.M100000P9Q1.h", "1700000000.M99999P9Q10.h",
+                              "9.x", "0001700000000.M1P1.h", "1700000000.M99999P9Q9.h", "10.x"};
+    for (const char* n : numbered) std::ofstream(t.path / ".Numbered" / "new" / n) << "Subject: N:" << n << "\n\nx\n";
+    auto box = store->open("Numbered");
+    REQUIRE(box.ok());
+    order.clear();
+    REQUIRE((*box)->for_each(uids, kFieldEnvelope, [&](const MessageData& d) {
+                   auto s = std::string(d.envelope);
+                   auto q = s.find("N:");
+                   order.push_back(s.substr(q + 2, s.find('"', q) - q - 2));
+               })
+                .ok());
+    CHECK(order == std::vector<std::string>{"9.x", "10.x", "0001700000000.M1P1.h", "1700000000.M99999P9Q9.h",
+                                            "1700000000.M99999P9Q10.h", "1700000000.M100000P9Q1.h",
+                                            "1700000001.M5P9Q1.h"});
 }
 
 TEST_CASE("mailstore: a first open of more files than one batch keeps arrival order and finds each name again",
