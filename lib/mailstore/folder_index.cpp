@@ -152,47 +152,54 @@ bool arrival_order(const std::string& a, const std::string& b) {
     return a.size() - i < b.size() - j;
 }
 
+// sort_by_arrival() for the usual names: when every name starts with a
+// number of at most 19 digits that fits beside the name's index in 64
+// bits, plain integers (number << index bits | index) are sorted, and the
+// names of equal numbers then by arrival_order().  False (names untouched)
+// for any other list.
+bool sort_by_leading_number(std::vector<std::string>& names) {
+    const size_t n = names.size();
+    const unsigned index_bits = static_cast<unsigned>(std::bit_width(n));
+    if (index_bits == 0 || index_bits >= 64) return false;
+    std::vector<uint64_t> keys;
+    keys.reserve(n);
+    for (size_t k = 0; k < n; ++k) {
+        const std::string& name = names[k];
+        uint64_t lead = 0;
+        size_t i = 0;
+        while (i < name.size() && i <= 19 && std::isdigit(static_cast<unsigned char>(name[i])))
+            lead = lead * 10 + static_cast<uint64_t>(name[i++] - '0');
+        if (i == 0 || i > 19 || (lead >> (64 - index_bits)) != 0) return false;
+        keys.push_back(lead << index_bits | k);
+    }
+    std::sort(keys.begin(), keys.end());
+    const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
+    std::vector<std::string> sorted;
+    sorted.reserve(n);
+    std::vector<std::string*> run;
+    for (size_t a = 0, b = 0; a < n; a = b) {
+        run.clear();
+        for (b = a; b < n && keys[b] >> index_bits == keys[a] >> index_bits; ++b)
+            run.push_back(&names[keys[b] & index_mask]);
+        if (run.size() > 1)
+            std::sort(run.begin(), run.end(), [](const std::string* x, const std::string* y) { return arrival_order(*x, *y); });
+        for (auto* name : run) sorted.push_back(std::move(*name));
+    }
+    names = std::move(sorted);
+    return true;
+}
+
 // Sorts names by arrival_order().  Most names start with the arrival
 // second, and comparing those numbers first (parsed once per name) settles
 // most comparisons without walking the strings: a third of the CPU of a
 // first SELECT of 100,000 files went to the sort.  Exactly the same order:
 // two leading digit runs that differ in value compare as arrival_order()
 // compares them; equal ones (or names without one) go to arrival_order().
-// When every name starts with such a number and it fits beside the
-// name's index in 64 bits, plain integers are sorted (the usual case).
 void sort_by_arrival(std::vector<std::string>& names) {
+    if (names.size() < 2 || sort_by_leading_number(names)) return;
     const size_t n = names.size();
-    if (n < 2) return;
-    const unsigned index_bits = static_cast<unsigned>(std::bit_width(n));
-    std::vector<uint64_t> keys;  // leading number << index_bits | index
-    keys.reserve(n);
-    bool packed = index_bits < 64;
-    for (size_t k = 0; k < n && packed; ++k) {
-        const std::string& name = names[k];
-        uint64_t lead = 0;
-        size_t i = 0;
-        while (i < name.size() && i <= 19 && std::isdigit(static_cast<unsigned char>(name[i])))
-            lead = lead * 10 + static_cast<uint64_t>(name[i++] - '0');
-        packed = i > 0 && i <= 19 && (lead >> (64 - index_bits)) == 0;
-        keys.push_back(lead << index_bits | k);
-    }
     std::vector<std::string> sorted;
     sorted.reserve(n);
-    if (packed) {
-        std::sort(keys.begin(), keys.end());
-        const uint64_t index_mask = (uint64_t{1} << index_bits) - 1;
-        std::vector<std::string*> run;
-        for (size_t a = 0, b = 0; a < n; a = b) {
-            run.clear();
-            for (b = a; b < n && keys[b] >> index_bits == keys[a] >> index_bits; ++b)
-                run.push_back(&names[keys[b] & index_mask]);
-            if (run.size() > 1)
-                std::sort(run.begin(), run.end(), [](const std::string* x, const std::string* y) { return arrival_order(*x, *y); });
-            for (auto* name : run) sorted.push_back(std::move(*name));
-        }
-        names = std::move(sorted);
-        return;
-    }
     struct Keyed {
         uint64_t lead;  // the leading digit run's value
         bool numeric;   // the name starts with a digit run of at most 19 digits
@@ -690,6 +697,55 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     return {};
 }
 
+// Indexes a batch of files found in cur/ (in arrival order) under new
+// UIDs, except those another process indexed meanwhile (looked up when
+// `look_up`).  `names` is filled in key order (appended to, not split
+// into); of two files with one base ("x:2,S" and "x:2," side by side in
+// cur/) the earlier in arrival order is indexed, the other is left to the
+// next scan, as a lookup of each would do.
+Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta,
+                       const std::vector<ScannedFile>& files, bool look_up, uint64_t modseq, bool& changed) {
+    struct Unknown {
+        const ScannedFile* file;
+        uint32_t uid = 0;  // 0: a second file of the same base, not indexed
+    };
+    std::vector<Unknown> unknown;
+    unknown.reserve(files.size());
+    for (const auto& f : files) {
+        if (!f.ok) continue;  // vanished meanwhile
+        if (look_up) {
+            auto known = txn.get(idx.names, f.base());
+            if (!known) return known.error();
+            if (*known) continue;
+        }
+        unknown.push_back({&f});
+    }
+    std::vector<Unknown*> by_base;
+    by_base.reserve(unknown.size());
+    for (auto& u : unknown) by_base.push_back(&u);
+    auto base_order = [](const Unknown* a, const Unknown* b) { return a->file->base() < b->file->base(); };
+    // Arrival order is usually the names' order already.
+    if (!std::is_sorted(by_base.begin(), by_base.end(), base_order))
+        std::stable_sort(by_base.begin(), by_base.end(), base_order);
+    std::vector<bool> twin(unknown.size(), false);
+    for (size_t i = 1; i < by_base.size(); ++i)
+        if (by_base[i]->file->base() == by_base[i - 1]->file->base())
+            twin[static_cast<size_t>(by_base[i] - unknown.data())] = true;
+    delta.reserve(unknown.size());
+    std::string record;
+    for (size_t i = 0; i < unknown.size(); ++i) {
+        if (twin[i]) continue;
+        const ScannedFile& f = *unknown[i].file;
+        if (auto s = index_file(idx, txn, m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid, record); !s)
+            return s;
+        changed = true;
+    }
+    for (const Unknown* u : by_base)
+        if (u->uid != 0)
+            if (auto s = txn.put_ascending(idx.names, u->file->base(), uid_key(u->uid)); !s) return s;
+    return {};
+}
+
 }  // namespace
 
 // Whether cur/ holds exactly the indexed files under their indexed names:
@@ -879,52 +935,9 @@ Status FolderIndex::sync() {
             if (!m) return m.error();
             init_meta(*m);
             uint64_t modseq = m->modseq + 1;
-            // The files no process indexed meanwhile, in arrival order.
-            struct Unknown {
-                const ScannedFile* file;
-                uint32_t uid = 0;  // 0: a second file of the same base, not indexed
-            };
-            std::vector<Unknown> unknown;
-            unknown.reserve(files.size());
-            bool look_up = m->uidnext != written_uidnext;
-            for (const auto& f : files) {
-                if (!f.ok) continue;  // vanished meanwhile
-                if (look_up) {
-                    auto known = txn.get(names, f.base());
-                    if (!known) return known.error();
-                    if (*known) continue;
-                }
-                unknown.push_back({&f});
-            }
-            // `names` is filled in key order (appended to, not split into);
-            // of two files with one base ("x:2,S" and "x:2," side by side
-            // in cur/) the earlier in arrival order is indexed, the other is
-            // left to the next scan, as a lookup of each would do.
-            std::vector<Unknown*> by_base;
-            by_base.reserve(unknown.size());
-            for (auto& u : unknown) by_base.push_back(&u);
-            auto base_order = [](const Unknown* a, const Unknown* b) { return a->file->base() < b->file->base(); };
-            // Arrival order is usually the names' order already.
-            if (!std::is_sorted(by_base.begin(), by_base.end(), base_order))
-                std::stable_sort(by_base.begin(), by_base.end(), base_order);
-            std::vector<bool> twin(unknown.size(), false);
-            for (size_t i = 1; i < by_base.size(); ++i)
-                if (by_base[i]->file->base() == by_base[i - 1]->file->base())
-                    twin[static_cast<size_t>(by_base[i] - unknown.data())] = true;
             bool changed = false;
-            delta.reserve(unknown.size());
-            std::string record;
-            for (size_t i = 0; i < unknown.size(); ++i) {
-                if (twin[i]) continue;
-                const ScannedFile& f = *unknown[i].file;
-                if (auto s = index_file(*this, txn, *m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid, record);
-                    !s)
-                    return s;
-                changed = true;
-            }
-            for (const Unknown* u : by_base)
-                if (u->uid != 0)
-                    if (auto s = txn.put_ascending(names, u->file->base(), uid_key(u->uid)); !s) return s;
+            if (auto s = index_new_files(*this, txn, *m, delta, files, m->uidnext != written_uidnext, modseq, changed); !s)
+                return s;
             if (changed) m->modseq = modseq;
             if (last) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
             committing_uidnext = m->uidnext;
