@@ -590,7 +590,7 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     r.cached = f.cached;
     r.filename = f.name;
     std::string key = uid_key(uid);
-    // UIDs are assigned in ascending order: appended, not split into.
+    // UIDs are assigned in ascending order: appended (no search of the tree).
     encode_record(r, record);
     if (auto s = txn.put_ascending(idx.msgs, key, record); !s) return s;
     m.count_in(uid, r);
@@ -603,8 +603,8 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
 
 // Indexes a batch of files found in cur/ (in arrival order) under new
 // UIDs, except those another process indexed meanwhile (looked up when
-// `look_up`).  `names` is filled in key order (appended to, not split
-// into); of two files with one base ("x:2,S" and "x:2," side by side in
+// `look_up`).  `names` is filled in key order (appended to, no search
+// of the tree per name); of two files with one base ("x:2,S" and "x:2," side by side in
 // cur/) the earlier in arrival order is indexed, the other is left to the
 // next scan, as a lookup of each would do.
 Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta,
@@ -964,8 +964,7 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                     sized = true;
                 }
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
-                // Usually filled in UID order (a FETCH 1:*): appended, so the
-                // cached strings lie in the file in the order a walk reads them.
+                // Usually filled in UID order (a FETCH 1:*): appended.
                 if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache.view())); !s) return s;
             }
             return sized ? write_meta(txn, *m, &delta) : Status{};
