@@ -806,10 +806,13 @@ Status FolderIndex::sync() {
         }
         if (!gone.empty())
             if (auto s = bound_vanished(txn, *m); !s) return s;
+        committing_uidnext = m->uidnext;
+        // Only new files (a folder's first SELECT): nothing to write yet, the
+        // batches below write the header, and a commit would cost an fsync.
+        if (known_names.ms_entries == 0 && gone.empty() && !fresh.empty()) return {};
         if (changed) m->modseq = modseq;
         // The directory state is recorded only when nothing is left to index.
         if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
-        committing_uidnext = m->uidnext;
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st;

@@ -690,6 +690,31 @@ TEST_CASE("mailstore: a first open of more files than one batch keeps arrival or
     CHECK(view.back().uid == n + 1);
 }
 
+TEST_CASE("mailstore: a first open of a folder of new files commits the databases' creation and the records only",
+          "[mailstore]") {
+    // Each commit is an fsync: the first SELECT of a folder does not commit
+    // the empty header of pass 1 before the records.
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    for (int i = 0; i < 3; ++i) std::ofstream(t.path / "cur" / (std::to_string(100 + i) + ".M1P1.h,S=2,W=3:2,")) << "x\n";
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    CHECK((*mb)->view().size() == 3);
+    CHECK((*mb)->status().uidvalidity != 0);
+    CHECK((*mb)->status().uidnext == 4);
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    MDB_envinfo info{};
+    REQUIRE(mdb_env_info((*idx)->env().get(), &info) == 0);
+    CHECK(info.me_last_txnid == 2);  // the databases created, then the records
+    // The next open finds everything known and the same UIDs.
+    auto again = open_store(t)->open("INBOX");
+    REQUIRE(again.ok());
+    CHECK((*again)->status().uidvalidity == (*mb)->status().uidvalidity);
+    CHECK((*again)->view().back().uid == 3);
+}
+
 TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOVE", "[mailstore]") {
     TempRoot t;
     MaildirOptions o;
