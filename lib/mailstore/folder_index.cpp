@@ -46,6 +46,9 @@ constexpr size_t kCountsSize = 8 + 4 + 5 * 8;
 // meta "view_stamp": the modseq u64, uidnext u32 and record count u64 the
 // packed view was last brought up to date with.
 constexpr size_t kViewStampSize = 8 + 4 + 8;
+// meta "first_unseen": the same stamp, then the UID u32 and the records
+// before it u64.
+constexpr size_t kFirstUnseenSize = kViewStampSize + 4 + 8;
 
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
@@ -299,6 +302,7 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
     auto un = get("uidnext");
     if (!un) return un.error();
     m.uidnext = from_raw<uint32_t>(*un, 1);
+    m.uidnext_read = m.uidnext;
     auto ms = get("modseq");
     if (!ms) return ms.error();
     m.modseq = from_raw<uint64_t>(*ms, 1);
@@ -322,6 +326,13 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
         std::memcpy(&stamp_uidnext, (*vs)->data() + 8, 4);
         std::memcpy(&stamp_records, (*vs)->data() + 12, 8);
         m.view_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && stamp_records == st.ms_entries;
+    }
+    auto fu = get("first_unseen");
+    if (!fu) return fu.error();
+    if (m.view_valid && *fu && (*fu)->size() == kFirstUnseenSize && (*vs)->substr(0, kViewStampSize) == (*fu)->substr(0, kViewStampSize)) {
+        std::memcpy(&m.first_unseen.uid, (*fu)->data() + kViewStampSize, 4);
+        std::memcpy(&m.first_unseen.below, (*fu)->data() + kViewStampSize + 4, 8);
+        m.unseen_valid = true;
     }
     auto counts = get("counts");
     if (!counts) return counts.error();
@@ -356,11 +367,20 @@ Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* de
     if (delta && delta->damaged()) {
         // A stamp left from before could match again (fill() keeps the modseq).
         if (auto r = txn.del(meta, "view_stamp"); !r) return r.error();
+        if (auto r = txn.del(meta, "first_unseen"); !r) return r.error();
     } else if (m.view_valid) {
         MDB_stat st{};
         if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
         uint64_t records = st.ms_entries;
-        if (auto s = txn.put(meta, "view_stamp", raw(m.modseq) + raw(m.uidnext) + raw(records)); !s) return s;
+        std::string stamp = raw(m.modseq) + raw(m.uidnext) + raw(records);
+        if (auto s = txn.put(meta, "view_stamp", stamp); !s) return s;
+        // The first unseen message, brought up to date from the changes (a
+        // walk of the chunks where they do not tell).
+        auto fu = !m.unseen_valid ? find_first_unseen(txn, view, 0, 0)
+                  : delta         ? update_first_unseen(txn, view, m.first_unseen, *delta, m.uidnext_read, records)
+                                  : Result<FirstUnseen>(m.first_unseen);
+        if (!fu) return fu.error();
+        if (auto s = txn.put(meta, "first_unseen", stamp + raw(fu->uid) + raw(fu->below)); !s) return s;
     }
     std::string kw;
     for (size_t i = 0; i < m.keywords.size(); ++i) {
@@ -483,6 +503,7 @@ Status FolderIndex::rebuild_header() {
             if (auto s = rebuild_packed(txn, msgs, view); !s) return s;
             m->view_valid = true;
         }
+        m->unseen_valid = false;  // walked from the chunks by write_meta()
         return write_meta(txn, *m);
     });
 }
@@ -570,6 +591,8 @@ void init_meta(IndexMeta& m) {
     m.counts = {};  // a new index: no records yet
     m.counts_valid = true;
     m.view_valid = true;
+    m.first_unseen = {};
+    m.unseen_valid = true;
 }
 
 // Gives f the next UID and writes its record (and cache entry); the

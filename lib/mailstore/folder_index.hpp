@@ -56,6 +56,12 @@ struct IndexMeta {
     // stamp (modseq, uidnext, record count) is the current one.  false: an
     // index of an older tern, or one a writer without it changed.
     bool view_valid = false;
+    // The first unseen message (SELECT's [UNSEEN n]), kept with the packed
+    // view: valid when its stamp (modseq, uidnext, record count) is the
+    // current one.  uidnext_read: UIDNEXT as read, before this writer.
+    FirstUnseen first_unseen;
+    bool unseen_valid = false;
+    uint32_t uidnext_read = 1;
     // Writers keep `counts` with these as records come, go or change flags.
     void count_in(uint32_t uid, const MessageRecord& r);
     void count_out(uint32_t uid, const MessageRecord& r);

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 
@@ -798,6 +799,17 @@ std::unique_ptr<Store> store_with_two_messages(const TempRoot& t) {
     return store;
 }
 
+// INBOX's header as a reader finds it now.
+IndexMeta inbox_meta(const TempRoot& t) {
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto m = (*idx)->read_meta(*txn);
+    REQUIRE(m.ok());
+    return *m;
+}
+
 // Changes INBOX's index directly, as an older tern (or a damaged disk) would.
 void change_inbox_index(const TempRoot& t, const std::function<tern::Status(FolderIndex&, tern::lmdb::Txn&)>& fn) {
     auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
@@ -952,26 +964,15 @@ TEST_CASE("mailstore header: an index without counts is counted once at open", "
             if (!r) return r.error();
             return {};
         });
-        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
-        REQUIRE(idx.ok());
-        auto txn = (*idx)->env().begin_read();
-        REQUIRE(txn.ok());
-        auto m = (*idx)->read_meta(*txn);
-        REQUIRE(m.ok());
-        CHECK_FALSE(m->counts_valid);
+        CHECK_FALSE(inbox_meta(t).counts_valid);
     }
     auto st = open_box(*store, true)->status();
     CHECK(st.messages == 2);
     CHECK(st.unseen == 1);
     check_counts_match_records(*store);
-    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
-    REQUIRE(idx.ok());
-    auto txn = (*idx)->env().begin_read();
-    REQUIRE(txn.ok());
-    auto m = (*idx)->read_meta(*txn);
-    REQUIRE(m.ok());
-    CHECK(m->counts_valid);  // stored by the open that counted
-    CHECK(m->counts.messages == 2);
+    auto m = inbox_meta(t);
+    CHECK(m.counts_valid);  // stored by the open that counted
+    CHECK(m.counts.messages == 2);
 }
 
 TEST_CASE("mailstore header: \\Recent is claimed by exactly one session", "[mailstore]") {
@@ -1190,7 +1191,112 @@ TEST_CASE("mailstore: the root pages an open asks for are meta's and view's", "[
         pages.push_back(page);
     }
     CHECK(pages[0].find("uidvalidity") != std::string::npos);  // meta's keys
-    CHECK(pages[1].find("uidvalidity") == std::string::npos);
+}
+
+TEST_CASE("mailstore header: the first unseen message is kept by every writer", "[mailstore]") {
+    // Random appends, \Seen added and taken away, expunges, files renamed
+    // and removed behind the store's back and deliveries, spanning several
+    // chunks of the packed view: after each step a new session's [UNSEEN n]
+    // (from the header, no chunk read) is what its view says.
+    TempRoot t;
+    auto store = open_store(t);
+    auto writer = open_box(*store);
+    std::mt19937 rng(11);
+    auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+    Flags seen;
+    seen.system = kSeen;
+    Flags deleted;
+    deleted.system = kDeleted;
+    int checked_from_header = 0;
+    for (int step = 0; step < 400; ++step) {
+        (void)writer->refresh();
+        const auto& view = writer->view();
+        int op = static_cast<int>(rng() % 10);
+        if (view.size() < 40 || op < 3) {
+            // Appends in runs, so that UIDs cross chunk boundaries (512).
+            for (int i = 0, n = 1 + static_cast<int>(rng() % 40); i < n; ++i)
+                append_subject(*writer, "m" + std::to_string(step), rng() % 3 ? kSeen : 0);
+        } else if (op < 5) {
+            std::vector<uint32_t> uids;
+            for (int i = 0; i < 3; ++i) uids.push_back(view[pick(view.size())].uid);
+            REQUIRE(writer->store_flags(uids, op == 3 ? FlagOp::Add : FlagOp::Remove, seen).ok());
+        } else if (op < 7) {
+            std::vector<uint32_t> uids{view[pick(view.size())].uid, view[pick(view.size())].uid};
+            REQUIRE(writer->store_flags(uids, FlagOp::Add, deleted).ok());
+            REQUIRE(writer->expunge().ok());
+        } else if (op < 8) {
+            deliver(t.path, "Subject: delivered\n\nx\n");
+        } else {
+            // Another tool marks one message seen (or removes one).
+            auto files = files_in(t.path / "cur");
+            if (files.empty()) continue;
+            auto name = files[pick(files.size())];
+            if (op == 8 && name.find(":2,") != std::string::npos && name.find('S', name.find(":2,")) == std::string::npos)
+                fs::rename(t.path / "cur" / name, t.path / "cur" / (name + "S"));
+            else if (op == 9)
+                fs::remove(t.path / "cur" / name);
+        }
+        auto fresh = open_store(t);
+        auto session = open_box(*fresh);
+        auto from_header = session->first_unseen();  // before anything loads the view
+        REQUIRE(from_header.ok());
+        uint32_t expected = 0;
+        for (size_t i = 0; i < session->view().size(); ++i)
+            if (!(session->view()[i].flags & kSeen)) {
+                expected = static_cast<uint32_t>(i + 1);
+                break;
+            }
+        REQUIRE(*from_header == expected);
+        checked_from_header += inbox_meta(t).unseen_valid ? 1 : 0;
+    }
+    CHECK(checked_from_header == 400);
+
+    // None unseen; then an old message loses \Seen; then none again and
+    // new messages arrive, the first of them seen.
+    auto unseen_of_new_session = [&] {
+        auto session = open_box(*open_store(t));
+        auto n = session->first_unseen();
+        REQUIRE(n.ok());
+        return *n;
+    };
+    (void)writer->refresh();
+    std::vector<uint32_t> all;
+    for (const auto& e : writer->view()) all.push_back(e.uid);
+    REQUIRE(all.size() > 10);
+    REQUIRE(writer->store_flags(all, FlagOp::Add, seen).ok());
+    CHECK(unseen_of_new_session() == 0);
+    REQUIRE(writer->store_flags(std::vector<uint32_t>{all[5]}, FlagOp::Remove, seen).ok());
+    CHECK(unseen_of_new_session() == 6);
+    REQUIRE(writer->store_flags(std::vector<uint32_t>{all[5]}, FlagOp::Add, seen).ok());
+    CHECK(unseen_of_new_session() == 0);
+    append_subject(*writer, "new and seen", kSeen);
+    append_subject(*writer, "new", 0);
+    append_subject(*writer, "newer", 0);
+    CHECK(unseen_of_new_session() == all.size() + 2);
+}
+
+TEST_CASE("mailstore header: an index without the first unseen message walks the view, the next writer keeps it",
+          "[mailstore]") {
+    TempRoot t;
+    auto store = store_with_two_messages(t);  // "one" unseen, "two" \Seen
+    change_inbox_index(t, [](FolderIndex& idx, tern::lmdb::Txn& txn) -> tern::Status {
+        auto r = txn.del(idx.meta, "first_unseen");  // as this branch's earlier layout had it
+        if (!r) return r.error();
+        return *r ? tern::Status{} : tern::Status{tern::Error{"no first_unseen to remove"}};
+    });
+    CHECK_FALSE(inbox_meta(t).unseen_valid);
+    auto b = open_box(*open_store(t));
+    auto n = b->first_unseen();
+    REQUIRE(n.ok());
+    CHECK(*n == 1);
+    Flags seen;
+    seen.system = kSeen;
+    REQUIRE(b->store_flags(std::vector<uint32_t>{1}, FlagOp::Add, seen).ok());
+    CHECK(inbox_meta(t).unseen_valid);
+    auto c = open_box(*open_store(t));
+    n = c->first_unseen();
+    REQUIRE(n.ok());
+    CHECK(*n == 0);
 }
 
 TEST_CASE("mailstore packed view: a delta applies the last change of each UID", "[mailstore]") {
