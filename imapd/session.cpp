@@ -48,6 +48,9 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
         if (tls::output_sent(bev_) || ++closing_polls_ >= kClosePolls) close_now(nullptr);
         else close_timer_.add(std::chrono::milliseconds(kClosePollMs));
     });
+    view_prefetch_ = event::timer(base, [this](short) {
+        if (mailbox_) mailbox_->expect_view();
+    });
 }
 
 Session::~Session() {

@@ -185,6 +185,9 @@ private:
     uint64_t quota_ = 0;  // bytes, from the auth answer; 0 = none
     std::unique_ptr<mailstore::Mailbox> mailbox_;
     event::Watch notify_;
+    // SELECT's read of the view's pages (Mailbox::expect_view()), started
+    // once its answer has been written, not before.
+    event::Watch view_prefetch_;
     std::vector<uint32_t> saved_;  // SEARCHRES "$", as UIDs
     bool idle_done_pending_ = false;
 };

@@ -142,6 +142,17 @@ Status Txn::put(Dbi dbi, std::string_view key, std::string_view value, unsigned 
     return check("mdb_put", mdb_put(txn_, dbi.handle, &k, &v, flags));
 }
 
+Status Txn::put_ascending(Dbi dbi, std::string_view key, std::string_view value) {
+    MDB_val k = to_val(key), v = to_val(value);
+    int rc = mdb_put(txn_, dbi.handle, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {  // not after the last key: nothing was written
+        k = to_val(key);
+        v = to_val(value);
+        rc = mdb_put(txn_, dbi.handle, &k, &v, 0);
+    }
+    return check("mdb_put", rc);
+}
+
 Result<bool> Txn::del(Dbi dbi, std::string_view key) {
     MDB_val k = to_val(key);
     int rc = mdb_del(txn_, dbi.handle, &k, nullptr);

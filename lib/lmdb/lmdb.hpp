@@ -120,6 +120,13 @@ public:
     // or (write txns) the next change.
     Result<std::optional<std::string_view>> get(Dbi dbi, std::string_view key) const;
     Status put(Dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
+    // put() for a key that usually sorts after every key of the database
+    // (UIDs as they are assigned, names in sorted order): MDB_APPEND goes
+    // to the last page and compares with the last key only, where a plain
+    // put searches the tree from its root (and keys in any other order
+    // would split pages in half).  A key that does not come last is put as
+    // put() would.
+    Status put_ascending(Dbi dbi, std::string_view key, std::string_view value);
     Result<bool> del(Dbi dbi, std::string_view key);  // false: was not there
     Status clear(Dbi dbi);                            // empties the database
     Result<Cursor> cursor(Dbi dbi) const;

@@ -20,6 +20,7 @@
 
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
+#include "lib/mailstore/arrival_order.hpp"
 #include "lib/mailstore/maildir_names.hpp"
 #include "lib/mailstore/mailstore.hpp"
 #include "lib/maildir/maildir.hpp"
@@ -45,6 +46,9 @@ constexpr size_t kCountsSize = 8 + 4 + 5 * 8;
 // meta "view_stamp": the modseq u64, uidnext u32 and record count u64 the
 // packed view was last brought up to date with.
 constexpr size_t kViewStampSize = 8 + 4 + 8;
+// meta "first_unseen": the same stamp, then the UID u32 and the records
+// before it u64.
+constexpr size_t kFirstUnseenSize = kViewStampSize + 4 + 8;
 
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
@@ -126,62 +130,6 @@ bool rename_no_replace(const std::string& from, const std::string& to) {
     return ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0;
 }
 
-// Natural order: runs of digits compare as numbers, so that
-// "1700000000.M99999P1" sorts before "1700000000.M100000P1".
-bool arrival_order(const std::string& a, const std::string& b) {
-    size_t i = 0, j = 0;
-    while (i < a.size() && j < b.size()) {
-        if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
-            size_t ie = i, je = j;
-            while (ie < a.size() && std::isdigit(static_cast<unsigned char>(a[ie]))) ++ie;
-            while (je < b.size() && std::isdigit(static_cast<unsigned char>(b[je]))) ++je;
-            std::string_view x(a.data() + i, ie - i), y(b.data() + j, je - j);
-            while (x.size() > 1 && x.front() == '0') x.remove_prefix(1);
-            while (y.size() > 1 && y.front() == '0') y.remove_prefix(1);
-            if (x.size() != y.size()) return x.size() < y.size();
-            if (x != y) return x < y;
-            i = ie;
-            j = je;
-            continue;
-        }
-        if (a[i] != b[j]) return a[i] < b[j];
-        ++i;
-        ++j;
-    }
-    return a.size() - i < b.size() - j;
-}
-
-// Sorts names by arrival_order().  Most names start with the arrival
-// second, and comparing those numbers first (parsed once per name) settles
-// most comparisons without walking the strings: a third of the CPU of a
-// first SELECT of 100,000 files went to the sort.  Exactly the same order:
-// two leading digit runs that differ in value compare as arrival_order()
-// compares them; equal ones (or names without one) go to arrival_order().
-void sort_by_arrival(std::vector<std::string>& names) {
-    struct Keyed {
-        uint64_t lead;  // the leading digit run's value
-        bool numeric;   // the name starts with a digit run of at most 19 digits
-        std::string* name;
-    };
-    std::vector<Keyed> keyed;
-    keyed.reserve(names.size());
-    for (auto& n : names) {
-        Keyed k{0, false, &n};
-        size_t i = 0;
-        while (i < n.size() && std::isdigit(static_cast<unsigned char>(n[i]))) k.lead = k.lead * 10 + static_cast<uint64_t>(n[i++] - '0');
-        k.numeric = i > 0 && i <= 19;
-        keyed.push_back(k);
-    }
-    std::sort(keyed.begin(), keyed.end(), [](const Keyed& a, const Keyed& b) {
-        if (a.numeric && b.numeric && a.lead != b.lead) return a.lead < b.lead;
-        return arrival_order(*a.name, *b.name);
-    });
-    std::vector<std::string> sorted;
-    sorted.reserve(names.size());
-    for (auto& k : keyed) sorted.push_back(std::move(*k.name));
-    names = std::move(sorted);
-}
-
 // Reads a message file and builds what the index keeps about it.
 struct ScannedFile {
     std::string name;
@@ -190,25 +138,37 @@ struct ScannedFile {
     ParsedCache cache;
     bool ok = false;
     bool cached = true;  // false: cache and mtime not read yet
+    // The name parsed once (parse_message_name()): its base is the first
+    // base_size bytes, its flag letters give `flags`.
+    size_t base_size = 0;
+    uint8_t flags = 0;
+    std::string_view base() const { return std::string_view(name).substr(0, base_size); }
 };
+
+MessageName parse_into(ScannedFile& f) {
+    auto parsed = parse_message_name(f.name);
+    f.base_size = parsed.base.size();
+    f.flags = flags_from_letters(parsed.letters);
+    return parsed;
+}
 
 // A file known from its name alone (local-delivery's and Dovecot's names
 // carry both sizes): nothing is read until a FETCH needs it.
-ScannedFile name_only(const std::string& name) {
-    ScannedFile f;
-    f.name = name;
-    auto parsed = parse_message_name(name);
-    if (!parsed.size || !parsed.crlf_size) return f;
+// Fills f in place (a first SELECT makes one per file of the folder).
+void name_only(ScannedFile& f, std::string&& name) {
+    f.name = std::move(name);
+    auto parsed = parse_into(f);
+    if (!parsed.size || !parsed.crlf_size) return;
     f.size = *parsed.size;
     f.crlf_size = *parsed.crlf_size;
     f.ok = true;
     f.cached = false;
-    return f;
 }
 
 ScannedFile scan_file(const std::string& dir, const std::string& name) {
     ScannedFile f;
     f.name = name;
+    parse_into(f);
     std::string path = dir + "/" + name;
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (!fd) return f;
@@ -313,8 +273,10 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     // the handles), so that SELECT does not wait for a writer; a new one
     // gets its databases created.
     bool opened = false;
-    if (auto txn = idx->env_->begin_read(); txn && open_all(*txn, 0))
+    if (auto txn = idx->env_->begin_read(); txn && open_all(*txn, 0)) {
+        idx->prefetch_roots(*txn);
         opened = txn->commit().ok();
+    }
     if (!opened)
         if (auto st = idx->env_->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
             return st.error();
@@ -340,6 +302,7 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
     auto un = get("uidnext");
     if (!un) return un.error();
     m.uidnext = from_raw<uint32_t>(*un, 1);
+    m.uidnext_read = m.uidnext;
     auto ms = get("modseq");
     if (!ms) return ms.error();
     m.modseq = from_raw<uint64_t>(*ms, 1);
@@ -363,6 +326,13 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
         std::memcpy(&stamp_uidnext, (*vs)->data() + 8, 4);
         std::memcpy(&stamp_records, (*vs)->data() + 12, 8);
         m.view_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && stamp_records == st.ms_entries;
+    }
+    auto fu = get("first_unseen");
+    if (!fu) return fu.error();
+    if (m.view_valid && *fu && (*fu)->size() == kFirstUnseenSize && (*vs)->substr(0, kViewStampSize) == (*fu)->substr(0, kViewStampSize)) {
+        std::memcpy(&m.first_unseen.uid, (*fu)->data() + kViewStampSize, 4);
+        std::memcpy(&m.first_unseen.below, (*fu)->data() + kViewStampSize + 4, 8);
+        m.unseen_valid = true;
     }
     auto counts = get("counts");
     if (!counts) return counts.error();
@@ -397,11 +367,20 @@ Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* de
     if (delta && delta->damaged()) {
         // A stamp left from before could match again (fill() keeps the modseq).
         if (auto r = txn.del(meta, "view_stamp"); !r) return r.error();
+        if (auto r = txn.del(meta, "first_unseen"); !r) return r.error();
     } else if (m.view_valid) {
         MDB_stat st{};
         if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
         uint64_t records = st.ms_entries;
-        if (auto s = txn.put(meta, "view_stamp", raw(m.modseq) + raw(m.uidnext) + raw(records)); !s) return s;
+        std::string stamp = raw(m.modseq) + raw(m.uidnext) + raw(records);
+        if (auto s = txn.put(meta, "view_stamp", stamp); !s) return s;
+        // The first unseen message, brought up to date from the changes (a
+        // walk of the chunks where they do not tell).
+        auto fu = !m.unseen_valid ? find_first_unseen(txn, view, 0, 0)
+                  : delta         ? update_first_unseen(txn, view, m.first_unseen, *delta, m.uidnext_read, records)
+                                  : Result<FirstUnseen>(m.first_unseen);
+        if (!fu) return fu.error();
+        if (auto s = txn.put(meta, "first_unseen", stamp + raw(fu->uid) + raw(fu->below)); !s) return s;
     }
     std::string kw;
     for (size_t i = 0; i < m.keywords.size(); ++i) {
@@ -524,8 +503,44 @@ Status FolderIndex::rebuild_header() {
             if (auto s = rebuild_packed(txn, msgs, view); !s) return s;
             m->view_valid = true;
         }
+        m->unseen_valid = false;  // walked from the chunks by write_meta()
         return write_meta(txn, *m);
     });
+}
+
+std::vector<size_t> FolderIndex::root_pages(const lmdb::Txn& txn) const {
+    // The main database's value for a named database is LMDB's MDB_db
+    // record (its on-disk format, data version 1): the root page number is
+    // its last field, after u32, u16, u16 and four size_t.  Checked against
+    // the pages themselves by a unit test.
+    constexpr size_t kDbRecordSize = 8 + 5 * sizeof(size_t), kRootAt = 8 + 4 * sizeof(size_t);
+    std::vector<size_t> out;
+    MDB_dbi main_db = 0;
+    MDB_envinfo info{};
+    if (mdb_dbi_open(txn.get(), nullptr, 0, &main_db) != 0 || mdb_env_info(env_->get(), &info) != 0) return out;
+    for (const char* name : {"meta", "view"}) {
+        MDB_val key{std::strlen(name), const_cast<char*>(name)}, value{0, nullptr};
+        if (mdb_get(txn.get(), main_db, &key, &value) != 0 || value.mv_size != kDbRecordSize) continue;
+        size_t root = 0;
+        std::memcpy(&root, static_cast<const char*>(value.mv_data) + kRootAt, sizeof root);
+        // An empty database's root is P_INVALID; page 0 and 1 are LMDB's meta pages.
+        if (root >= 2 && root <= info.me_last_pgno) out.push_back(root);
+    }
+    return out;
+}
+
+void FolderIndex::prefetch_roots(const lmdb::Txn& txn) {
+    MDB_envinfo info{};
+    MDB_stat st{};
+    if (mdb_env_info(env_->get(), &info) != 0 || mdb_env_stat(env_->get(), &st) != 0) return;
+    if (map_size_ != info.me_mapsize) {
+        auto where = find_map();
+        if (!where) return;
+        map_ = *where;
+        map_size_ = info.me_mapsize;
+    }
+    for (size_t page : root_pages(txn))
+        (void)::madvise(reinterpret_cast<void*>(map_ + page * st.ms_psize), st.ms_psize, MADV_WILLNEED);
 }
 
 void FolderIndex::prefetch_view() {
@@ -576,10 +591,16 @@ void init_meta(IndexMeta& m) {
     m.counts = {};  // a new index: no records yet
     m.counts_valid = true;
     m.view_valid = true;
+    m.first_unseen = {};
+    m.unseen_valid = true;
 }
 
+// Gives f the next UID and writes its record (and cache entry); the
+// caller puts its base into `names`.
+// `record` is a buffer for the encoded record.
 Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta, const ScannedFile& f,
-                  uint8_t flags, uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out) {
+                  uint8_t flags, uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out,
+                  std::string& record) {
     uint32_t uid = m.uidnext++;
     MessageRecord r;
     r.modseq = modseq;
@@ -592,13 +613,63 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     r.cached = f.cached;
     r.filename = f.name;
     std::string key = uid_key(uid);
-    if (auto s = txn.put(idx.msgs, key, encode_record(r)); !s) return s;
+    // UIDs are assigned in ascending order: appended (no search of the tree).
+    encode_record(r, record);
+    if (auto s = txn.put_ascending(idx.msgs, key, record); !s) return s;
     m.count_in(uid, r);
     delta.put(uid, r);
-    if (auto s = txn.put(idx.names, parse_message_name(f.name).base, key); !s) return s;
     if (f.cached)
-        if (auto s = txn.put(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
+        if (auto s = txn.put_ascending(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
     uid_out = uid;
+    return {};
+}
+
+// Indexes a batch of files found in cur/ (in arrival order) under new
+// UIDs, except those another process indexed meanwhile (looked up when
+// `look_up`).  `names` is filled in key order (appended to, no search
+// of the tree per name); of two files with one base ("x:2,S" and "x:2," side by side in
+// cur/) the earlier in arrival order is indexed, the other is left to the
+// next scan, as a lookup of each would do.
+Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta,
+                       const std::vector<ScannedFile>& files, bool look_up, uint64_t modseq, bool& changed) {
+    struct Unknown {
+        const ScannedFile* file;
+        uint32_t uid = 0;  // 0: a second file of the same base, not indexed
+    };
+    std::vector<Unknown> unknown;
+    unknown.reserve(files.size());
+    for (const auto& f : files) {
+        if (!f.ok) continue;  // vanished meanwhile
+        if (look_up) {
+            auto known = txn.get(idx.names, f.base());
+            if (!known) return known.error();
+            if (*known) continue;
+        }
+        unknown.push_back({&f});
+    }
+    std::vector<Unknown*> by_base;
+    by_base.reserve(unknown.size());
+    for (auto& u : unknown) by_base.push_back(&u);
+    auto base_order = [](const Unknown* a, const Unknown* b) { return a->file->base() < b->file->base(); };
+    // Arrival order is usually the names' order already.
+    if (!std::is_sorted(by_base.begin(), by_base.end(), base_order))
+        std::stable_sort(by_base.begin(), by_base.end(), base_order);
+    std::vector<bool> twin(unknown.size(), false);
+    for (size_t i = 1; i < by_base.size(); ++i)
+        if (by_base[i]->file->base() == by_base[i - 1]->file->base())
+            twin[static_cast<size_t>(by_base[i] - unknown.data())] = true;
+    delta.reserve(unknown.size());
+    std::string record;
+    for (size_t i = 0; i < unknown.size(); ++i) {
+        if (twin[i]) continue;
+        const ScannedFile& f = *unknown[i].file;
+        if (auto s = index_file(idx, txn, m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid, record); !s)
+            return s;
+        changed = true;
+    }
+    for (const Unknown* u : by_base)
+        if (u->uid != 0)
+            if (auto s = txn.put_ascending(idx.names, u->file->base(), uid_key(u->uid)); !s) return s;
     return {};
 }
 
@@ -662,6 +733,12 @@ Status FolderIndex::sync() {
     // Unknown files are collected and indexed in batches afterwards.
     std::vector<std::string> fresh;
     int64_t scanned_mtime = 0;
+    // UIDNEXT as this process last wrote it: when a batch finds it
+    // unchanged, no other process indexed a file since pass 1 found the
+    // fresh names unknown (every writer that adds a name assigns a UID).
+    // (Set only after a commit: a transaction run again after MDB_MAP_FULL
+    // must not leave the value of an attempt that was not committed.)
+    uint32_t written_uidnext = 0, committing_uidnext = 0;
     auto st = env_->write([&](lmdb::Txn& txn) -> Status {
         fresh.clear();
         ViewDelta delta;
@@ -682,12 +759,19 @@ Status FolderIndex::sync() {
         bool changed = false;
         std::vector<uint32_t> seen;
         seen.reserve(listing->size());
-        for (const auto& n : *listing) {
+        // A new index (a folder's first SELECT) knows no name: no lookups.
+        MDB_stat known_names{};
+        if (int rc = mdb_stat(txn.get(), names.handle, &known_names); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+        if (known_names.ms_entries == 0) {
+            fresh = std::move(*listing);
+            listing->clear();
+        }
+        for (auto& n : *listing) {
             auto parsed = parse_message_name(n);
             auto known = txn.get(names, parsed.base);
             if (!known) return known.error();
             if (!*known) {
-                fresh.push_back(n);
+                fresh.push_back(std::move(n));
                 continue;
             }
             uint32_t uid = key_uid(**known);
@@ -698,7 +782,7 @@ Status FolderIndex::sync() {
             if (!rec) {
                 // A stale name entry: index the file afresh.
                 (void)txn.del(names, parsed.base);
-                fresh.push_back(n);
+                fresh.push_back(std::move(n));
                 continue;
             }
             seen.push_back(uid);
@@ -745,12 +829,17 @@ Status FolderIndex::sync() {
         }
         if (!gone.empty())
             if (auto s = bound_vanished(txn, *m); !s) return s;
+        committing_uidnext = m->uidnext;
+        // Only new files (a folder's first SELECT): nothing to write yet, the
+        // batches below write the header, and a commit would cost an fsync.
+        if (known_names.ms_entries == 0 && gone.empty() && !fresh.empty()) return {};
         if (changed) m->modseq = modseq;
         // The directory state is recorded only when nothing is left to index.
         if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st;
+    written_uidnext = committing_uidnext;
     if (fresh.empty()) return {};
 
     // Pass 2: unknown files in arrival order (names start with the time:
@@ -758,11 +847,13 @@ Status FolderIndex::sync() {
     sort_by_arrival(fresh);
     for (size_t start = 0, end = 0; start < fresh.size(); start = end) {
         std::vector<ScannedFile> files;
+        files.reserve(std::min(fresh.size() - start, kNameBatch));
         size_t read = 0;
         while (end < fresh.size() && read < kBatch && files.size() < kNameBatch) {
-            files.push_back(name_only(fresh[end]));
+            name_only(files.emplace_back(), std::move(fresh[end]));
             if (!files.back().ok) {
-                files.back() = scan_file(cur_dir, fresh[end]);
+                std::string name = std::move(files.back().name);
+                files.back() = scan_file(cur_dir, name);
                 ++read;
             }
             ++end;
@@ -775,24 +866,15 @@ Status FolderIndex::sync() {
             init_meta(*m);
             uint64_t modseq = m->modseq + 1;
             bool changed = false;
-            for (const auto& f : files) {
-                if (!f.ok) continue;  // vanished meanwhile
-                auto parsed = parse_message_name(f.name);
-                auto known = txn.get(names, parsed.base);
-                if (!known) return known.error();
-                if (*known) continue;  // another process indexed it meanwhile
-                uint32_t uid = 0;
-                if (auto s = index_file(*this, txn, *m, delta, f, flags_from_letters(parsed.letters), 0, f.mtime, 0,
-                                        modseq, uid);
-                    !s)
-                    return s;
-                changed = true;
-            }
+            if (auto s = index_new_files(*this, txn, *m, delta, files, m->uidnext != written_uidnext, modseq, changed); !s)
+                return s;
             if (changed) m->modseq = modseq;
             if (last) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+            committing_uidnext = m->uidnext;
             return write_meta(txn, *m, &delta);
         });
         if (!st) return st;
+        written_uidnext = committing_uidnext;
     }
     return sync_to_disk(*env_);
 }
@@ -811,6 +893,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
         if (!m) return m.error();
         init_meta(*m);
         uint64_t modseq = m->modseq + 1;
+        std::string record;
         for (size_t i = 0; i < incoming.size(); ++i) {
             Incoming& in = incoming[i];
             uint64_t kw = 0;
@@ -837,9 +920,10 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             f.cache = in.cache;
             f.cached = in.cached;
             if (auto s = index_file(*this, txn, *m, delta, f, in.flags, kw, in.internal_date, in.date_offset, modseq,
-                                    uids[i]);
+                                    uids[i], record);
                 !s)
                 return s;
+            if (auto s = txn.put(names, parse_message_name(f.name).base, uid_key(uids[i])); !s) return s;
         }
         m->modseq = modseq;
         return write_meta(txn, *m, &delta);
@@ -906,7 +990,8 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                     sized = true;
                 }
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
-                if (auto s = txn.put(cache, key, encode_cache(f.cache.view())); !s) return s;
+                // Usually filled in UID order (a FETCH 1:*): appended.
+                if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache.view())); !s) return s;
             }
             return sized ? write_meta(txn, *m, &delta) : Status{};
         });

@@ -56,6 +56,12 @@ struct IndexMeta {
     // stamp (modseq, uidnext, record count) is the current one.  false: an
     // index of an older tern, or one a writer without it changed.
     bool view_valid = false;
+    // The first unseen message (SELECT's [UNSEEN n]), kept with the packed
+    // view: valid when its stamp (modseq, uidnext, record count) is the
+    // current one.  uidnext_read: UIDNEXT as read, before this writer.
+    FirstUnseen first_unseen;
+    bool unseen_valid = false;
+    uint32_t uidnext_read = 1;
     // Writers keep `counts` with these as records come, go or change flags.
     void count_in(uint32_t uid, const MessageRecord& r);
     void count_out(uint32_t uid, const MessageRecord& r);
@@ -143,6 +149,12 @@ public:
     // later the pages are in memory (this process or a writer read or
     // wrote them), and asking again costs a system call per chunk.
     void prefetch_view();
+    // Asks the kernel for the root pages of `meta` (SELECT's header) and
+    // `view` (its [UNSEEN n]) at once, when an existing index is opened:
+    // on a cold index they are read side by side, not one after the other.
+    void prefetch_roots(const lmdb::Txn& txn);
+    // The root page numbers of `meta` and `view` (the empty ones left out).
+    std::vector<size_t> root_pages(const lmdb::Txn& txn) const;
 
     // Counts the records and builds the packed view once, where they are
     // not valid (an index written before they existed, or by a writer that

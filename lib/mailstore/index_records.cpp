@@ -31,6 +31,12 @@ T get(const char* p) {
 
 std::string encode_record(const MessageRecord& r) {
     std::string out;
+    encode_record(r, out);
+    return out;
+}
+
+void encode_record(const MessageRecord& r, std::string& out) {
+    out.clear();
     out.reserve(kFixed + r.filename.size());
     put(out, r.modseq);
     put(out, r.keywords);
@@ -42,7 +48,6 @@ std::string encode_record(const MessageRecord& r) {
     put(out, static_cast<uint8_t>(r.cached ? 1 : 0));
     put(out, kVersion);
     out += r.filename;
-    return out;
 }
 
 std::optional<MessageRecord> decode_record(std::string_view d) {

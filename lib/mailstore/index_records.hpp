@@ -40,6 +40,8 @@ struct MessageRecord {
 };
 
 std::string encode_record(const MessageRecord& r);
+// The same into `out` (replaced): one buffer for many records.
+void encode_record(const MessageRecord& r, std::string& out);
 // nullopt for a record that is too short (corrupt): treated as absent.
 std::optional<MessageRecord> decode_record(std::string_view data);
 

@@ -154,6 +154,8 @@ Status MaildirMailbox::read_header() {
         keywords_ = m->keywords;
         recent_floor_ = m->recent_uid;
         counts_ = m->counts;
+        if (m->unseen_valid && m->counts_valid) first_unseen_ = m->first_unseen;
+        else first_unseen_.reset();
         txn->abort();
         // A writer without counts came between the rebuild and us: count now.
         if (!m->counts_valid) return read_view();
@@ -259,6 +261,8 @@ MailboxStatus MaildirMailbox::status() const {
 Result<uint32_t> MaildirMailbox::first_unseen() {
     if (view_loaded_) return Mailbox::first_unseen();
     if (counts_.unseen == 0) return uint32_t{0};
+    // Kept in the header by the writers: no chunk to read.
+    if (first_unseen_) return first_unseen_->uid ? static_cast<uint32_t>(first_unseen_->below + 1) : uint32_t{0};
     // Walks the packed view (29 bytes a message) up to the first unseen
     // message: at most a few MB for a 100,000-message folder, not its records.
     FolderIndex::PointReads scattered(*index_);

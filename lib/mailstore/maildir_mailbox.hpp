@@ -90,6 +90,7 @@ private:
     mutable std::vector<uint32_t> pending_flag_changes_;
     mutable uint64_t total_size_ = 0;
     FolderCounts counts_;  // as of open(): status() until the view is loaded
+    std::optional<FirstUnseen> first_unseen_;  // as of open(), when the header had it
     std::vector<std::string> keywords_;
     uint32_t uidvalidity_ = 0;
     uint32_t uidnext_ = 1;

@@ -15,10 +15,9 @@ constexpr struct {
     uint8_t flag;
 } kLetters[] = {{'D', kDraft}, {'F', kFlagged}, {'R', kAnswered}, {'S', kSeen}, {'T', kDeleted}};
 
-std::optional<uint64_t> field_number(std::string_view base, std::string_view key) {
-    size_t at = base.find(key);
-    if (at == std::string_view::npos) return std::nullopt;
-    size_t i = at + key.size();
+// The number after a ",S=" or ",W=" at `at` (nullopt without digits).
+std::optional<uint64_t> field_number(std::string_view base, size_t at) {
+    size_t i = at + 3;
     uint64_t n = 0;
     size_t digits = 0;
     while (i < base.size() && std::isdigit(static_cast<unsigned char>(base[i])) && digits < 19) {
@@ -37,17 +36,26 @@ bool needs_escape(unsigned char c, bool first) {
 }  // namespace
 
 MessageName parse_message_name(std::string_view name) {
+    // One pass (a first SELECT parses every name of the folder): the first
+    // ":2," ends the base; the first ",S=" and ",W=" in the base give the sizes.
     MessageName m;
-    size_t info = name.find(":2,");
-    if (info == std::string_view::npos) {
-        m.base = name;
-    } else {
-        m.base = name.substr(0, info);
-        m.letters = name.substr(info + 3);
-        m.has_info = true;
+    m.base = name;
+    size_t s_at = std::string_view::npos, w_at = std::string_view::npos;
+    for (size_t i = 0; i + 2 < name.size(); ++i) {
+        char c = name[i];
+        if (c == ':' && name[i + 1] == '2' && name[i + 2] == ',') {
+            m.base = name.substr(0, i);
+            m.letters = name.substr(i + 3);
+            m.has_info = true;
+            break;
+        }
+        if (c == ',' && name[i + 2] == '=') {
+            if (name[i + 1] == 'S' && s_at == std::string_view::npos) s_at = i;
+            if (name[i + 1] == 'W' && w_at == std::string_view::npos) w_at = i;
+        }
     }
-    m.size = field_number(m.base, ",S=");
-    m.crlf_size = field_number(m.base, ",W=");
+    if (s_at != std::string_view::npos) m.size = field_number(m.base, s_at);
+    if (w_at != std::string_view::npos) m.crlf_size = field_number(m.base, w_at);
     return m;
 }
 

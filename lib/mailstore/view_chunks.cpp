@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "lib/mailstore/mailstore.hpp"
+
 namespace tern::mailstore {
 namespace {
 
@@ -82,8 +84,9 @@ PackedEntry packed_entry(uint32_t uid, const MessageRecord& r) {
 
 Status ViewDelta::flush(lmdb::Txn& txn, lmdb::Dbi view) {
     // By UID, the last change of each UID only (a stable sort keeps their order).
-    std::stable_sort(changes_.begin(), changes_.end(),
-                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    auto by_uid = [](const auto& a, const auto& b) { return a.first < b.first; };
+    if (!std::is_sorted(changes_.begin(), changes_.end(), by_uid))  // new UIDs come in order
+        std::stable_sort(changes_.begin(), changes_.end(), by_uid);
     size_t kept = 0;
     for (size_t i = 0; i < changes_.size(); ++i) {
         if (i + 1 < changes_.size() && changes_[i + 1].first == changes_[i].first) continue;
@@ -120,7 +123,6 @@ Status ViewDelta::flush(lmdb::Txn& txn, lmdb::Dbi view) {
             return s;
         }
     }
-    changes_.clear();
     return {};
 }
 
@@ -151,6 +153,54 @@ Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, Prefetch how,
     for (auto c : chunks)
         if (!walk(c)) return {};
     return {};
+}
+
+Result<FirstUnseen> find_first_unseen(const lmdb::Txn& txn, lmdb::Dbi view, uint32_t from_uid, uint64_t below) {
+    auto cur = txn.cursor(view);
+    if (!cur) return cur.error();
+    auto e = cur->seek(chunk_key(from_uid / kUidsPerChunk));
+    for (; e && *e; e = cur->next()) {
+        std::string_view c = (*e)->value;
+        if (!well_formed(c)) return make_error("index: corrupt view chunk");
+        size_t n = (c.size() - 1) / kEntrySize;
+        for (size_t i = 0; i < n; ++i) {
+            PackedEntry entry = decode_entry(c.data() + 1 + i * kEntrySize);
+            if (entry.uid < from_uid) continue;
+            if (!(entry.flags & kSeen)) return FirstUnseen{entry.uid, below};
+            ++below;
+        }
+    }
+    if (!e) return e.error();
+    return FirstUnseen{0, below};
+}
+
+Result<FirstUnseen> update_first_unseen(const lmdb::Txn& txn, lmdb::Dbi view, FirstUnseen was, const ViewDelta& delta,
+                                        uint32_t old_uidnext, uint64_t records) {
+    const auto& changes = delta.changes();
+    if (was.uid == 0) {
+        // None was unseen: the first unseen is the lowest new message
+        // without \Seen, and every record after it is new too.
+        for (size_t i = 0; i < changes.size(); ++i) {
+            const auto& [uid, entry] = changes[i];
+            if (!entry || (entry->flags & kSeen)) continue;
+            if (uid < old_uidnext) return find_first_unseen(txn, view, 0, 0);  // an old one lost \Seen
+            uint64_t from_here = 0;
+            for (size_t j = i; j < changes.size(); ++j) from_here += changes[j].second ? 1 : 0;
+            return FirstUnseen{uid, records - std::min(records, from_here)};
+        }
+        return FirstUnseen{0, records};
+    }
+    for (const auto& [uid, entry] : changes) {
+        if (uid > was.uid) break;  // after it: it stays the first
+        bool seen = entry && (entry->flags & kSeen);
+        if (uid < was.uid) {
+            if (!entry) was.below -= std::min<uint64_t>(was.below, 1);
+            else if (!seen) return find_first_unseen(txn, view, 0, 0);
+            continue;
+        }
+        if (!entry || seen) return find_first_unseen(txn, view, was.uid, was.below);  // it was read or expunged
+    }
+    return was;
 }
 
 Status prefetch_packed(const lmdb::Txn& txn, lmdb::Dbi view) {

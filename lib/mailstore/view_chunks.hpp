@@ -44,11 +44,15 @@ public:
     void put(uint32_t uid, const MessageRecord& r) { changes_.emplace_back(uid, packed_entry(uid, r)); }
     void erase(uint32_t uid) { changes_.emplace_back(uid, std::nullopt); }
     bool empty() const { return changes_.empty(); }
+    void reserve(size_t changes) { changes_.reserve(changes); }
     // A chunk that does not decode is dropped and damaged() is set: the
     // view must then not be stamped valid (the records are what counts;
     // the next open rebuilds the chunks from them).
     Status flush(lmdb::Txn& txn, lmdb::Dbi view);
     bool damaged() const { return damaged_; }
+    // After flush(): the changes by ascending UID, the last of each UID
+    // (nullopt: the record was erased).
+    const std::vector<std::pair<uint32_t, std::optional<PackedEntry>>>& changes() const { return changes_; }
 
 private:
     bool damaged_ = false;
@@ -73,6 +77,30 @@ Status for_each_packed(const lmdb::Txn& txn, lmdb::Dbi view, Prefetch prefetch,
 // Asks the kernel to read all chunks now (asynchronously): only the view's
 // tree pages are read before this returns.
 Status prefetch_packed(const lmdb::Txn& txn, lmdb::Dbi view);
+
+// The first message without \Seen: its UID (0: none) and how many
+// records come before it (its sequence number less one; with uid 0, all
+// of them).  Kept in the folder's header so that SELECT's [UNSEEN n]
+// reads no chunk.
+struct FirstUnseen {
+    uint32_t uid = 0;
+    uint64_t below = 0;
+    bool operator==(const FirstUnseen&) const = default;
+};
+
+// Walks the chunks from the entry at or after from_uid, `below` being the
+// number of records before from_uid (0 and 0: the whole view).
+Result<FirstUnseen> find_first_unseen(const lmdb::Txn& txn, lmdb::Dbi view, uint32_t from_uid, uint64_t below);
+
+// The first unseen message after a transaction, from the one before it
+// (`was`) and the transaction's changes (flushed, so the chunks are the
+// new state): an expunge below it moves the count, a change of it walks
+// forward to the next unseen, new messages count from `records` (the
+// number of records now) when none was unseen; a message below it that
+// lost \Seen makes a walk from the start.  old_uidnext: UIDNEXT before
+// the transaction.
+Result<FirstUnseen> update_first_unseen(const lmdb::Txn& txn, lmdb::Dbi view, FirstUnseen was, const ViewDelta& delta,
+                                        uint32_t old_uidnext, uint64_t records);
 
 // Replaces the chunks with ones built from the `msgs` records.
 Status rebuild_packed(lmdb::Txn& txn, lmdb::Dbi msgs, lmdb::Dbi view);

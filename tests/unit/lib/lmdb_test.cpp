@@ -4,11 +4,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "lib/lmdb/lmdb.hpp"
 
@@ -87,6 +89,34 @@ TEST_CASE("lmdb: put, get, del and cursor walk", "[lmdb]") {
     REQUIRE(s.ok());
     REQUIRE(s->has_value());
     CHECK((*s)->key == key_of(5));
+}
+
+TEST_CASE("lmdb: put_ascending appends, and puts a key that is not last as put() would", "[lmdb]") {
+    LmdbTempDir dir;
+    auto env = lmdb::Env::open(dir.path, {});
+    REQUIRE(env.ok());
+    auto dbi = open_main(**env);
+    // Ascending (appended), then one below the last, one equal to an
+    // existing key (replaced) and one equal to the last key (replaced).
+    REQUIRE((*env)->write([&](lmdb::Txn& txn) -> Status {
+        for (int i = 10; i < 400; ++i)
+            if (auto st = txn.put_ascending(dbi, key_of(i), value_of(i)); !st) return st;
+        if (auto st = txn.put_ascending(dbi, key_of(5), value_of(5)); !st) return st;
+        if (auto st = txn.put_ascending(dbi, key_of(20), "twenty"); !st) return st;
+        return txn.put_ascending(dbi, key_of(399), "last");
+    }).ok());
+    auto txn = (*env)->begin_read();
+    REQUIRE(txn.ok());
+    auto cur = txn->cursor(dbi);
+    REQUIRE(cur.ok());
+    std::vector<std::string> keys;
+    for (auto e = cur->first(); e.ok() && e->has_value(); e = cur->next()) keys.emplace_back((*e)->key);
+    REQUIRE(keys.size() == 391);
+    CHECK(keys.front() == key_of(5));
+    CHECK(std::is_sorted(keys.begin(), keys.end()));
+    CHECK(**txn->get(dbi, key_of(20)) == "twenty");
+    CHECK(**txn->get(dbi, key_of(399)) == "last");
+    CHECK(**txn->get(dbi, key_of(398)) == value_of(398));
 }
 
 TEST_CASE("lmdb: map grows transparently and all data stays readable", "[lmdb]") {

@@ -10,11 +10,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 
@@ -110,6 +112,26 @@ TEST_CASE("mailstore names: folders and message files", "[mailstore]") {
     auto plain = parse_message_name("123.abc");
     CHECK_FALSE(plain.has_info);
     CHECK_FALSE(plain.size);
+    CHECK(plain.base == "123.abc");
+    // Boundaries: the first ":2," ends the base; the first ",S=" / ",W=" of
+    // the base count (a later one does not, nor one without digits); a
+    // field after ":2," is not the base's; a name ending in part of ":2,".
+    auto odd = parse_message_name("a,W=7,S=,S=5:2,S:2,T,S=9");
+    CHECK(odd.base == "a,W=7,S=,S=5");
+    CHECK(odd.letters == "S:2,T,S=9");
+    CHECK_FALSE(odd.size);
+    CHECK(odd.crlf_size == std::optional<uint64_t>(7));
+    auto late = parse_message_name("b:2,,S=3,W=4");
+    CHECK(late.base == "b");
+    CHECK_FALSE(late.size);
+    CHECK_FALSE(late.crlf_size);
+    for (const char* cut : {"c,S=1:", "c,S=1:2", ",S", ""}) {
+        auto c = parse_message_name(cut);
+        CHECK(c.base == cut);
+        CHECK_FALSE(c.has_info);
+    }
+    CHECK(parse_message_name("c,S=1:").size == std::optional<uint64_t>(1));
+    CHECK(parse_message_name("d,S=12345678901234567890123,W=2").size == std::optional<uint64_t>(1234567890123456789));
     CHECK(message_file_name("b", kSeen | kAnswered, "Pa") == "b:2,PRSa");
     CHECK(message_file_name("b", 0) == "b:2,");
 }
@@ -602,6 +624,96 @@ TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
     CHECK(order == std::vector<std::string>{"0001700000000.M1P1.h", "1700000000.M99999P9Q9.h",
                                             "1700000000.M99999P9Q10.h", "1700000000.M100000P9Q1.h",
                                             "1700000001.M5P9Q1.h", "99999999999999999999999.h", "abc.h"});
+
+    // The usual case, every name led by a number that fits 64 bits: the
+    // same order (numbers first, equal ones by the rest of the name).
+    REQUIRE(store->create_folder("Numbered").ok());
+    const char* numbered[] = {"1700000001.M5P9Q1.h", "1700000000.M100000P9Q1.h", "1700000000.M99999P9Q10.h",
+                              "9.x", "0001700000000.M1P1.h", "1700000000.M99999P9Q9.h", "10.x"};
+    for (const char* n : numbered) std::ofstream(t.path / ".Numbered" / "new" / n) << "Subject: N:" << n << "\n\nx\n";
+    auto box = store->open("Numbered");
+    REQUIRE(box.ok());
+    order.clear();
+    REQUIRE((*box)->for_each(uids, kFieldEnvelope, [&](const MessageData& d) {
+                   auto s = std::string(d.envelope);
+                   auto q = s.find("N:");
+                   order.push_back(s.substr(q + 2, s.find('"', q) - q - 2));
+               })
+                .ok());
+    CHECK(order == std::vector<std::string>{"9.x", "10.x", "0001700000000.M1P1.h", "1700000000.M99999P9Q9.h",
+                                            "1700000000.M99999P9Q10.h", "1700000000.M100000P9Q1.h",
+                                            "1700000001.M5P9Q1.h"});
+}
+
+TEST_CASE("mailstore: a first open of more files than one batch keeps arrival order and finds each name again",
+          "[mailstore]") {
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    // More than one batch of files known from their names (25,000 a
+    // transaction).  The arrival second grows from 9 to 5 digits, so that
+    // the names' string order is not arrival order (9 < 10 as numbers,
+    // "10" < "9" as strings).  Two more files share a base with other
+    // flags: the earlier in arrival order ("...:2," before "...:2,S") is
+    // indexed, the other not.
+    constexpr int n = 25010;
+    auto base = [](int i) { return std::to_string(9 + i) + ".M" + std::to_string(i) + "P1.host,S=2,W=3"; };
+    for (int i = 0; i < n; ++i) std::ofstream(t.path / "cur" / (base(i) + ":2," + (i % 2 ? "S" : ""))) << "x\n";
+    std::ofstream(t.path / "cur" / (base(n) + ":2,S")) << "x\n";
+    std::ofstream(t.path / "cur" / (base(n) + ":2,")) << "x\n";
+    auto store = open_store(t);
+    {
+        auto mb = store->open("INBOX");
+        REQUIRE(mb.ok());
+        const auto& view = (*mb)->view();
+        REQUIRE(view.size() == n + 1);
+        for (int i = 0; i < n; ++i) {
+            REQUIRE(view[static_cast<size_t>(i)].uid == static_cast<uint32_t>(i + 1));
+            REQUIRE(view[static_cast<size_t>(i)].flags == (i % 2 ? kSeen : 0));
+        }
+        CHECK(view[n].flags == 0);
+    }
+    // Another tool flags a message of each batch and removes one: their
+    // names lead to the same UIDs.
+    for (int i : {0, 24998, 25004}) fs::rename(t.path / "cur" / (base(i) + ":2,"), t.path / "cur" / (base(i) + ":2,F"));
+    fs::remove(t.path / "cur" / (base(25001) + ":2,S"));
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    const auto& view = (*mb)->view();
+    REQUIRE(view.size() == n);
+    std::map<uint32_t, uint8_t> flags;
+    for (const auto& e : view) flags[e.uid] = e.flags;
+    CHECK(flags[1] == kFlagged);
+    CHECK(flags[24999] == kFlagged);
+    CHECK(flags[25005] == kFlagged);
+    CHECK(flags[25003] == 0);
+    CHECK(flags.count(25002) == 0);
+    CHECK(flags.count(n + 1) == 1);
+    CHECK(view.back().uid == n + 1);
+}
+
+TEST_CASE("mailstore: a first open of a folder of new files commits the databases' creation and the records only",
+          "[mailstore]") {
+    // Each commit is an fsync: the first SELECT of a folder does not commit
+    // the empty header of pass 1 before the records.
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    for (int i = 0; i < 3; ++i) std::ofstream(t.path / "cur" / (std::to_string(100 + i) + ".M1P1.h,S=2,W=3:2,")) << "x\n";
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    CHECK((*mb)->view().size() == 3);
+    CHECK((*mb)->status().uidvalidity != 0);
+    CHECK((*mb)->status().uidnext == 4);
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    MDB_envinfo info{};
+    REQUIRE(mdb_env_info((*idx)->env().get(), &info) == 0);
+    CHECK(info.me_last_txnid == 2);  // the databases created, then the records
+    // The next open finds everything known and the same UIDs.
+    auto again = open_store(t)->open("INBOX");
+    REQUIRE(again.ok());
+    CHECK((*again)->status().uidvalidity == (*mb)->status().uidvalidity);
+    CHECK((*again)->view().back().uid == 3);
 }
 
 TEST_CASE("mailstore: the quota refuses APPEND and COPY that do not fit, not MOVE", "[mailstore]") {
@@ -685,6 +797,17 @@ std::unique_ptr<Store> store_with_two_messages(const TempRoot& t) {
     append_subject(*a, "one");
     append_subject(*a, "two", kSeen);
     return store;
+}
+
+// INBOX's header as a reader finds it now.
+IndexMeta inbox_meta(const TempRoot& t) {
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto m = (*idx)->read_meta(*txn);
+    REQUIRE(m.ok());
+    return *m;
 }
 
 // Changes INBOX's index directly, as an older tern (or a damaged disk) would.
@@ -841,26 +964,15 @@ TEST_CASE("mailstore header: an index without counts is counted once at open", "
             if (!r) return r.error();
             return {};
         });
-        auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
-        REQUIRE(idx.ok());
-        auto txn = (*idx)->env().begin_read();
-        REQUIRE(txn.ok());
-        auto m = (*idx)->read_meta(*txn);
-        REQUIRE(m.ok());
-        CHECK_FALSE(m->counts_valid);
+        CHECK_FALSE(inbox_meta(t).counts_valid);
     }
     auto st = open_box(*store, true)->status();
     CHECK(st.messages == 2);
     CHECK(st.unseen == 1);
     check_counts_match_records(*store);
-    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
-    REQUIRE(idx.ok());
-    auto txn = (*idx)->env().begin_read();
-    REQUIRE(txn.ok());
-    auto m = (*idx)->read_meta(*txn);
-    REQUIRE(m.ok());
-    CHECK(m->counts_valid);  // stored by the open that counted
-    CHECK(m->counts.messages == 2);
+    auto m = inbox_meta(t);
+    CHECK(m.counts_valid);  // stored by the open that counted
+    CHECK(m.counts.messages == 2);
 }
 
 TEST_CASE("mailstore header: \\Recent is claimed by exactly one session", "[mailstore]") {
@@ -1048,6 +1160,143 @@ TEST_CASE("mailstore packed view: an index of the earlier layout (no view) gets 
     // Writers keep it from then on.
     append_subject(*b, "four");
     check_packed_view_matches_records(t.path);
+}
+
+TEST_CASE("mailstore: the root pages an open asks for are meta's and view's", "[mailstore]") {
+    // FolderIndex::root_pages() reads LMDB's on-disk record of a named
+    // database: checked here against the pages of the file themselves.
+    TempRoot t;
+    auto store = store_with_two_messages(t);
+    auto idx = FolderIndex::open(t.path.string(), (t.path / "tern-index.lmdb").string());
+    REQUIRE(idx.ok());
+    auto txn = (*idx)->env().begin_read();
+    REQUIRE(txn.ok());
+    auto roots = (*idx)->root_pages(*txn);
+    REQUIRE(roots.size() == 2);
+    CHECK(roots[0] != roots[1]);
+    MDB_stat st{};
+    REQUIRE(mdb_env_stat((*idx)->env().get(), &st) == 0);
+    std::ifstream file(t.path / "tern-index.lmdb", std::ios::binary);
+    std::vector<std::string> pages;
+    for (size_t root : roots) {
+        std::string page(st.ms_psize, '\0');
+        file.seekg(static_cast<std::streamoff>(root * st.ms_psize));
+        REQUIRE(file.read(page.data(), static_cast<std::streamsize>(page.size())));
+        size_t pgno = 0;
+        uint16_t flags = 0;
+        std::memcpy(&pgno, page.data(), sizeof pgno);  // MDB_page: page number, pad, flags
+        std::memcpy(&flags, page.data() + sizeof pgno + 2, sizeof flags);
+        CHECK(pgno == root);
+        CHECK((flags & (0x01 | 0x02)) != 0);  // P_BRANCH or P_LEAF
+        pages.push_back(page);
+    }
+    CHECK(pages[0].find("uidvalidity") != std::string::npos);  // meta's keys
+}
+
+TEST_CASE("mailstore header: the first unseen message is kept by every writer", "[mailstore]") {
+    // Random appends, \Seen added and taken away, expunges, files renamed
+    // and removed behind the store's back and deliveries, spanning several
+    // chunks of the packed view: after each step a new session's [UNSEEN n]
+    // (from the header, no chunk read) is what its view says.
+    TempRoot t;
+    auto store = open_store(t);
+    auto writer = open_box(*store);
+    std::mt19937 rng(11);
+    auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+    Flags seen;
+    seen.system = kSeen;
+    Flags deleted;
+    deleted.system = kDeleted;
+    int checked_from_header = 0;
+    for (int step = 0; step < 400; ++step) {
+        (void)writer->refresh();
+        const auto& view = writer->view();
+        int op = static_cast<int>(rng() % 10);
+        if (view.size() < 40 || op < 3) {
+            // Appends in runs, so that UIDs cross chunk boundaries (512).
+            for (int i = 0, n = 1 + static_cast<int>(rng() % 40); i < n; ++i)
+                append_subject(*writer, "m" + std::to_string(step), rng() % 3 ? kSeen : 0);
+        } else if (op < 5) {
+            std::vector<uint32_t> uids;
+            for (int i = 0; i < 3; ++i) uids.push_back(view[pick(view.size())].uid);
+            REQUIRE(writer->store_flags(uids, op == 3 ? FlagOp::Add : FlagOp::Remove, seen).ok());
+        } else if (op < 7) {
+            std::vector<uint32_t> uids{view[pick(view.size())].uid, view[pick(view.size())].uid};
+            REQUIRE(writer->store_flags(uids, FlagOp::Add, deleted).ok());
+            REQUIRE(writer->expunge().ok());
+        } else if (op < 8) {
+            deliver(t.path, "Subject: delivered\n\nx\n");
+        } else {
+            // Another tool marks one message seen (or removes one).
+            auto files = files_in(t.path / "cur");
+            if (files.empty()) continue;
+            auto name = files[pick(files.size())];
+            if (op == 8 && name.find(":2,") != std::string::npos && name.find('S', name.find(":2,")) == std::string::npos)
+                fs::rename(t.path / "cur" / name, t.path / "cur" / (name + "S"));
+            else if (op == 9)
+                fs::remove(t.path / "cur" / name);
+        }
+        auto fresh = open_store(t);
+        auto session = open_box(*fresh);
+        auto from_header = session->first_unseen();  // before anything loads the view
+        REQUIRE(from_header.ok());
+        uint32_t expected = 0;
+        for (size_t i = 0; i < session->view().size(); ++i)
+            if (!(session->view()[i].flags & kSeen)) {
+                expected = static_cast<uint32_t>(i + 1);
+                break;
+            }
+        REQUIRE(*from_header == expected);
+        checked_from_header += inbox_meta(t).unseen_valid ? 1 : 0;
+    }
+    CHECK(checked_from_header == 400);
+
+    // None unseen; then an old message loses \Seen; then none again and
+    // new messages arrive, the first of them seen.
+    auto unseen_of_new_session = [&] {
+        auto session = open_box(*open_store(t));
+        auto n = session->first_unseen();
+        REQUIRE(n.ok());
+        return *n;
+    };
+    (void)writer->refresh();
+    std::vector<uint32_t> all;
+    for (const auto& e : writer->view()) all.push_back(e.uid);
+    REQUIRE(all.size() > 10);
+    REQUIRE(writer->store_flags(all, FlagOp::Add, seen).ok());
+    CHECK(unseen_of_new_session() == 0);
+    REQUIRE(writer->store_flags(std::vector<uint32_t>{all[5]}, FlagOp::Remove, seen).ok());
+    CHECK(unseen_of_new_session() == 6);
+    REQUIRE(writer->store_flags(std::vector<uint32_t>{all[5]}, FlagOp::Add, seen).ok());
+    CHECK(unseen_of_new_session() == 0);
+    append_subject(*writer, "new and seen", kSeen);
+    append_subject(*writer, "new", 0);
+    append_subject(*writer, "newer", 0);
+    CHECK(unseen_of_new_session() == all.size() + 2);
+}
+
+TEST_CASE("mailstore header: an index without the first unseen message walks the view, the next writer keeps it",
+          "[mailstore]") {
+    TempRoot t;
+    auto store = store_with_two_messages(t);  // "one" unseen, "two" \Seen
+    change_inbox_index(t, [](FolderIndex& idx, tern::lmdb::Txn& txn) -> tern::Status {
+        auto r = txn.del(idx.meta, "first_unseen");  // as this branch's earlier layout had it
+        if (!r) return r.error();
+        return *r ? tern::Status{} : tern::Status{tern::Error{"no first_unseen to remove"}};
+    });
+    CHECK_FALSE(inbox_meta(t).unseen_valid);
+    auto b = open_box(*open_store(t));
+    auto n = b->first_unseen();
+    REQUIRE(n.ok());
+    CHECK(*n == 1);
+    Flags seen;
+    seen.system = kSeen;
+    REQUIRE(b->store_flags(std::vector<uint32_t>{1}, FlagOp::Add, seen).ok());
+    CHECK(inbox_meta(t).unseen_valid);
+    auto c = open_box(*open_store(t));
+    n = c->first_unseen();
+    REQUIRE(n.ok());
+    CHECK(*n == 0);
 }
 
 TEST_CASE("mailstore packed view: a delta applies the last change of each UID", "[mailstore]") {
