@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
+#include <optional>
 
 #include "lib/core/fd.hpp"
 
@@ -20,6 +22,26 @@ namespace {
 
 constexpr int kMaxDepth = 20;  // Postfix's local uses a similar bound for nested expansion
 constexpr size_t kMaxForwardFile = 64 * 1024;
+
+// vmail_user's ids, looked up at most once a minute: every virtual
+// delivery needs them, and a lookup reads the whole passwd file (nsswitch
+// checked, open, read, close).  A changed uid is seen within a minute.
+Result<Identity> vmail_identity(const std::string& name) {
+    static std::string cached_name;
+    static std::optional<Identity> cached;
+    static int64_t expires = 0;
+    const int64_t now = ::time(nullptr);
+    if (cached && cached_name == name && now < expires) return *cached;
+    auto found = lookup_identity(name);
+    if (!found) {
+        cached.reset();
+        return found;
+    }
+    cached_name = name;
+    cached = *found;
+    expires = now + 60;
+    return found;
+}
 
 // Reads a .forward or :include: file without following a symlink.
 // Returns nullopt when absent; *owner/*mode describe the file read.
@@ -260,7 +282,7 @@ void Resolver::expand_virtual(State& st, const std::string& local, const std::st
                 } else if ((*user)->uid) {
                     d.as = Identity{*(*user)->uid, (*user)->gid.value_or(*(*user)->uid), address, ""};
                 } else {
-                    auto vmail = lookup_identity(settings_.vmail_user);
+                    auto vmail = vmail_identity(settings_.vmail_user);
                     if (!vmail) {
                         st.fail(DeliveryResult::defer("4.3.5", "vmail_user: " + vmail.message()));
                         return;

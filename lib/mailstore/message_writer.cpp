@@ -22,6 +22,8 @@
 namespace tern::mailstore {
 namespace {
 
+constexpr size_t kReadBackMax = 256 * 1024;  // larger messages are mapped to build the cache
+
 // The outcome of one folder's syncs after a publish, shared by the folder's
 // writers; each sync job writes its own slot.
 struct FolderSync {
@@ -141,7 +143,15 @@ private:
         in.date_offset = static_cast<int16_t>(date_offset);
         in.base = base_;
         in.into_new = into_new_;
-        if (size_ > 0) {
+        if (size_ > 0 && size_ <= kReadBackMax) {
+            // A small message is read back with one pread: a map would cost
+            // two more system calls and, at munmap, a TLB shootdown on every
+            // CPU running this process's threads (the sync pool's).
+            std::string copy(size_, '\0');
+            if (ssize_t n = ::pread(fd_.get(), copy.data(), copy.size(), 0); n != ssize_t(copy.size()))
+                return n < 0 ? errno_error("read " + tmp_path()) : make_error("short read of " + tmp_path());
+            in.cache = build_cache(copy);
+        } else if (size_ > 0) {
             void* map = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_.get(), 0);
             if (map == MAP_FAILED) return errno_error("mmap " + tmp_path());
             in.cache = build_cache(std::string_view(static_cast<const char*>(map), size_));
