@@ -18,7 +18,7 @@ Every run starts a fresh stack, sends the load once and measures both:
           accept: both systems fsync before the 250), while delivery runs
   e2e     messages / seconds until the N-th file is in the Maildir new/
 
-tern runs with conf/dev/services.conf (its process counts, `-` = cores) and
+tern runs with conf/dev/services.conf (its process counts, `-` = half the cores) and
 the settings of conf/dev/tern.conf, only the ports and directories changed:
 the stack of `make run`.  Postfix runs as in bench/smtp-accept (virtual(8)
 into Maildir, default durability).  The order of the two systems alternates

@@ -109,9 +109,18 @@ Result<ListenAddress> parse_unix(std::string_view text) {
     return a;
 }
 
-int core_count() {
+// What `-` means: half the cores, rounded up.  Every worker is event-driven
+// and runs helper threads of its own (smtpd's commit and sync threads,
+// local-delivery's sync pool), so one process already keeps more than one
+// core busy; a process per core oversubscribes the cores with those
+// threads and splits the group commit into smaller batches that queue for
+// the one LMDB writer lock anyway (docs/performance.md, "Issue 9, fifth
+// pass": on 2 cores, 1 smtpd + 1 local-delivery delivered 4,100 msg/s where
+// 2 + 2 delivered 3,400-3,500).
+int default_process_count() {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : static_cast<int>(std::min<long>(n, kMaxProcessCount));
+    if (n < 1) n = 1;
+    return static_cast<int>(std::min<long>((n + 1) / 2, kMaxProcessCount));
 }
 
 // One logical line: the fields as written, and where it started.
@@ -234,7 +243,7 @@ Result<std::vector<ServiceSpec>> parse_services(std::string_view text, const std
 
         std::string_view procs = fields[4];
         if (procs == "-") {
-            s.process_count = core_count();
+            s.process_count = default_process_count();
         } else {
             int n = 0;
             auto [ptr, ec] = std::from_chars(procs.data(), procs.data() + procs.size(), n);

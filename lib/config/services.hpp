@@ -11,8 +11,8 @@
 //
 // type: inet (TCP), unix (stream socket), none (no listener).  listen: a
 // comma-separated list; `-` for none.  user: `-` means the default
-// (`default_user` from tern.conf), a name otherwise.  procs: `-` means the
-// number of cores.  `$key` in listen and args expands from tern.conf.
+// (`default_user` from tern.conf), a name otherwise.  procs: `-` means half
+// the cores, rounded up (services.cpp, default_process_count).  `$key` in listen and args expands from tern.conf.
 #pragma once
 
 #include <string>

@@ -434,7 +434,7 @@ class Stack:
         for l in self.services:
             f = l.split()
             if f[0] == name:
-                return int(f[4]) if f[4] != "-" else os.cpu_count()
+                return int(f[4]) if f[4] != "-" else max(1, ((os.cpu_count() or 1) + 1) // 2)
         raise KeyError(name)
 
     def status(self):
