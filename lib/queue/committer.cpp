@@ -180,6 +180,12 @@ void Committer::Impl::commit_loop() {
 void Committer::Impl::commit(std::vector<Shared>& batch) {
     for (auto& s : batch) stamp(*s, CommitStamp::CommitStart);
     sync_directories(batch);
+    if (timed)
+        for (auto& s : batch)
+            if (s->stamps[size_t(CommitStamp::DirEnd)] == 0) {  // no directory to sync: a zero-length stage
+                stamp(*s, CommitStamp::DirStart);
+                s->stamps[size_t(CommitStamp::DirEnd)] = s->stamps[size_t(CommitStamp::DirStart)];
+            }
     std::vector<Message> messages;
     for (auto& s : batch) {
         s->body.reset();  // synced or copied: no longer needed
@@ -303,6 +309,8 @@ void Committer::submit(Message message, Fd body, Done done) {
     // commit thread, without a hop through a sync thread.
     const bool in_memory = !s->body && !s->message.small_body.empty();
     if (in_memory) {
+        impl_->stamp(*s, CommitStamp::BodyStart);  // nothing to sync: the body stages take no time
+        impl_->stamp(*s, CommitStamp::BodyEnd);
         if (s->message.small_body.size() > kSmallBodyMax)
             s->result = Error{s->id + ": an in-memory body above " + std::to_string(kSmallBodyMax) + " bytes"};
         else if (!valid_queue_id(s->id))
