@@ -99,6 +99,7 @@ struct Committer::Impl {
         if (timed) s.stamps[size_t(which)] = CommitTiming::now_ns();
     }
     void sync_loop();
+    Status admit(const Pending& s) const;
     Status sync_body(Pending& s);
     void commit_loop();
     void sync_directories(std::vector<Shared>& batch);
@@ -129,14 +130,22 @@ void Committer::Impl::sync_loop() {
     }
 }
 
+// Submissions that cannot be committed (caller bugs) fail alone: an invalid
+// id, no body at all, an in-memory body too large for the records.
+Status Committer::Impl::admit(const Pending& s) const {
+    if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
+    if (!s.body && s.message.small_body.empty()) return Error{s.id + ": no body file"};
+    if (!s.body && s.message.small_body.size() > kSmallBodyMax)
+        return Error{s.id + ": an in-memory body above " + std::to_string(kSmallBodyMax) + " bytes"};
+    return {};
+}
+
 // Step 1 for one message with a body file: its body's data -- synced in its
 // file, or, for a small body, read to travel in the records' transaction
 // (then neither the file nor its directory entry needs to be durable).
 // A body submitted in memory (Message::small_body, no file) skips this step.
 Status Committer::Impl::sync_body(Pending& s) {
-    // Submissions that cannot be committed (caller bugs) fail alone.
-    if (!valid_queue_id(s.id)) return Error{"invalid queue id '" + s.id + "'"};
-    if (!s.body) return Error{s.id + ": no body file"};
+    if (Status admitted = admit(s); !admitted) return admitted;
     stamp(s, CommitStamp::BodyStart);
     struct stat st {};
     if (::fstat(s.body.get(), &st) != 0) return errno_error("fstat " + store.body_path(s.id));
@@ -180,12 +189,6 @@ void Committer::Impl::commit_loop() {
 void Committer::Impl::commit(std::vector<Shared>& batch) {
     for (auto& s : batch) stamp(*s, CommitStamp::CommitStart);
     sync_directories(batch);
-    if (timed)
-        for (auto& s : batch)
-            if (s->stamps[size_t(CommitStamp::DirEnd)] == 0) {  // no directory to sync: a zero-length stage
-                stamp(*s, CommitStamp::DirStart);
-                s->stamps[size_t(CommitStamp::DirEnd)] = s->stamps[size_t(CommitStamp::DirStart)];
-            }
     std::vector<Message> messages;
     for (auto& s : batch) {
         s->body.reset();  // synced or copied: no longer needed
@@ -217,11 +220,11 @@ void Committer::Impl::sync_directories(std::vector<Shared>& batch) {
     // hash directory -> a message in it, and the result of its fsync
     std::map<std::string, std::pair<const Pending*, Status>> dirs;
     for (auto& s : batch) {
+        stamp(*s, CommitStamp::DirStart);  // every message, so that the stage is timed even when empty
         // Failed messages' ids may not even be valid; small bodies' files are
         // never read after the commit.
         if (!s->result || !s->message.small_body.empty()) continue;
         dirs.emplace(s->id.substr(s->id.size() - 2), std::make_pair(s.get(), Status{}));
-        stamp(*s, CommitStamp::DirStart);
     }
     for (auto& [hash, entry] : dirs) {
         auto& [member, result] = entry;
@@ -230,8 +233,8 @@ void Committer::Impl::sync_directories(std::vector<Shared>& batch) {
         else if (::fsync(dir->get()) != 0) result = errno_error("fsync directory of " + store.body_path(member->id));
     }
     for (auto& s : batch) {
-        if (!s->result || !s->message.small_body.empty()) continue;
         stamp(*s, CommitStamp::DirEnd);
+        if (!s->result || !s->message.small_body.empty()) continue;
         if (const Status& r = dirs[s->id.substr(s->id.size() - 2)].second; !r) s->result = r;
     }
 }
@@ -311,10 +314,7 @@ void Committer::submit(Message message, Fd body, Done done) {
     if (in_memory) {
         impl_->stamp(*s, CommitStamp::BodyStart);  // nothing to sync: the body stages take no time
         impl_->stamp(*s, CommitStamp::BodyEnd);
-        if (s->message.small_body.size() > kSmallBodyMax)
-            s->result = Error{s->id + ": an in-memory body above " + std::to_string(kSmallBodyMax) + " bytes"};
-        else if (!valid_queue_id(s->id))
-            s->result = Error{"invalid queue id '" + s->id + "'"};
+        s->result = impl_->admit(*s);
         if (s->message.envelope.size == 0) s->message.envelope.size = s->message.small_body.size();
     }
     {
