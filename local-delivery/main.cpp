@@ -29,10 +29,11 @@ int main(int argc, char** argv) {
     local::Server server(base.get(), std::move(ctx.listeners), agent);
 
     // Graceful stop: a delivery in progress has already finished (it runs
-    // inside a callback); answers still being written get up to 5 s to reach
-    // qmgr, which closes each connection after reading its answer.
+    // inside a callback); requests already read are delivered and answered,
+    // and answers still being written get up to 5 s to reach qmgr.
     int drain_ticks = 0;
     event::Watch drain = event::timer(base.get(), [&](short) {
+        server.close_idle();
         if (server.connections() == 0 || ++drain_ticks > 50) {
             event_base_loopexit(base.get(), nullptr);
             return;
@@ -41,7 +42,7 @@ int main(int argc, char** argv) {
     });
     daemon::LoopHandlers handlers;
     handlers.on_stop = [&] {
-        server.close_listeners();
+        server.stop();
         drain.activate();
     };
     handlers.on_reload = [&] { agent.refresh_tables(); };

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "lib/delivery/request.hpp"
 #include "lib/log/log.hpp"
@@ -26,9 +27,19 @@ Server::Server(event_base* base, std::vector<Fd> listeners, Agent& agent)
     }
 }
 
-void Server::close_listeners() {
+void Server::stop() {
     watches_.clear();
     listeners_.clear();
+    stopping_ = true;
+    close_idle();
+}
+
+void Server::close_idle() {
+    std::set<uint64_t> waiting;
+    for (const auto& entry : batch_) waiting.insert(entry.first);
+    for (const auto& [id, channel] : channels_)
+        if (!waiting.count(id) && !channel->sending()) closed_.push_back(id);
+    if (!closed_.empty()) sweeper_.activate();
 }
 
 void Server::accept_from(int listener) {
@@ -53,6 +64,13 @@ void Server::accept_from(int listener) {
 void Server::on_message(uint64_t id, ipc::Message& message) {
     auto it = channels_.find(id);
     if (it == channels_.end()) return;
+    if (stopping_) {
+        // No answer: qmgr sends the request again on a new connection
+        // (lib/delivery/transport.hpp), to the process that replaces us.
+        closed_.push_back(id);
+        sweeper_.activate();
+        return;
+    }
     if (message.type() != "deliver") {
         log::warning("unexpected \"%s\" message from qmgr; closing the connection", message.type().c_str());
         closed_.push_back(id);
@@ -81,7 +99,7 @@ void Server::run_batch() {
         auto it = channels_.find(batch[i].first);
         if (it != channels_.end()) it->second->send(delivery::encode_response(responses[i]));
     }
-    // qmgr closes after reading the answer; our close handler then sweeps.
+    // The connections stay open for qmgr's next requests.
 }
 
 void Server::sweep() {

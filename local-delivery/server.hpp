@@ -1,6 +1,9 @@
 // The local-delivery service socket: accepts qmgr's connections (the
-// listening sockets come from master), reads one "deliver" request per
-// connection with ipc::Channel, runs the Agent and answers with "result".
+// listening sockets come from master), reads "deliver" requests with
+// ipc::Channel, runs the Agent and answers each with "result".  qmgr keeps a
+// connection open for its next request (lib/delivery/transport.hpp); when
+// we stop, the connections with nothing in progress are closed and a
+// request that still arrives is not taken (qmgr sends it again elsewhere).
 //
 // Requests are delivered in batches: a request read is held until the loop
 // has polled once more (a zero timer), so the requests of connections that
@@ -29,7 +32,8 @@ namespace tern::local {
 class Server {
 public:
     Server(event_base* base, std::vector<Fd> listeners, Agent& agent);
-    void close_listeners();
+    void stop();        // no new connections or requests; closes idle connections
+    void close_idle();  // those with no request waiting and no answer unsent
     size_t connections() const { return channels_.size(); }
 
 private:
@@ -48,6 +52,7 @@ private:
     std::vector<std::pair<uint64_t, delivery::Request>> batch_;  // connection id, request
     event::Watch batch_timer_;
     uint64_t next_id_ = 1;
+    bool stopping_ = false;
 };
 
 }  // namespace tern::local

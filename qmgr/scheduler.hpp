@@ -37,14 +37,16 @@
 #include "lib/config/config.hpp"
 #include "lib/delivery/request.hpp"
 #include "lib/event/loop.hpp"
+#include "lib/delivery/transport.hpp"
 #include "lib/queue/queue.hpp"
 #include "qmgr/bookkeeper.hpp"
 #include "qmgr/notice.hpp"
 #include "qmgr/pickup.hpp"
 #include "qmgr/route.hpp"
-#include "qmgr/transport.hpp"
 
 namespace tern::qmgr {
+
+using delivery::Transport;
 
 struct SchedulerSettings {
     int64_t minimal_backoff = 300;

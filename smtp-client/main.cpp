@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     });
     daemon::LoopHandlers handlers;
     handlers.on_stop = [&] {
-        server.close_listeners();
+        server.stop();
         drain.activate();
     };
     daemon::notify_ready();

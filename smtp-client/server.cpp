@@ -26,9 +26,10 @@ Server::Server(event_base* base, std::vector<Fd> listeners, Agent& agent)
     }
 }
 
-void Server::close_listeners() {
+void Server::stop() {
     watches_.clear();
     listeners_.clear();
+    stopping_ = true;
 }
 
 void Server::close_later(uint64_t id) {
@@ -54,6 +55,10 @@ void Server::accept_from(int listener) {
 }
 
 void Server::on_message(uint64_t id, ipc::Message& message) {
+    if (stopping_) {
+        close_later(id);
+        return;
+    }
     if (message.type() != "deliver") {
         log::warning("unexpected \"%s\" message from qmgr; closing the connection", message.type().c_str());
         close_later(id);

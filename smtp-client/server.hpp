@@ -1,9 +1,12 @@
 // smtp-client's service socket: accepts qmgr's connections (the listening
-// sockets come from master), reads one "deliver" request per connection
-// with ipc::Channel, hands it to the Agent and answers with "result" when
-// the Agent is done -- many requests are in progress at once, each on its
-// own connection.  A malformed request closes the connection without an
-// answer; qmgr then defers every recipient of it (lib/delivery contract).
+// sockets come from master), reads "deliver" requests with ipc::Channel,
+// hands each to the Agent and answers with "result" when the Agent is done
+// -- many requests are in progress at once, each on its own connection,
+// which qmgr keeps open for its next request (lib/delivery/transport.hpp).
+// A malformed request closes the connection without an answer; qmgr then
+// defers every recipient of it (lib/delivery contract).  Once stopping, a
+// new request closes its connection unanswered: qmgr sends it again to the
+// process that replaces us.
 #pragma once
 
 #include <map>
@@ -20,7 +23,7 @@ namespace tern::smtpc {
 class Server {
 public:
     Server(event_base* base, std::vector<Fd> listeners, Agent& agent);
-    void close_listeners();
+    void stop();  // no new connections or requests
     size_t connections() const { return channels_.size(); }
 
 private:
@@ -36,6 +39,7 @@ private:
     std::vector<uint64_t> closed_;
     event::Watch sweeper_;
     uint64_t next_id_ = 1;
+    bool stopping_ = false;
 };
 
 }  // namespace tern::smtpc

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "lib/ipc/socket_io.hpp"
 
@@ -30,7 +31,7 @@ Channel::Channel(event_base* base, Fd sock, MessageHandler on_message, CloseHand
       on_close_(std::move(on_close)),
       decoder_(max_frame) {
     int flags = ::fcntl(sock_.get(), F_GETFL);
-    if (flags >= 0) ::fcntl(sock_.get(), F_SETFL, flags | O_NONBLOCK);
+    if (flags >= 0 && !(flags & O_NONBLOCK)) ::fcntl(sock_.get(), F_SETFL, flags | O_NONBLOCK);
     read_event_ = event_new(base, sock_.get(), EV_READ | EV_PERSIST, &Channel::on_readable, this);
     write_event_ = event_new(base, sock_.get(), EV_WRITE | EV_PERSIST, &Channel::on_writable, this);
     if (read_event_ == nullptr || write_event_ == nullptr) {
@@ -67,10 +68,27 @@ void Channel::send(const Message& message) {
         fail("too many file descriptors for one message");
         return;
     }
+    bool was_idle = out_.empty();
     out_.push_back(std::move(out));
-    // Written from the loop, never from inside send(): no re-entry into
-    // the caller's handlers.
+    // Mostly the socket takes the whole frame at once: write it now, with
+    // no trip through the loop.  What is left, and any error, is handled
+    // from the loop (write_some), never from inside send(): no re-entry
+    // into the caller's handlers.
+    if (was_idle && flush_now()) return;
     event_add(write_event_, nullptr);
+}
+
+bool Channel::flush_now() {
+    Outgoing& front = out_.front();
+    std::vector<int> fds;
+    for (const auto& fd : front.fds) fds.push_back(fd.get());
+    ssize_t n = detail::send_with_fds(sock_.get(), front.bytes.data(), front.bytes.size(), fds.data(), fds.size());
+    if (n <= 0) return false;  // EAGAIN or an error: write_some() sees it again
+    front.fds.clear();
+    front.sent = static_cast<size_t>(n);
+    if (front.sent < front.bytes.size()) return false;
+    out_.pop_front();
+    return true;
 }
 
 void Channel::read_some() {
@@ -91,7 +109,9 @@ void Channel::read_some() {
             if (!*alive || closed_) return false;
         }
     };
-    std::string buf(kReadChunk, '\0');
+    // One buffer per thread, not zeroed per wakeup: frames are copied out
+    // by the decoder before the next read.
+    thread_local std::vector<char> buf(kReadChunk);
     for (int round = 0; round < kReadsPerWakeup; ++round) {
         std::vector<Fd> fds;
         bool truncated = false;

@@ -33,12 +33,14 @@ public:
     void send(const Message& message);  // fds are dup'd; never blocks
     int fd() const { return sock_.get(); }
     bool closed() const { return closed_; }
+    bool sending() const { return !out_.empty(); }  // frames not yet taken by the kernel
 
 private:
     static void on_readable(int, short, void* arg);
     static void on_writable(int, short, void* arg);
     void read_some();
     void write_some();
+    bool flush_now();  // true when the one queued frame went out whole
     void fail(const std::string& reason);
 
     struct Outgoing {
