@@ -66,8 +66,14 @@ std::vector<delivery::Response> Agent::handle(const std::vector<const delivery::
     double received = now_seconds();
     GroupCommit batch(pool_);
     std::vector<RecipientWork> work;
-    for (const delivery::Request* request : requests)
-        for (const auto& rcpt : request->recipients) work.push_back(start_recipient(*request, rcpt, batch));
+    std::vector<Result<QueuedMessage>> bodies;  // read once per request; work points into them
+    bodies.reserve(requests.size());
+    for (const delivery::Request* request : requests) {
+        bodies.push_back(request->body.valid() ? read_queued(request->body.get())
+                                               : Result<QueuedMessage>(make_error("no message body")));
+        for (const auto& rcpt : request->recipients)
+            work.push_back(start_recipient(*request, bodies.back(), rcpt, batch));
+    }
     batch.commit();
     double end = now_seconds();
 
@@ -98,23 +104,18 @@ std::vector<delivery::Response> Agent::handle(const std::vector<const delivery::
     return responses;
 }
 
-Agent::RecipientWork Agent::start_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt,
-                                            GroupCommit& batch) {
+Agent::RecipientWork Agent::start_recipient(const delivery::Request& request, const Result<QueuedMessage>& body,
+                                            const delivery::RequestRecipient& rcpt, GroupCommit& batch) {
     RecipientWork w;
     w.request = &request;
     w.rcpt = &rcpt;
     w.start = now_seconds();
-    if (!request.body.valid()) {
-        w.result = DeliveryResult::defer("4.3.0", "no message body");
+    if (!body) {
+        w.result = DeliveryResult::defer("4.3.0", body.message());
         return w;
     }
     std::string recipient = tables::lowercase(rcpt.address);
-    auto looped = has_delivered_to(request.body.get(), recipient);
-    if (!looped) {
-        w.result = DeliveryResult::defer("4.3.0", looped.message());
-        return w;
-    }
-    if (*looped) {
+    if (has_delivered_to(*body, recipient)) {
         w.result = DeliveryResult::bounce("5.4.6", "mail forwarding loop for " + rcpt.address);
         return w;
     }
@@ -133,9 +134,9 @@ Agent::RecipientWork Agent::start_recipient(const delivery::Request& request, co
             forwards.push_back(dest.path);
             continue;
         }
-        w.parts.push_back(deliver_to(request, dest, rcpt.index, recipient, prefix, batch));
+        w.parts.push_back(deliver_to(request, *body, dest, rcpt.index, recipient, prefix, batch));
     }
-    if (!forwards.empty()) w.parts.push_back(Part{forward(request, forwards, recipient), 0, ""});
+    if (!forwards.empty()) w.parts.push_back(Part{forward(request, *body, forwards, recipient), 0, ""});
     return w;
 }
 
@@ -161,10 +162,11 @@ DeliveryResult Agent::finish_recipient(const RecipientWork& w, const GroupCommit
     return worst;
 }
 
-Agent::Part Agent::deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
-                              const std::string& recipient, const std::string& prefix, GroupCommit& batch) {
+Agent::Part Agent::deliver_to(const delivery::Request& request, const QueuedMessage& body, const Destination& dest,
+                              uint32_t index, const std::string& recipient, const std::string& prefix,
+                              GroupCommit& batch) {
     maildir::DeliveryKey key{request.arrival, request.queue_id, index, request.maybe_delivered};
-    MessageRef message{request.body.get(), request.sender, prefix, request.arrival > 0 ? &key : nullptr};
+    MessageRef message{&body, request.sender, prefix, request.arrival > 0 ? &key : nullptr};
     Part part;
     part.via = dest.via.empty() ? dest.path : dest.via;
     switch (dest.kind) {
@@ -217,8 +219,8 @@ Agent::Part Agent::deliver_to(const delivery::Request& request, const Destinatio
     return part;
 }
 
-DeliveryResult Agent::forward(const delivery::Request& request, const std::vector<std::string>& addresses,
-                              const std::string& recipient) {
+DeliveryResult Agent::forward(const delivery::Request& request, const QueuedMessage& body,
+                              const std::vector<std::string>& addresses, const std::string& recipient) {
     maildrop::Envelope env;
     env.time = static_cast<int64_t>(std::time(nullptr));
     env.uid = ::getuid();
@@ -233,7 +235,7 @@ DeliveryResult Agent::forward(const delivery::Request& request, const std::vecto
     }
     auto writer = maildrop::Writer::create(dir, env);
     if (!writer) return DeliveryResult::defer("4.3.0", "cannot forward: " + writer.message());
-    auto copied = copy_message(request.body.get(), delivery_headers(request.sender, recipient, false),
+    auto copied = copy_message(body, delivery_headers(request.sender, recipient, false),
                                [&](std::string_view piece) { return writer->write(piece); });
     if (!copied) return DeliveryResult::defer("4.3.0", "cannot forward: " + copied.message());
     auto name = writer->commit();

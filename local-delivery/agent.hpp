@@ -28,6 +28,7 @@
 #include "lib/sys/sync_pool.hpp"
 #include "lib/tables/recipient_check.hpp"
 #include "local-delivery/group_commit.hpp"
+#include "local-delivery/message.hpp"
 #include "local-delivery/resolve.hpp"
 #include "local-delivery/settings.hpp"
 #include "local-delivery/store_cache.hpp"
@@ -66,13 +67,13 @@ private:
         double start = 0;
     };
 
-    RecipientWork start_recipient(const delivery::Request& request, const delivery::RequestRecipient& rcpt,
-                                  GroupCommit& batch);
+    RecipientWork start_recipient(const delivery::Request& request, const Result<QueuedMessage>& body,
+                                  const delivery::RequestRecipient& rcpt, GroupCommit& batch);
     DeliveryResult finish_recipient(const RecipientWork& work, const GroupCommit& batch) const;
-    Part deliver_to(const delivery::Request& request, const Destination& dest, uint32_t index,
-                    const std::string& recipient, const std::string& prefix, GroupCommit& batch);
-    DeliveryResult forward(const delivery::Request& request, const std::vector<std::string>& addresses,
-                           const std::string& recipient);
+    Part deliver_to(const delivery::Request& request, const QueuedMessage& body, const Destination& dest,
+                    uint32_t index, const std::string& recipient, const std::string& prefix, GroupCommit& batch);
+    DeliveryResult forward(const delivery::Request& request, const QueuedMessage& body,
+                           const std::vector<std::string>& addresses, const std::string& recipient);
 
     tables::RecipientCheck tables_;
     Settings settings_;

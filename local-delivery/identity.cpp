@@ -13,7 +13,12 @@
 
 namespace tern::local {
 
-bool running_as_root() { return ::getuid() == 0 && ::geteuid() == 0; }
+// Read once: the real uid never changes here, and the effective one is
+// back to its start value outside an AsUser (which asks before switching).
+bool running_as_root() {
+    static const bool root = ::getuid() == 0 && ::geteuid() == 0;
+    return root;
+}
 
 Result<Identity> lookup_identity(const std::string& name) {
     auto ids = sys::lookup_user(name);

@@ -32,9 +32,7 @@ MaildirOutcome deliver_maildir(const MaildirTarget& target, const MessageRef& me
     AsUser as(target.owner);
     if (!as.ok()) return done(DeliveryResult::defer("4.3.0", "cannot switch to user " + target.owner.name + ": " +
                                                                   as.status().message()));
-    struct stat st {};
-    if (::fstat(message.body_fd, &st) != 0) return done(DeliveryResult::defer("4.3.0", "cannot stat queued message"));
-    uint64_t expected = static_cast<uint64_t>(st.st_size) + message.prefix.size();
+    uint64_t expected = message.body->size + message.prefix.size();
     if (target.message_limit != 0 && expected > target.message_limit)
         return done(DeliveryResult::bounce("5.2.2", "message is larger than the mailbox size limit"));
 
@@ -61,7 +59,7 @@ MaildirOutcome deliver_maildir(const MaildirTarget& target, const MessageRef& me
     }
     auto& writer = *start->writer;
     int saved_errno = 0;
-    auto copied = copy_message(message.body_fd, message.prefix, [&](std::string_view piece) {
+    auto copied = copy_message(*message.body, message.prefix, [&](std::string_view piece) {
         auto s = writer.write(piece);
         if (!s) saved_errno = errno;
         return s;
@@ -124,7 +122,7 @@ DeliveryResult deliver_mbox(const MboxTarget& target, const MessageRef& message)
         return DeliveryResult::defer("4.2.0", s.message());
     };
     if (auto s = box->begin(message.sender, std::time(nullptr)); !s) return fail(s);
-    auto copied = copy_message(message.body_fd, message.prefix, [&](std::string_view piece) { return box->write(piece); });
+    auto copied = copy_message(*message.body, message.prefix, [&](std::string_view piece) { return box->write(piece); });
     if (!copied) return fail(copied);
     if (auto s = box->commit(); !s) return fail(s);
     return DeliveryResult::sent(target.spool ? "delivered to mailbox" : "delivered to file: " + target.path);

@@ -19,6 +19,7 @@
 
 #include "local-delivery/group_commit.hpp"
 #include "local-delivery/identity.hpp"
+#include "local-delivery/message.hpp"
 #include "local-delivery/result.hpp"
 #include "local-delivery/store_cache.hpp"
 #include "lib/maildir/maildir.hpp"
@@ -27,7 +28,7 @@
 namespace tern::local {
 
 struct MessageRef {
-    int body_fd = -1;
+    const QueuedMessage* body = nullptr;
     std::string sender;
     std::string prefix;  // Return-Path: / Delivered-To: lines
     // Set for deliveries from the queue: Maildir delivery is then idempotent

@@ -1,6 +1,7 @@
 // Streaming the queued message to a mailbox: see message.hpp.
 #include "local-delivery/message.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,13 +37,56 @@ std::string delivery_headers(std::string_view sender, std::string_view recipient
     return out;
 }
 
-Status copy_message(int body_fd, std::string_view prefix, const Sink& sink) {
+namespace {
+
+bool has_header_end(std::string_view text) {
+    return text.find("\n\n") != std::string_view::npos || text.find("\n\r\n") != std::string_view::npos;
+}
+
+}  // namespace
+
+Result<QueuedMessage> read_queued(int body_fd) {
+    QueuedMessage m;
+    m.fd = body_fd;
+    size_t have = 0;
+    for (;;) {
+        m.head.resize(have + kChunk);
+        ssize_t n = ::pread(body_fd, m.head.data() + have, kChunk, static_cast<off_t>(have));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno_error("read queued message");
+        }
+        have += static_cast<size_t>(n);
+        m.head.resize(have);
+        // The body is a regular file (or a memfd): a short read is its end.
+        if (static_cast<size_t>(n) < kChunk) {
+            m.complete = true;
+            m.size = have;
+            return m;
+        }
+        if (have >= kMaxHeaderScan || has_header_end(m.head)) break;
+    }
+    struct stat st {};
+    if (::fstat(body_fd, &st) != 0) return errno_error("stat queued message");
+    m.size = static_cast<uint64_t>(st.st_size);
+    return m;
+}
+
+Status copy_message(const QueuedMessage& message, std::string_view prefix, const Sink& sink) {
+    if (message.complete) {
+        if (prefix.empty()) return sink(message.head);
+        std::string whole;
+        whole.reserve(prefix.size() + message.head.size());
+        whole.append(prefix).append(message.head);
+        return sink(whole);
+    }
     if (!prefix.empty())
         if (auto s = sink(prefix); !s) return s;
+    if (auto s = sink(message.head); !s) return s;
     std::vector<char> buf(kChunk);
-    off_t offset = 0;
+    off_t offset = static_cast<off_t>(message.head.size());
     for (;;) {
-        ssize_t n = ::pread(body_fd, buf.data(), buf.size(), offset);
+        ssize_t n = ::pread(message.fd, buf.data(), buf.size(), offset);
         if (n < 0) {
             if (errno == EINTR) continue;
             return errno_error("read queued message");
@@ -53,23 +97,9 @@ Status copy_message(int body_fd, std::string_view prefix, const Sink& sink) {
     }
 }
 
-Result<bool> has_delivered_to(int body_fd, std::string_view recipient) {
+bool has_delivered_to(const QueuedMessage& message, std::string_view recipient) {
     std::string want = tables::lowercase(recipient);
-    std::string text;
-    std::vector<char> buf(kChunk);
-    off_t offset = 0;
-    // Read until the end of the header section (an empty line) or the limit.
-    while (text.size() < kMaxHeaderScan) {
-        ssize_t n = ::pread(body_fd, buf.data(), buf.size(), offset);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno_error("read queued message");
-        }
-        if (n == 0) break;
-        offset += n;
-        text.append(buf.data(), static_cast<size_t>(n));
-        if (text.rfind("\n\n") != std::string::npos || text.rfind("\n\r\n") != std::string::npos) break;
-    }
+    const std::string& text = message.head;
     size_t pos = 0;
     while (pos < text.size()) {
         size_t end = text.find('\n', pos);

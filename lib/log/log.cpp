@@ -23,6 +23,8 @@
 #include <mutex>
 #include <string>
 
+#include "lib/sys/process.hpp"
+
 namespace tern::log {
 
 namespace {
@@ -48,22 +50,7 @@ State& state() {
 
 std::atomic<bool> g_debug{false};
 
-// getpid() is a system call on every line otherwise (glibc keeps no cache):
-// the pid is read once, and again in a child after fork().
-std::atomic<pid_t> g_pid{0};
-
-void forget_pid() { g_pid.store(0, std::memory_order_relaxed); }
-
-std::string pid_text() {
-    static const int registered = pthread_atfork(nullptr, nullptr, &forget_pid);
-    (void)registered;
-    pid_t pid = g_pid.load(std::memory_order_relaxed);
-    if (pid == 0) {
-        pid = ::getpid();
-        g_pid.store(pid, std::memory_order_relaxed);
-    }
-    return std::to_string(pid);
-}
+std::string pid_text() { return std::to_string(sys::own_pid()); }
 
 std::string short_hostname() {
     char buf[256] = {};

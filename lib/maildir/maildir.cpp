@@ -14,6 +14,7 @@
 
 #include "lib/core/errno_text.hpp"
 #include "lib/sys/files.hpp"
+#include "lib/sys/process.hpp"
 
 namespace tern::maildir {
 namespace {
@@ -71,7 +72,7 @@ std::string unique_name() {
     struct timeval tv {};
     ::gettimeofday(&tv, nullptr);
     unsigned long seq = ++delivery_sequence;
-    return std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" + std::to_string(::getpid()) +
+    return std::to_string(tv.tv_sec) + ".M" + std::to_string(tv.tv_usec) + "P" + std::to_string(sys::own_pid()) +
            "Q" + std::to_string(seq) + "." + host_part();
 }
 

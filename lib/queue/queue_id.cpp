@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "lib/queue/queue.hpp"
+#include "lib/sys/process.hpp"
 
 namespace tern::queue {
 
@@ -58,8 +59,8 @@ uint64_t unique_us() {
 }
 
 uint32_t pid_hash() {
-    // Read every time: a forked child must not reuse its parent's value.
-    uint32_t x = uint32_t(getpid());
+    // own_pid(): a forked child does not reuse its parent's value.
+    uint32_t x = uint32_t(sys::own_pid());
     x ^= x >> 16;
     x *= 0x7feb352dU;
     x ^= x >> 15;

@@ -4,10 +4,12 @@
 #include "lib/sys/process.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +19,22 @@
 extern char** environ;
 
 namespace tern::sys {
+
+namespace {
+std::atomic<pid_t> g_pid{0};
+void forget_pid() { g_pid.store(0, std::memory_order_relaxed); }
+}  // namespace
+
+pid_t own_pid() {
+    static const int registered = pthread_atfork(nullptr, nullptr, &forget_pid);
+    (void)registered;
+    pid_t pid = g_pid.load(std::memory_order_relaxed);
+    if (pid == 0) {
+        pid = ::getpid();
+        g_pid.store(pid, std::memory_order_relaxed);
+    }
+    return pid;
+}
 
 namespace {
 

@@ -18,6 +18,10 @@
 
 namespace tern::sys {
 
+// getpid(), read once and again in a child after fork(): glibc keeps no
+// cache, and log lines, queue ids and Maildir names want it per message.
+pid_t own_pid();
+
 // The daemon's end of the handshake.  Dropping it without ready() tells the
 // waiting parent that startup failed.
 class ReadyNotifier {

@@ -209,15 +209,45 @@ TEST_CASE("forwarding loop detection reads only the header section", "[tables][r
     std::string text =
         "Received: x\nDELIVERED-TO:  <Alice@Virt.test> \nSubject: s\n\nDelivered-To: bob@virt.test\n";
     REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
-    CHECK(*has_delivered_to(fd, "alice@virt.test"));
-    CHECK(!*has_delivered_to(fd, "bob@virt.test"));  // in the body
-    CHECK(!*has_delivered_to(fd, "alice@virt.tes"));
+    auto queued = read_queued(fd);
+    REQUIRE(queued.ok());
+    CHECK(queued->complete);
+    CHECK(queued->size == text.size());
+    CHECK(has_delivered_to(*queued, "alice@virt.test"));
+    CHECK(!has_delivered_to(*queued, "bob@virt.test"));  // in the body
+    CHECK(!has_delivered_to(*queued, "alice@virt.tes"));
     std::string copied;
-    REQUIRE(copy_message(fd, delivery_headers("s@x", "r@y"), [&](std::string_view p) {
+    int pieces = 0;
+    REQUIRE(copy_message(*queued, delivery_headers("s@x", "r@y"), [&](std::string_view p) {
         copied.append(p);
+        ++pieces;
         return Status{};
     }));
     CHECK(copied == "Return-Path: <s@x>\nDelivered-To: r@y\n" + text);
+    CHECK(pieces == 1);  // a small message is written in one piece
+    ::close(fd);
+    ::unlink(tmpl);
+}
+
+TEST_CASE("a message larger than one read streams after its header section", "[tables][resolve]") {
+    char tmpl[] = "/tmp/tern-large-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    REQUIRE(fd >= 0);
+    std::string text = "Subject: big\nDelivered-To: carol@virt.test\n\n";
+    for (int i = 0; text.size() < 200 * 1024; ++i) text += "line " + std::to_string(i) + " of a long body\n";
+    REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    auto queued = read_queued(fd);
+    REQUIRE(queued.ok());
+    CHECK_FALSE(queued->complete);
+    CHECK(queued->size == text.size());
+    CHECK(queued->head.size() < text.size());
+    CHECK(has_delivered_to(*queued, "carol@virt.test"));
+    std::string copied;
+    REQUIRE(copy_message(*queued, "Delivered-To: d@y\n", [&](std::string_view p) {
+        copied.append(p);
+        return Status{};
+    }));
+    CHECK(copied == "Delivered-To: d@y\n" + text);
     ::close(fd);
     ::unlink(tmpl);
 }
