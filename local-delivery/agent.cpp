@@ -69,8 +69,9 @@ std::vector<delivery::Response> Agent::handle(const std::vector<const delivery::
     std::vector<Result<QueuedMessage>> bodies;  // read once per request; work points into them
     bodies.reserve(requests.size());
     for (const delivery::Request* request : requests) {
-        bodies.push_back(request->body.valid() ? read_queued(request->body.get())
-                                               : Result<QueuedMessage>(make_error("no message body")));
+        bodies.push_back(request->inline_body   ? Result<QueuedMessage>(inline_message(request->body_text))
+                         : request->body.valid() ? read_queued(request->body.get())
+                                                 : Result<QueuedMessage>(make_error("no message body")));
         for (const auto& rcpt : request->recipients)
             work.push_back(start_recipient(*request, bodies.back(), rcpt, batch));
     }
@@ -199,7 +200,7 @@ Agent::Part Agent::deliver_to(const delivery::Request& request, const QueuedMess
             job.command = dest.path;
             job.as = dest.as;
             job.prefix = prefix;
-            job.body_fd = request.body.get();
+            job.body = &body;
             job.time_limit = settings_.command_time_limit;
             auto parts = tables::split_address(dest.address);
             std::string local = tables::lowercase(parts.local);

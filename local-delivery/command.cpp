@@ -109,7 +109,7 @@ DeliveryResult run_command(const CommandJob& job) {
     // Feed the message while collecting output, both non-blocking, so a
     // command that writes much before reading cannot deadlock us.
     std::string pending = job.prefix;
-    off_t offset = 0;
+    uint64_t offset = 0;
     bool body_done = false;
     std::string output;
     int64_t deadline = now_ms() + job.time_limit.count() * 1000;
@@ -117,16 +117,15 @@ DeliveryResult run_command(const CommandJob& job) {
     while (in_write || out_read) {
         if (in_write && pending.empty() && !body_done) {
             char buf[kChunk];
-            ssize_t n = ::pread(job.body_fd, buf, sizeof buf, offset);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
+            auto n = read_at(*job.body, offset, buf, sizeof buf);
+            if (!n) {
                 ::kill(pid, SIGKILL);
                 ::waitpid(pid, nullptr, 0);
-                return DeliveryResult::defer("4.3.0", std::string("read queued message: ") + std::strerror(errno));
+                return DeliveryResult::defer("4.3.0", n.message());
             }
-            if (n == 0) body_done = true;
-            offset += n;
-            pending.assign(buf, static_cast<size_t>(n));
+            if (*n == 0) body_done = true;
+            offset += *n;
+            pending.assign(buf, *n);
         }
         if (in_write && pending.empty() && body_done) in_write.reset();  // EOF for the command
         struct pollfd fds[2];

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "local-delivery/identity.hpp"
+#include "local-delivery/message.hpp"
 #include "local-delivery/result.hpp"
 
 namespace tern::local {
@@ -26,7 +27,7 @@ struct CommandJob {
     Identity as;
     std::vector<std::string> env;  // "NAME=value", added to the base environment
     std::string prefix;            // headers prepended to the message
-    int body_fd = -1;
+    const QueuedMessage* body = nullptr;
     std::chrono::seconds time_limit{1000};
 };
 

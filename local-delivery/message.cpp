@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "lib/core/errno_text.hpp"
@@ -72,6 +74,28 @@ Result<QueuedMessage> read_queued(int body_fd) {
     return m;
 }
 
+QueuedMessage inline_message(std::string text) {
+    QueuedMessage m;
+    m.size = text.size();
+    m.head = std::move(text);
+    m.complete = true;
+    return m;
+}
+
+Result<size_t> read_at(const QueuedMessage& message, uint64_t offset, char* buf, size_t len) {
+    if (offset < message.head.size()) {
+        size_t n = std::min<size_t>(len, message.head.size() - offset);
+        std::memcpy(buf, message.head.data() + offset, n);
+        return n;
+    }
+    if (message.complete) return size_t{0};
+    for (;;) {
+        ssize_t n = ::pread(message.fd, buf, len, static_cast<off_t>(offset));
+        if (n >= 0) return static_cast<size_t>(n);
+        if (errno != EINTR) return errno_error("read queued message");
+    }
+}
+
 Status copy_message(const QueuedMessage& message, std::string_view prefix, const Sink& sink) {
     if (message.complete) {
         if (prefix.empty()) return sink(message.head);
@@ -84,16 +108,13 @@ Status copy_message(const QueuedMessage& message, std::string_view prefix, const
         if (auto s = sink(prefix); !s) return s;
     if (auto s = sink(message.head); !s) return s;
     std::vector<char> buf(kChunk);
-    off_t offset = static_cast<off_t>(message.head.size());
+    uint64_t offset = message.head.size();
     for (;;) {
-        ssize_t n = ::pread(message.fd, buf.data(), buf.size(), offset);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno_error("read queued message");
-        }
-        if (n == 0) return {};
-        offset += n;
-        if (auto s = sink(std::string_view(buf.data(), static_cast<size_t>(n))); !s) return s;
+        auto n = read_at(message, offset, buf.data(), buf.size());
+        if (!n) return n.error();
+        if (*n == 0) return {};
+        offset += *n;
+        if (auto s = sink(std::string_view(buf.data(), *n)); !s) return s;
     }
 }
 

@@ -33,6 +33,11 @@ struct QueuedMessage {
 };
 
 Result<QueuedMessage> read_queued(int body_fd);
+QueuedMessage inline_message(std::string text);  // a body that came inline with the request
+
+// Up to len bytes of the message from offset (from head, then the fd);
+// 0 at its end.
+Result<size_t> read_at(const QueuedMessage& message, uint64_t offset, char* buf, size_t len);
 
 std::string delivery_headers(std::string_view sender, std::string_view recipient, bool return_path = true);
 

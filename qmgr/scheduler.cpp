@@ -261,11 +261,13 @@ void Scheduler::activate(const std::string& id, int64_t now) {
         active_.erase(id);
         return;
     }
+    // A small body goes inline with each request (no file, no fd to pass).
+    auto small = store_.small_body(id);
     for (auto& [key, rcpts] : groups) {
         Transport* t = transport(key.first);
         for (size_t start = 0; start < rcpts.size(); start += kRecipientsPerRequest) {
             size_t end = std::min(rcpts.size(), start + kRecipientsPerRequest);
-            auto body = store_.open_body(id);
+            Result<Fd> body = !small ? Result<Fd>(small.error()) : *small ? Result<Fd>(Fd()) : store_.open_body(id);
             if (!t || !body) {
                 std::string why = !t ? "no transport " + key.first : "cannot open queue file: " + body.message();
                 log::warning("%s: %s", id.c_str(), why.c_str());
@@ -279,7 +281,12 @@ void Scheduler::activate(const std::string& id, int64_t now) {
             req.arrival = m.envelope.arrival_us / 1000000;
             req.size = m.envelope.size;
             req.nexthop = key.second;
-            req.body = std::move(*body);
+            if (*small) {
+                req.inline_body = true;
+                req.body_text = **small;
+            } else {
+                req.body = std::move(*body);
+            }
             req.maybe_delivered = m.envelope.arrival_us < started_us_ || unrecorded_.count(id) > 0;
             req.body_type = m.envelope.body_type;
             req.smtputf8 = m.envelope.smtputf8;

@@ -70,6 +70,19 @@ void Server::on_message(uint64_t id, ipc::Message& message) {
         close_later(id);
         return;
     }
+    if (request->inline_body) {
+        // The Agent reads bodies from an fd (pread, sendfile-style chunks).
+        auto fd = sys::memory_file("tern-queue-body", request->body_text);
+        if (!fd) {
+            log::warning("%s: cannot hold the message body: %s; closing the connection", request->queue_id.c_str(),
+                         fd.message().c_str());
+            close_later(id);
+            return;
+        }
+        request->body = std::move(*fd);
+        request->inline_body = false;
+        request->body_text.clear();
+    }
     agent_.deliver(std::move(*request), [this, id](delivery::Response response) {
         // qmgr may have given up (timeout) and closed: then nobody waits.
         auto it = channels_.find(id);

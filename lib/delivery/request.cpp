@@ -79,7 +79,9 @@ ipc::Message encode_request(const Request& request) {
     if (request.smtputf8) m.add("smtputf8", "1");
     if (!request.dsn_ret.empty()) m.add("dsn_ret", request.dsn_ret);
     if (!request.dsn_envid.empty()) m.add("dsn_envid", request.dsn_envid);
-    if (request.body.valid()) {
+    if (request.inline_body) {
+        m.add("body", request.body_text);
+    } else if (request.body.valid()) {
         int dup = ::fcntl(request.body.get(), F_DUPFD_CLOEXEC, 0);
         if (dup >= 0) m.attach_fd(Fd(dup));  // on failure decode reports the missing body
     }
@@ -136,6 +138,12 @@ Result<Request> decode_request(ipc::Message& message) {
     req.smtputf8 = message.get("smtputf8").has_value();
     if (auto v = message.get("dsn_ret")) req.dsn_ret = std::string(*v);
     if (auto v = message.get("dsn_envid")) req.dsn_envid = std::string(*v);
+    if (auto text = message.get("body")) {
+        if (!message.fds().empty()) return make_error("deliver " + req.queue_id + ": both an inline body and a body fd");
+        req.body_text = std::string(*text);
+        req.inline_body = true;
+        return req;
+    }
     if (message.fds().size() != 1) return make_error("deliver " + req.queue_id + ": expected exactly one body fd");
     req.body = message.take_fd(0);
     if (!req.body) return make_error("deliver " + req.queue_id + ": missing body fd");

@@ -1,11 +1,13 @@
 // The delivery protocol between qmgr and its delivery agents
-// (local-delivery now, smtp-client later), carried as ipc::Messages.
+// (local-delivery, smtp-client), carried as ipc::Messages.
 //
 // qmgr → agent   "deliver": queue_id, sender, arrival (unix s), size,
 //                one "rcpt" per recipient (index, address, orcpt), "nexthop",
 //                optional "maybe_delivered" = "1" (an earlier attempt's result
 //                may have been lost: look for its mailbox write, docs/queue.md),
-//                and the body file as an fd (read from offset 0); for remote
+//                and the body: the file as an fd (read from offset 0), or, for
+//                a small body that the queue holds in its records, the bytes
+//                themselves in a "body" attribute and no fd; for remote
 //                delivery also the envelope's ESMTP parameters when set:
 //                "body_type", "smtputf8", "dsn_ret", "dsn_envid", and one
 //                "notify" = "<index> <bits>" per recipient that gave NOTIFY.
@@ -42,7 +44,9 @@ struct Request {
     std::string nexthop;  // "local", a domain, or "[host]:port"
     bool maybe_delivered = false;
     std::vector<RequestRecipient> recipients;
-    Fd body;
+    Fd body;                // the body file, or
+    std::string body_text;  // the whole body, when it travels inline (small bodies)
+    bool inline_body = false;
     std::string body_type;  // "", "7BIT", "8BITMIME"
     bool smtputf8 = false;
     std::string dsn_ret;    // "", "FULL", "HDRS"

@@ -115,6 +115,9 @@ public:
     // The body to read, from offset 0: its file, or for a small body (see
     // Message::small_body) a sealed in-memory copy of the stored bytes.
     Result<Fd> open_body(std::string_view id) const;
+    // A small body's stored bytes (no copy into a file); nullopt when the
+    // body is a file.
+    Result<std::optional<std::string>> small_body(std::string_view id) const;
     // fd of the directory that holds the body (for fsync of the entry).
     Result<Fd> open_body_dir(std::string_view id) const;
 

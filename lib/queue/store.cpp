@@ -287,15 +287,20 @@ Status Store::keep_spare_bodies(size_t ready) {
     return {};
 }
 
+Result<std::optional<std::string>> Store::small_body(std::string_view id) const {
+    if (!valid_queue_id(id)) return Error{"small_body: invalid queue id '" + std::string(id) + "'"};
+    auto txn = impl_->env->begin_read();
+    if (!txn) return txn.error();
+    auto small = txn->get(impl_->body_db, id);
+    if (!small) return small.error();
+    if (!*small) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(**small));
+}
+
 Result<Fd> Store::open_body(std::string_view id) const {
-    if (!valid_queue_id(id)) return Error{"open_body: invalid queue id '" + std::string(id) + "'"};
-    {
-        auto txn = impl_->env->begin_read();
-        if (!txn) return txn.error();
-        auto small = txn->get(impl_->body_db, id);
-        if (!small) return small.error();
-        if (*small) return sys::memory_file("tern-queue-body", **small);
-    }
+    auto small = small_body(id);
+    if (!small) return Error{"open_body: " + small.message()};
+    if (*small) return sys::memory_file("tern-queue-body", **small);
     std::string path = body_path(id);
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return errno_error("open " + path);

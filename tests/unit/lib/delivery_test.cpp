@@ -80,6 +80,35 @@ TEST_CASE("delivery: request round trip keeps recipients and the body fd", "[del
     CHECK(out3->maybe_delivered);
 }
 
+TEST_CASE("delivery: a small body travels inline, with no fd", "[delivery]") {
+    Request in = sample_request();
+    in.body.reset();
+    in.inline_body = true;
+    in.body_text = std::string("Subject: s\n\nbinary \0 byte and\r\nCRLF", 37);
+    ipc::Message m = encode_request(in);
+    CHECK(m.fds().empty());
+    int sp[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
+    Fd a(sp[0]), b(sp[1]);
+    REQUIRE(ipc::send_message(a.get(), m).ok());
+    auto received = ipc::recv_message(b.get(), 2000);
+    REQUIRE(received.ok());
+    auto out = decode_request(*received);
+    REQUIRE(out.ok());
+    CHECK(out->inline_body);
+    CHECK(out->body_text == in.body_text);
+    CHECK_FALSE(out->body.valid());
+    REQUIRE(out->recipients.size() == 3);
+
+    // Both an inline body and an fd: refused, not guessed.
+    ipc::Message both = encode_request(in);
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    ::close(fds[1]);
+    both.attach_fd(Fd(fds[0]));
+    CHECK_FALSE(decode_request(both).ok());
+}
+
 TEST_CASE("delivery: remote delivery parameters travel with the request", "[delivery]") {
     Request in = sample_request();
     in.body_type = "8BITMIME";

@@ -779,7 +779,14 @@ TEST_CASE("queue committer: a small body travels in the records, a large one in 
     REQUIRE(::fstat(small->get(), &st) == 0);
     CHECK(size_t(st.st_size) == small_text.size());
     CHECK(::write(small->get(), "x", 1) < 0);  // sealed: nobody changes a queued message
+    auto small_bytes = s.small_body(small_id);
+    REQUIRE(small_bytes.ok());
+    REQUIRE(small_bytes->has_value());
+    CHECK(**small_bytes == small_text);
     // ... the large one from its file.
+    auto large_bytes = s.small_body(large_id);
+    REQUIRE(large_bytes.ok());
+    CHECK_FALSE(large_bytes->has_value());
     auto large = s.open_body(large_id);
     REQUIRE(large.ok());
     CHECK(read_all(large->get()) == large_text);
