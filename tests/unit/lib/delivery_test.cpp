@@ -31,6 +31,15 @@ delivery::Request sample_request() {
     return r;
 }
 
+// m through the real wire format and a socket, as qmgr sends it.
+Result<ipc::Message> through_socket(const ipc::Message& m) {
+    int sp[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
+    Fd a(sp[0]), b(sp[1]);
+    REQUIRE(ipc::send_message(a.get(), m).ok());
+    return ipc::recv_message(b.get(), 2000);
+}
+
 }  // namespace
 
 TEST_CASE("delivery: request round trip keeps recipients and the body fd", "[delivery]") {
@@ -39,12 +48,7 @@ TEST_CASE("delivery: request round trip keeps recipients and the body fd", "[del
     CHECK(m.type() == "deliver");
     CHECK(in.body.valid());  // encode dups, the caller keeps its fd
 
-    // Through the real wire format and a socket, as qmgr sends it.
-    int sp[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
-    Fd a(sp[0]), b(sp[1]);
-    REQUIRE(ipc::send_message(a.get(), m).ok());
-    auto received = ipc::recv_message(b.get(), 2000);
+    auto received = through_socket(m);
     REQUIRE(received.ok());
     auto out = decode_request(*received);
     REQUIRE(out.ok());
@@ -87,11 +91,7 @@ TEST_CASE("delivery: a small body travels inline, with no fd", "[delivery]") {
     in.body_text = std::string("Subject: s\n\nbinary \0 byte and\r\nCRLF", 37);
     ipc::Message m = encode_request(in);
     CHECK(m.fds().empty());
-    int sp[2];
-    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == 0);
-    Fd a(sp[0]), b(sp[1]);
-    REQUIRE(ipc::send_message(a.get(), m).ok());
-    auto received = ipc::recv_message(b.get(), 2000);
+    auto received = through_socket(m);
     REQUIRE(received.ok());
     auto out = decode_request(*received);
     REQUIRE(out.ok());
