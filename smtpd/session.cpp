@@ -36,6 +36,9 @@ bool is_loopback(const sockaddr* sa) {
 
 constexpr int kClosePollMs = 20;
 constexpr int kClosePolls = 250;  // give a final reply up to 5 s to leave
+// Input read but not yet processed (pipelined during a commit): reading
+// pauses beyond this.
+constexpr size_t kMaxUnreadInput = 256 * 1024;
 
 }  // namespace
 
@@ -83,7 +86,14 @@ Session::~Session() {
 void Session::install_callbacks() {
     bufferevent_setcb(bev_, &Session::on_read, &Session::on_write, &Session::on_event, this);
     set_timeout(server_.settings().timeout);
-    bufferevent_enable(bev_, EV_READ | EV_WRITE);
+    // Reading stays on while a commit is in progress (Input::Waiting); what a
+    // client pipelines meanwhile waits in the input buffer, which stops
+    // growing here.
+    bufferevent_setwatermark(bev_, EV_READ, 0, kMaxUnreadInput);
+    // A plain connection writes its replies itself (write_out) and asks
+    // for EV_WRITE only when the socket did not take everything: enabling
+    // it now would cost two epoll_ctl and a wakeup per connection.
+    bufferevent_enable(bev_, plain_fd_ >= 0 ? EV_READ : EV_READ | EV_WRITE);
 }
 
 void Session::set_timeout(std::chrono::seconds seconds) {
@@ -252,6 +262,7 @@ void Session::write_out(std::string_view text) {
             text.remove_prefix(static_cast<size_t>(n));
         }
         if (text.empty()) return;
+        bufferevent_enable(bev_, EV_WRITE);
     }
     bufferevent_write(bev_, text.data(), text.size());
 }

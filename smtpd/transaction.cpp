@@ -238,8 +238,9 @@ void Session::end_of_message(smtp::DataError error) {
     queue_id_.clear();  // the Committer owns the body now (it unlinks it on failure)
     body_.reset();
     reset_transaction();
+    // No reply to anything pipelined until the 250: process() leaves the
+    // input alone while Waiting (reading stays on: no epoll_ctl per message).
     input_ = Input::Waiting;
-    bufferevent_disable(bev_, EV_READ);
     std::weak_ptr<Session> weak = weak_from_this();
     server_.committer().submit(std::move(message), std::move(fd),
                                [weak, id, size, nrcpt](const Status& status) {
@@ -257,7 +258,6 @@ void Session::committed(const Status& status, const std::string& queue_id, uint6
         log::error("%s: cannot queue message: %s", queue_id.c_str(), status.message().c_str());
         reply(451, "4.3.0", "Error: queue file write error");
     }
-    bufferevent_enable(bev_, EV_READ);
     process();
 }
 
