@@ -1,9 +1,10 @@
 // Who a delivery runs as.  local-delivery starts as root (in production) and
 // writes each mailbox with the recipient's uid/gid, so files get the right
 // owner and the kernel's permission checks apply to the recipient, not to
-// us.  AsUser switches the effective ids for a scope and back (the process
-// is single-threaded); commands get a real, irrevocable switch after fork
-// (see command.cpp).  When not running as root (development, tests) every
+// us.  AsUser switches the effective ids of the calling thread for a scope
+// and back (identity.cpp: per-thread credentials; the sync pool's threads
+// keep root and only sync what is already open); commands get a real,
+// irrevocable switch after fork (see command.cpp).  When not running as root (development, tests) every
 // delivery is written as the current user and AsUser does nothing.
 #pragma once
 

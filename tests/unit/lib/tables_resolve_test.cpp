@@ -9,7 +9,12 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <future>
+#include <thread>
+#include <utility>
 #include <fstream>
 #include <string>
 
@@ -250,4 +255,54 @@ TEST_CASE("a message larger than one read streams after its header section", "[t
     CHECK(copied == "Delivered-To: d@y\n" + text);
     ::close(fd);
     ::unlink(tmpl);
+}
+
+TEST_CASE("AsUser switches only the calling thread, and back", "[tables][resolve]") {
+    if (::getuid() != 0) {
+        WARN("needs root to switch users: not checked");
+        return;
+    }
+    // A thread that exists before the switch (a new one inherits its creator's ids).
+    std::promise<void> asked;
+    std::promise<std::pair<uid_t, gid_t>> answered;
+    std::thread other([&] {
+        asked.get_future().wait();
+        answered.set_value({::geteuid(), ::getegid()});
+    });
+    bool was_asked = false;
+    auto other_thread_ids = [&] {
+        asked.set_value();
+        was_asked = true;
+        return answered.get_future().get();
+    };
+    struct Joiner {  // a failed REQUIRE must not leave the thread unjoined
+        std::thread& t;
+        std::promise<void>& asked;
+        bool& was_asked;
+        ~Joiner() {
+            if (!was_asked) asked.set_value();
+            t.join();
+        }
+    } joiner{other, asked, was_asked};
+    int groups_before = ::getgroups(0, nullptr);
+    {
+        AsUser as(Identity{65534, 65534, "nobody", "/"});
+        REQUIRE(as.ok());
+        CHECK(::geteuid() == 65534);
+        CHECK(::getegid() == 65534);
+        // A file made now belongs to the recipient ...
+        char tmpl[] = "/tmp/tern-asuser-XXXXXX";
+        int fd = ::mkstemp(tmpl);
+        REQUIRE(fd >= 0);
+        struct stat st {};
+        REQUIRE(::fstat(fd, &st) == 0);
+        CHECK(st.st_uid == 65534);
+        ::close(fd);
+        ::unlink(tmpl);
+        // ... and the other threads stay root (glibc would have switched them all).
+        CHECK(other_thread_ids() == std::pair<uid_t, gid_t>{0, 0});
+    }
+    CHECK(::geteuid() == 0);
+    CHECK(::getegid() == 0);
+    CHECK(::getgroups(0, nullptr) == groups_before);
 }
