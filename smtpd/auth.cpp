@@ -84,7 +84,7 @@ bool Session::auth_step(const auth::SaslStep& step) {
     request.secured = tls_ || loopback_;
     // Like a queue commit: stop reading until the answer (pipelined commands wait).
     input_ = Input::Waiting;
-    bufferevent_disable(bev_, EV_READ);
+    disable_reading();
     std::weak_ptr<Session> weak = weak_from_this();
     auth_ticket_ = server_.submission()->auth().check(request, [weak](const auth::Answer& answer) {
         if (auto self = weak.lock()) self->auth_answered(answer);
@@ -111,7 +111,7 @@ void Session::auth_answered(const auth::Answer& answer) {
         reply(454, "4.7.0", "Temporary authentication failure");
     }
     if (!bev_ || input_ != Input::Command) return;  // the error limit closed the session
-    bufferevent_enable(bev_, EV_READ);
+    enable_reading();
     process();
 }
 

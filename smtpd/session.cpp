@@ -62,7 +62,12 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
     if (implicit_tls_ && server_.tls()) bev_ = tls::accept_tls(base, fd, server_.tls());
     else if (!implicit_tls_) {
         bev_ = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-        if (bev_) plain_fd_ = fd;
+        if (bev_) {
+            plain_fd_ = fd;
+            plain_reader_ = std::make_unique<event::SocketReader>(
+                base, fd, bufferevent_get_input(bev_), kMaxUnreadInput,
+                [this](event::SocketReader::What what) { return on_plain_input(what); });
+        }
     }
     if (!bev_) ::close(fd);
     close_timer_ = event::timer(base, [this](short) {
@@ -73,13 +78,14 @@ Session::Session(Server& server, int fd, const sockaddr* peer, bool implicit_tls
     pause_timer_ = event::timer(base, [this](short) {
         paused_ = false;
         if (bev_ && input_ == Input::Command) {
-            bufferevent_enable(bev_, EV_READ);
+            enable_reading();
             process();
         }
     });
 }
 
 Session::~Session() {
+    plain_reader_.reset();  // before its socket is closed
     if (bev_) bufferevent_free(bev_);
 }
 
@@ -90,15 +96,51 @@ void Session::install_callbacks() {
     // client pipelines meanwhile waits in the input buffer, which stops
     // growing here.
     bufferevent_setwatermark(bev_, EV_READ, 0, kMaxUnreadInput);
-    // A plain connection writes its replies itself (write_out) and asks
-    // for EV_WRITE only when the socket did not take everything: enabling
-    // it now would cost two epoll_ctl and a wakeup per connection.
-    bufferevent_enable(bev_, plain_fd_ >= 0 ? EV_READ : EV_READ | EV_WRITE);
+    // A plain connection reads with plain_reader_, writes its replies itself
+    // (write_out) and asks for EV_WRITE only when the socket did not take
+    // everything: enabling it now would cost two epoll_ctl and a wakeup per
+    // connection.
+    if (plain_fd_ < 0) bufferevent_enable(bev_, EV_WRITE);
+    enable_reading();
 }
 
 void Session::set_timeout(std::chrono::seconds seconds) {
+    read_timeout_ = seconds;
     timeval tv{static_cast<time_t>(seconds.count()), 0};
     bufferevent_set_timeouts(bev_, &tv, &tv);
+    if (plain_fd_ >= 0 && plain_reader_->enabled()) plain_reader_->enable(seconds);
+}
+
+void Session::enable_reading() {
+    if (plain_fd_ >= 0) plain_reader_->enable(read_timeout_);
+    else bufferevent_enable(bev_, EV_READ);
+}
+
+void Session::disable_reading() {
+    if (plain_fd_ >= 0) plain_reader_->disable();
+    else bufferevent_disable(bev_, EV_READ);
+}
+
+// What plain_reader_ found: handled as the bufferevent's callbacks handle it.
+bool Session::on_plain_input(event::SocketReader::What what) {
+    using What = event::SocketReader::What;
+    switch (what) {
+    case What::Data:
+        on_read(bev_, this);
+        if (!bev_) return false;
+        plain_reader_->resume();
+        return true;
+    case What::Timeout:
+        on_event(bev_, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, this);
+        return bev_ != nullptr;
+    case What::Eof:
+        on_event(bev_, BEV_EVENT_READING | BEV_EVENT_EOF, this);
+        return false;
+    case What::Error:
+        on_event(bev_, BEV_EVENT_READING | BEV_EVENT_ERROR, this);
+        return false;
+    }
+    return false;
 }
 
 void Session::start() {
@@ -308,14 +350,14 @@ void Session::error_reply(const std::string& full) {
 void Session::pause_for_errors() {
     if (!bev_ || paused_) return;
     paused_ = true;
-    bufferevent_disable(bev_, EV_READ);
+    disable_reading();
     pause_timer_.add(std::chrono::milliseconds(1000));
 }
 
 void Session::close_after_reply() {
     if (!bev_ || input_ == Input::Closing) return;
     input_ = Input::Closing;
-    bufferevent_disable(bev_, EV_READ);
+    disable_reading();
     closing_polls_ = 0;
     if (output_empty()) close_timer_.activate();  // the last reply has left
     else close_timer_.add(std::chrono::milliseconds(1));
@@ -334,6 +376,7 @@ void Session::close_now(const char* why) {
     flush_held();
     close_timer_.del();
     pause_timer_.del();
+    if (plain_reader_) plain_reader_->disable();  // before bufferevent_free closes the socket
     bufferevent_free(bev_);
     bev_ = nullptr;
     input_ = Input::Closing;
@@ -348,6 +391,9 @@ void Session::start_tls() {
     evbuffer* in = bufferevent_get_input(bev_);
     evbuffer_drain(in, evbuffer_get_length(in));
     flush_held();  // the 220 leaves in the clear, before the handshake
+    // The TLS filter reads through the plain bufferevent from now on.
+    plain_reader_->disable();
+    bufferevent_enable(bev_, EV_READ | EV_WRITE);
     bufferevent* tls = tls::start_server_tls(server_.base(), bev_, server_.tls());
     if (!tls) {
         log::warning("cannot start TLS with %s: %s", peer_.c_str(), tls::openssl_errors().c_str());

@@ -19,6 +19,7 @@
 #include "lib/core/fd.hpp"
 #include "lib/auth/client.hpp"
 #include "lib/event/loop.hpp"
+#include "lib/event/socket_reader.hpp"
 #include "lib/queue/committer.hpp"
 #include "lib/queue/queue.hpp"
 #include "lib/smtp/command.hpp"
@@ -62,6 +63,9 @@ private:
     void error_reply(const std::string& full);  // counts toward the error limits
     void pause_for_errors();
     void set_timeout(std::chrono::seconds seconds);
+    void enable_reading();
+    void disable_reading();
+    bool on_plain_input(event::SocketReader::What what);
 
     // Commands (commands.cpp)
     void dispatch(std::string_view line);
@@ -106,6 +110,10 @@ private:
     // nothing is queued in bev_; -1 once TLS is on.  Replies to commands read
     // in one go (pipelining) are held and leave in one send().
     int plain_fd_ = -1;
+    // Reads the plain socket in large pieces (lib/event/socket_reader.hpp);
+    // the bufferevent reads only once TLS is on.
+    std::unique_ptr<event::SocketReader> plain_reader_;
+    std::chrono::seconds read_timeout_{300};
     bool holding_ = false;
     std::string held_;
     std::string addr_;            // "192.0.2.1"

@@ -259,6 +259,7 @@ void Session::committed(const Status& status, const std::string& queue_id, uint6
         reply(451, "4.3.0", "Error: queue file write error");
     }
     process();
+    if (bev_ && plain_fd_ >= 0) plain_reader_->resume();  // input kept during the commit is consumed
 }
 
 }  // namespace tern::smtpd
