@@ -88,7 +88,9 @@ TEST_CASE("delivery: a small body travels inline, with no fd", "[delivery]") {
     Request in = sample_request();
     in.body.reset();
     in.inline_body = true;
-    in.body_text = std::string("Subject: s\n\nbinary \0 byte and\r\nCRLF", 37);
+    using namespace std::string_literals;
+    in.body_text = "Subject: s\n\nbinary \0 byte and\r\nCRLF"s;
+    CHECK(in.body_text.find('\0') != std::string::npos);
     ipc::Message m = encode_request(in);
     CHECK(m.fds().empty());
     auto received = through_socket(m);
