@@ -99,6 +99,28 @@ int64_t now_ns() {
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+// A directory's mtime is trusted once it is this old: file systems stamp
+// directories with a coarse clock, and a change in the same tick as the
+// recorded mtime would otherwise go unseen.
+constexpr int64_t kTrustedAgeNs = 1000000000;
+
+// Whether cur/, whose mtime is `mtime`, holds what the index says as far
+// as the mtime tells: the mtime of the last listing that matched (old
+// enough to trust), or the one our own moves from new/ left, within a
+// second of the first such move not checked by a listing since.
+bool cur_known(const IndexMeta& m, int64_t mtime, int64_t now) {
+    if (m.uidvalidity == 0) return false;
+    if (m.cur_mtime != 0 && m.cur_mtime == mtime) return true;
+    return m.cur_dirty_mtime != 0 && m.cur_dirty_mtime == mtime && now - m.cur_dirty_since < kTrustedAgeNs;
+}
+
+// Records that a listing of cur/ stamped `scanned` (its mtime, taken
+// before the listing) matched the records: trusted when old enough.
+void record_listing(IndexMeta& m, int64_t scanned) {
+    m.cur_mtime = now_ns() - scanned >= kTrustedAgeNs ? scanned : 0;
+    m.cur_dirty_mtime = m.cur_dirty_since = 0;
+}
+
 Result<std::vector<std::string>> list_dir(const std::string& dir) {
     std::vector<std::string> out;
     DIR* d = ::opendir(dir.c_str());
@@ -309,6 +331,12 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
     auto cm = get("cur_mtime");
     if (!cm) return cm.error();
     m.cur_mtime = from_raw<int64_t>(*cm, 0);
+    auto cd = get("cur_dirty");
+    if (!cd) return cd.error();
+    if (*cd && (*cd)->size() == 2 * sizeof(int64_t)) {
+        std::memcpy(&m.cur_dirty_mtime, (*cd)->data(), sizeof(int64_t));
+        std::memcpy(&m.cur_dirty_since, (*cd)->data() + sizeof(int64_t), sizeof(int64_t));
+    }
     auto vf = get("vanished_floor");
     if (!vf) return vf.error();
     m.vanished_floor = from_raw<uint64_t>(*vf, 0);
@@ -392,6 +420,7 @@ Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* de
              {"uidnext", raw(m.uidnext)},
              {"modseq", raw(m.modseq)},
              {"cur_mtime", raw(m.cur_mtime)},
+             {"cur_dirty", raw(m.cur_dirty_mtime) + raw(m.cur_dirty_since)},
              {"vanished_floor", raw(m.vanished_floor)},
              {"keywords", kw},
              {"recent_uid", raw(m.recent_uid)}})
@@ -675,11 +704,16 @@ Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta
 
 }  // namespace
 
+Result<std::vector<std::string>> FolderIndex::list_cur(const std::string& cur_dir) const {
+    ++cur_listings_;
+    return list_dir(cur_dir);
+}
+
 // Whether cur/ holds exactly the indexed files under their indexed names:
-// the mtime to record (0 = too recent to trust) when it does, -1 when not.
+// its mtime taken before the listing when it does, -1 when not.
 Result<int64_t> FolderIndex::unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const {
     int64_t scanned = file_mtime_ns(cur_dir);
-    auto listing = list_dir(cur_dir);
+    auto listing = list_cur(cur_dir);
     if (!listing) return listing.error();
     MDB_stat st{};
     if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
@@ -693,7 +727,94 @@ Result<int64_t> FolderIndex::unchanged_listing(const lmdb::Txn& txn, const std::
         auto rec = *rec_raw ? decode_record(**rec_raw) : std::nullopt;
         if (!rec || rec->filename != n) return int64_t{-1};
     }
-    return now_ns() - scanned >= 1000000000 ? scanned : int64_t{0};
+    return scanned;
+}
+
+// cur/'s listing (mtime `scanned`) matched the records `seen` describes:
+// recorded, unless another writer changed the index since.
+Status FolderIndex::record_unchanged(const IndexMeta& seen, int64_t scanned) {
+    IndexMeta next = seen;
+    if (seen.cur_dirty_mtime == scanned && now_ns() - scanned < kTrustedAgeNs) {
+        // The check of our own move's tick came while cur/ was still new
+        // (deliveries keep coming): trusted for another second, then checked.
+        next.cur_dirty_since = scanned;
+    } else {
+        record_listing(next, scanned);
+    }
+    if (next.cur_mtime == seen.cur_mtime && next.cur_dirty_mtime == seen.cur_dirty_mtime &&
+        next.cur_dirty_since == seen.cur_dirty_since)
+        return {};
+    return env_->write([&](lmdb::Txn& w) -> Status {
+        auto now = read_meta(w);
+        if (!now) return now.error();
+        if (now->modseq != seen.modseq || now->uidnext != seen.uidnext || now->cur_mtime != seen.cur_mtime ||
+            now->cur_dirty_mtime != seen.cur_dirty_mtime)
+            return {};  // someone else synced
+        now->cur_mtime = next.cur_mtime;
+        now->cur_dirty_mtime = next.cur_dirty_mtime;
+        now->cur_dirty_since = next.cur_dirty_since;
+        return write_meta(w, *now);
+    });
+}
+
+// sync() when new/ holds files and cur/ is as the index last saw it: the
+// files of deliveries, whose records already name them as cur/ will
+// (Incoming::into_new), are moved without listing cur/, so a delivery
+// costs its own files and not the folder's size.  false: not applicable
+// (cur/ changed meanwhile, a file in new/ the index does not name, a move
+// that failed); the full pass follows.
+Result<bool> FolderIndex::move_delivered(const std::string& new_dir, const std::string& cur_dir) {
+    bool moved = false;
+    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+        moved = false;
+        auto m = read_meta(txn);
+        if (!m) return m.error();
+        // Under the writer lock: no other tern process moves files now.
+        int64_t before = file_mtime_ns(cur_dir);
+        if (!cur_known(*m, before, now_ns())) {
+            txn.abort();
+            return {};
+        }
+        auto in_new = list_dir(new_dir);
+        if (!in_new) return in_new.error();
+        std::vector<std::pair<std::string, std::string>> moves;
+        moves.reserve(in_new->size());
+        for (auto& n : *in_new) {
+            auto parsed = parse_message_name(n);
+            std::string target = parsed.has_info ? n : n + ":2,";
+            auto known = txn.get(names, parsed.base);
+            if (!known) return known.error();
+            std::optional<MessageRecord> rec;
+            if (*known) {
+                auto rec_raw = txn.get(msgs, **known);
+                if (!rec_raw) return rec_raw.error();
+                if (*rec_raw) rec = decode_record(**rec_raw);
+            }
+            if (!rec || rec->filename != target) {
+                txn.abort();
+                return {};
+            }
+            moves.emplace_back(std::move(n), std::move(target));
+        }
+        for (const auto& [from, to] : moves)
+            if (!rename_no_replace(new_dir + "/" + from, cur_dir + "/" + to)) {
+                txn.abort();
+                return {};
+            }
+        moved = true;
+        if (moves.empty()) return {};  // another process moved them
+        int64_t after = file_mtime_ns(cur_dir);
+        if (after < 0) return errno_error("stat " + cur_dir);
+        // The first move not checked by a listing yet starts the second
+        // after which one listing checks the lot (cur_known()).
+        bool was_dirty = m->cur_dirty_mtime != 0 && m->cur_dirty_mtime == before;
+        m->cur_dirty_since = was_dirty ? m->cur_dirty_since : after;
+        m->cur_dirty_mtime = after;
+        m->cur_mtime = 0;
+        return write_meta(txn, *m);
+    });
+    if (!st) return st.error();
+    return moved;
 }
 
 Status FolderIndex::sync() {
@@ -706,25 +827,21 @@ Status FolderIndex::sync() {
         if (!txn) return txn.error();
         auto m = read_meta(*txn);
         if (!m) return m.error();
-        if (!pending_new && m->uidvalidity != 0 && m->cur_mtime != 0 && m->cur_mtime == cur_mtime) return {};
-        if (!pending_new && m->uidvalidity != 0) {
+        if (cur_known(*m, cur_mtime, now_ns())) {
+            if (!pending_new) return {};
+            txn->abort();
+            auto moved = move_delivered(new_dir, cur_dir);
+            if (!moved) return moved.error();
+            if (*moved) return {};
+        } else if (!pending_new && m->uidvalidity != 0) {
             // cur/ may have changed: look before taking the write lock (and an
             // fsync'd commit) — usually nothing did, or only its mtime.
             auto quiet = unchanged_listing(*txn, cur_dir);
             if (!quiet) return quiet.error();
             if (*quiet >= 0) {
-                int64_t trusted = *quiet;
-                if (trusted == m->cur_mtime) return {};
-                uint64_t modseq = m->modseq;
-                uint32_t uidnext = m->uidnext;
+                IndexMeta seen = std::move(*m);
                 txn->abort();
-                return env_->write([&](lmdb::Txn& w) -> Status {
-                    auto now = read_meta(w);
-                    if (!now) return now.error();
-                    if (now->modseq != modseq || now->uidnext != uidnext) return {};  // someone else synced
-                    now->cur_mtime = trusted;
-                    return write_meta(w, *now);
-                });
+                return record_unchanged(seen, *quiet);
             }
         }
     }
@@ -753,7 +870,7 @@ Status FolderIndex::sync() {
             }
         }
         scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
-        auto listing = list_dir(cur_dir);
+        auto listing = list_cur(cur_dir);
         if (!listing) return listing.error();
         uint64_t modseq = m->modseq + 1;
         bool changed = false;
@@ -835,7 +952,7 @@ Status FolderIndex::sync() {
         if (known_names.ms_entries == 0 && gone.empty() && !fresh.empty()) return {};
         if (changed) m->modseq = modseq;
         // The directory state is recorded only when nothing is left to index.
-        if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+        if (fresh.empty()) record_listing(*m, scanned_mtime);
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st;
@@ -869,7 +986,7 @@ Status FolderIndex::sync() {
             if (auto s = index_new_files(*this, txn, *m, delta, files, m->uidnext != written_uidnext, modseq, changed); !s)
                 return s;
             if (changed) m->modseq = modseq;
-            if (last) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+            if (last) record_listing(*m, scanned_mtime);
             committing_uidnext = m->uidnext;
             return write_meta(txn, *m, &delta);
         });

@@ -45,7 +45,15 @@ struct IndexMeta {
     uint32_t uidvalidity = 0;
     uint32_t uidnext = 1;
     uint64_t modseq = 1;
+    // cur/'s mtime when its listing last matched the records and was old
+    // enough to trust (0: look at the listing).
     int64_t cur_mtime = 0;
+    // cur/'s mtime as a move of delivered files from new/ left it (0:
+    // none; cur_mtime is 0 meanwhile, so a tern without these fields lists
+    // cur/).  Trusted without a listing until cur_dirty_since + 1 s, then
+    // checked once: a change another tool made in the clock tick of the
+    // move would not show in the mtime.
+    int64_t cur_dirty_mtime = 0, cur_dirty_since = 0;
     uint64_t vanished_floor = 0;
     std::vector<std::string> keywords;
     // RFC 3501 2.3.2: the highest UID a session has claimed as \Recent.
@@ -163,8 +171,12 @@ public:
 
     // Brings the index in line with new/ and cur/: moves new/ files to cur/,
     // indexes unknown files (parsing only those), records flag changes made
-    // by renames and forgets removed files.  Cheap when nothing changed.
+    // by renames and forgets removed files.  Cheap when nothing changed, and
+    // when new/ holds only deliveries whose records name them already.
     Status sync();
+    // How many times this process listed the folder's cur/ (tests and
+    // benchmarks: a delivery must not cost a listing of the whole folder).
+    uint64_t cur_listings() const { return cur_listings_; }
 
     // Renames each Incoming from tmp/ into cur/ (new/ for into_new) and
     // indexes it with the next UID, in one transaction; returns the UIDs (0
@@ -187,6 +199,10 @@ public:
 private:
     FolderIndex() = default;
     Result<int64_t> unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const;
+    Status record_unchanged(const IndexMeta& seen, int64_t scanned);
+    Result<bool> move_delivered(const std::string& new_dir, const std::string& cur_dir);
+    Result<std::vector<std::string>> list_cur(const std::string& cur_dir) const;
+    mutable std::atomic<uint64_t> cur_listings_{0};
     // Whether index_path still names the file this environment has open
     // (not renamed or deleted by another process since).
     bool still_at_path() const;
