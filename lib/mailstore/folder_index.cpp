@@ -22,6 +22,7 @@
 #include "lib/core/fd.hpp"
 #include "lib/mailstore/arrival_order.hpp"
 #include "lib/mailstore/maildir_names.hpp"
+#include "lib/mailstore/name_table.hpp"
 #include "lib/mailstore/mailstore.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/mime/message.hpp"
@@ -718,16 +719,19 @@ Result<int64_t> FolderIndex::unchanged_listing(const lmdb::Txn& txn, const std::
     MDB_stat st{};
     if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
     if (st.ms_entries != listing->size()) return int64_t{-1};
-    for (const auto& n : *listing) {
-        auto known = txn.get(names, parse_message_name(n).base);
-        if (!known) return known.error();
-        if (!*known) return int64_t{-1};
-        auto rec_raw = txn.get(msgs, **known);
-        if (!rec_raw) return rec_raw.error();
-        auto rec = *rec_raw ? decode_record(**rec_raw) : std::nullopt;
-        if (!rec || rec->filename != n) return int64_t{-1};
+    // One walk of the records in key order, each name taken out of a table
+    // of the listing's (not two B-tree lookups per listed name): every
+    // record names a listed file, and no two the same one.
+    NameTable listed(*listing);
+    auto cur = txn.cursor(msgs);
+    if (!cur) return cur.error();
+    auto e = cur->first();
+    for (; e && *e; e = cur->next()) {
+        auto rec = decode_record((*e)->value);
+        if (!rec || !listed.take(rec->filename)) return int64_t{-1};
     }
-    return scanned;
+    if (!e) return e.error();
+    return listed.left() == 0 ? scanned : int64_t{-1};
 }
 
 // cur/'s listing (mtime `scanned`) matched the records `seen` describes:
