@@ -821,7 +821,7 @@ Result<bool> FolderIndex::move_delivered(const std::string& new_dir, const std::
     return moved;
 }
 
-Status FolderIndex::sync() {
+Status FolderIndex::sync(RecentClaim* claim) {
     const std::string new_dir = dir_ + "/new", cur_dir = dir_ + "/cur";
     bool pending_new = dir_has_entries(new_dir);
     int64_t cur_mtime = file_mtime_ns(cur_dir);
@@ -991,6 +991,13 @@ Status FolderIndex::sync() {
                 return s;
             if (changed) m->modseq = modseq;
             if (last) record_listing(*m, scanned_mtime);
+            if (claim) *claim = {};  // (a run again after MDB_MAP_FULL)
+            if (last && claim && m->counts_valid && m->uidnext - 1 > m->recent_uid) {
+                // Every record is above the mark now: all unclaimed ones are taken.
+                *claim = {m->recent_uid + 1, m->uidnext - 1, m->counts.unclaimed};
+                m->recent_uid = m->uidnext - 1;
+                m->counts.unclaimed = 0;
+            }
             committing_uidnext = m->uidnext;
             return write_meta(txn, *m, &delta);
         });

@@ -97,6 +97,13 @@ struct Incoming {
     bool into_new = false;
 };
 
+// SELECT's \Recent claim (RFC 3501 2.3.2) when sync() takes it: the UIDs
+// from..upto (from == 0: none), `taken` messages.
+struct RecentClaim {
+    uint32_t from = 0, upto = 0;
+    uint64_t taken = 0;
+};
+
 // The directories adopt() changed: each needs an fsync (with the index's
 // sync_to_disk) before its messages are durable.
 struct AdoptSyncs {
@@ -173,7 +180,11 @@ public:
     // indexes unknown files (parsing only those), records flag changes made
     // by renames and forgets removed files.  Cheap when nothing changed, and
     // when new/ holds only deliveries whose records name them already.
-    Status sync();
+    // With `claim` (SELECT), the transaction that assigns the last new UIDs
+    // also claims every record as \Recent (a folder's first SELECT: one
+    // commit and sync fewer than a claim of its own); *claim says what it
+    // took, nothing when no transaction assigned UIDs.
+    Status sync(RecentClaim* claim = nullptr);
     // How many times this process listed the folder's cur/ (tests and
     // benchmarks: a delivery must not cost a listing of the whole folder).
     uint64_t cur_listings() const { return cur_listings_; }

@@ -122,7 +122,8 @@ private:
 }  // namespace
 
 Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<FolderIndex> index, std::string name,
-                                                             bool read_only, FolderContext context) {
+                                                             bool read_only, FolderContext context,
+                                                             bool claim_recent) {
     std::unique_ptr<MaildirMailbox> mb(new MaildirMailbox);
     mb->name_ = std::move(name);
     mb->read_only_ = read_only;
@@ -132,8 +133,13 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     // the kernel a walk over all its cached entries, on every SELECT.
     // SELECT reads a few pages of the index: no read-ahead around them.
     FolderIndex::PointReads scattered(*mb->index_);
-    if (auto s = mb->index_->sync(); !s) return s.error();
+    RecentClaim claimed;
+    if (auto s = mb->index_->sync(claim_recent ? &claimed : nullptr); !s) return s.error();
     if (auto s = mb->read_header(); !s) return s.error();
+    if (claimed.from != 0) {
+        mb->claiming_ = true;
+        mb->note_claim(claimed.from, claimed.upto, claimed.taken);
+    }
     return mb;
 }
 
@@ -288,7 +294,10 @@ Result<uint32_t> MaildirMailbox::first_unseen() {
 Status MaildirMailbox::claim_recent() {
     if (read_only_) return {};  // EXAMINE MUST NOT take \Recent away (RFC 3501 6.3.2)
     claiming_ = true;
-    return uidnext_ > 1 ? claim_up_to(uidnext_ - 1) : Status{};
+    if (uidnext_ <= 1) return {};
+    // Taken by open() already (Store::open's claim_recent).
+    if (!claimed_.empty() && claimed_.back().second >= uidnext_ - 1) return {};
+    return claim_up_to(uidnext_ - 1);
 }
 
 Status MaildirMailbox::claim_up_to(uint32_t upto) {
@@ -319,11 +328,14 @@ Status MaildirMailbox::claim_up_to(uint32_t upto) {
         return index_->write_meta(txn, *m);
     });
     if (!st) return st;
-    if (from == 0) return {};
+    if (from != 0) note_claim(from, upto, taken);
+    return {};
+}
+
+void MaildirMailbox::note_claim(uint32_t from, uint32_t upto, uint64_t taken) {
     claimed_messages_ += taken;
     if (!claimed_.empty() && claimed_.back().second + 1 >= from) claimed_.back().second = upto;
     else claimed_.emplace_back(from, upto);
-    return {};
 }
 
 bool MaildirMailbox::is_recent(uint32_t uid) const {

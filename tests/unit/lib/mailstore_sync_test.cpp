@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -267,4 +268,72 @@ TEST_CASE("mailstore sync: a listing that differs from the records in one name i
     auto quiet = mb->refresh();
     REQUIRE(quiet.ok());
     CHECK_FALSE(quiet->any());
+}
+
+namespace {
+
+uint64_t last_txnid(const SyncRoot& t) {
+    MDB_envinfo info{};
+    REQUIRE(mdb_env_info(t.index()->env().get(), &info) == 0);
+    return info.me_last_txnid;
+}
+
+void put_foreign_files(const SyncRoot& t, int n) {
+    for (int i = 0; i < n; ++i) {
+        std::string body = "Subject: f" + std::to_string(i) + "\n\nx\n";
+        std::string name = std::to_string(1700000000 + i) + ".M1P1.other,S=" + std::to_string(body.size()) +
+                           ",W=" + std::to_string(body.size() + 3) + ":2,";
+        FILE* f = std::fopen((t.path / "cur" / name).c_str(), "w");
+        REQUIRE(f);
+        std::fputs(body.c_str(), f);
+        std::fclose(f);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("mailstore sync: a first SELECT claims \\Recent in the transaction that assigns the UIDs",
+          "[mailstore][sync]") {
+    SyncRoot t;
+    put_foreign_files(t, 7);
+    auto a = t.store->open("INBOX", false, true);
+    REQUIRE(a.ok());
+    uint64_t txnid = last_txnid(t);
+    REQUIRE((*a)->claim_recent().ok());
+    CHECK(last_txnid(t) == txnid);  // no commit of its own
+    CHECK((*a)->recent_count() == 7);
+    CHECK((*a)->is_recent(1));
+    CHECK((*a)->is_recent(7));
+    CHECK((*a)->status().recent == 7);
+    // Taken for good: another session, EXAMINE and STATUS see none.
+    auto b = t.store->open("INBOX", false, true);
+    REQUIRE(b.ok());
+    REQUIRE((*b)->claim_recent().ok());
+    CHECK((*b)->recent_count() == 0);
+    auto ro = t.store->open("INBOX", true, true);
+    REQUIRE(ro.ok());
+    CHECK((*ro)->recent_count() == 0);
+    CHECK(t.store->status("INBOX")->recent == 0);
+    // A later delivery goes to the first session that refreshes, as before.
+    uint32_t uid = t.deliver("later");
+    auto ch = (*b)->refresh();
+    REQUIRE(ch.ok());
+    CHECK((*b)->is_recent(uid));
+    CHECK((*b)->recent_count() == 1);
+    REQUIRE((*a)->refresh().ok());
+    CHECK_FALSE((*a)->is_recent(uid));
+    CHECK((*a)->recent_count() == 7);
+}
+
+TEST_CASE("mailstore sync: EXAMINE of a new folder claims nothing", "[mailstore][sync]") {
+    SyncRoot t;
+    put_foreign_files(t, 3);
+    auto ro = t.store->open("INBOX", true, true);
+    REQUIRE(ro.ok());
+    REQUIRE((*ro)->claim_recent().ok());
+    CHECK((*ro)->recent_count() == 3);
+    auto a = t.store->open("INBOX", false, true);
+    REQUIRE(a.ok());
+    REQUIRE((*a)->claim_recent().ok());
+    CHECK((*a)->recent_count() == 3);
 }
