@@ -51,6 +51,41 @@ constexpr size_t kViewStampSize = 8 + 4 + 8;
 // before it u64.
 constexpr size_t kFirstUnseenSize = kViewStampSize + 4 + 8;
 
+// The header's keys in `meta`, in the order of their copy in the main
+// database (key kHeaderCopy): the copy is the transaction id that wrote it
+// (u64), then per key a u16 length (kAbsent: no such key) and the value.
+// A key of the main database that is not a named database's: LMDB's own
+// tools skip it, and no database is opened under this name.
+constexpr const char* kHeaderKeys[] = {"uidvalidity", "uidnext",    "modseq", "cur_mtime",
+                                       "cur_dirty",   "vanished_floor", "recent_uid", "view_stamp",
+                                       "first_unseen", "counts",    "keywords"};
+constexpr size_t kHeaderKeyCount = sizeof kHeaderKeys / sizeof kHeaderKeys[0];
+constexpr std::string_view kHeaderCopy = "tern-header";
+constexpr uint16_t kAbsent = 0xffff;
+constexpr lmdb::Dbi kMainDb{1};  // LMDB's MAIN_DBI: always open
+
+// The values of a header copy, by kHeaderKeys index; false when it is not
+// one (another layout, cut short).
+bool decode_header_copy(std::string_view copy, uint64_t& txnid, std::optional<std::string_view> (&values)[kHeaderKeyCount]) {
+    if (copy.size() < 8) return false;
+    std::memcpy(&txnid, copy.data(), 8);
+    size_t at = 8;
+    for (auto& v : values) {
+        uint16_t len;
+        if (copy.size() - at < 2) return false;
+        std::memcpy(&len, copy.data() + at, 2);
+        at += 2;
+        if (len == kAbsent) {
+            v.reset();
+            continue;
+        }
+        if (copy.size() - at < len) return false;
+        v = copy.substr(at, len);
+        at += len;
+    }
+    return at == copy.size();
+}
+
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
 // Indexes kept open after their last Mailbox closed, most recently used
@@ -316,9 +351,24 @@ FolderIndex::~FolderIndex() {
     if (it != registry.end() && it->second.expired()) registry.erase(it);
 }
 
-Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
+Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn, bool use_copy) const {
     IndexMeta m;
-    auto get = [&](const char* key) -> Result<std::optional<std::string_view>> { return txn.get(meta, key); };
+    // The copy counts only when the last commit wrote it: a commit that did
+    // not (an older tern, a test changing `meta` directly) makes it stale.
+    // A write transaction's id is the one it will commit with: never equal.
+    std::optional<std::string_view> copied[kHeaderKeyCount];
+    if (use_copy) {
+        auto copy = txn.get(kMainDb, kHeaderCopy);
+        if (!copy) return copy.error();
+        uint64_t txnid = 0;
+        m.from_copy = *copy && decode_header_copy(**copy, txnid, copied) && txnid == mdb_txn_id(txn.get());
+    }
+    auto get = [&](const char* key) -> Result<std::optional<std::string_view>> {
+        if (!m.from_copy) return txn.get(meta, key);
+        for (size_t i = 0; i < kHeaderKeyCount; ++i)
+            if (std::strcmp(kHeaderKeys[i], key) == 0) return copied[i];
+        return std::optional<std::string_view>();
+    };
     auto uv = get("uidvalidity");
     if (!uv) return uv.error();
     m.uidvalidity = from_raw<uint32_t>(*uv, 0);
@@ -426,11 +476,27 @@ Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* de
              {"keywords", kw},
              {"recent_uid", raw(m.recent_uid)}})
         if (auto s = txn.put(meta, key, value); !s) return s;
-    if (!m.counts_valid) return {};
-    std::string counts = raw(m.modseq) + raw(m.uidnext);
-    for (uint64_t v : {m.counts.messages, m.counts.unseen, m.counts.deleted, m.counts.crlf_size, m.counts.unclaimed})
-        counts += raw(v);
-    return txn.put(meta, "counts", counts);
+    if (m.counts_valid) {
+        std::string counts = raw(m.modseq) + raw(m.uidnext);
+        for (uint64_t v : {m.counts.messages, m.counts.unseen, m.counts.deleted, m.counts.crlf_size, m.counts.unclaimed})
+            counts += raw(v);
+        if (auto s = txn.put(meta, "counts", counts); !s) return s;
+    }
+    return write_header_copy(txn);
+}
+
+Status FolderIndex::write_header_copy(lmdb::Txn& txn) {
+    // Read back from `meta` as this transaction left it: the copy is
+    // exactly what read_meta() would find there.
+    std::string copy = raw(static_cast<uint64_t>(mdb_txn_id(txn.get())));
+    for (const char* key : kHeaderKeys) {
+        auto v = txn.get(meta, key);
+        if (!v) return v.error();
+        if (*v && (*v)->size() >= kAbsent) return {};  // no copy: the old one's id is stale
+        copy += raw(static_cast<uint16_t>(*v ? (*v)->size() : kAbsent));
+        if (*v) copy += **v;
+    }
+    return txn.put(kMainDb, kHeaderCopy, copy);
 }
 
 void IndexMeta::count_in(uint32_t uid, const MessageRecord& r) {
@@ -1096,7 +1162,7 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
             ViewDelta delta;
             auto m = read_meta(txn);
             if (!m) return m.error();
-            bool sized = false;
+            bool sized = false, filled = false;
             for (const auto& [uid, f] : files) {
                 if (!f.ok) continue;
                 std::string key = uid_key(uid);
@@ -1120,8 +1186,12 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
                 // Usually filled in UID order (a FETCH 1:*): appended.
                 if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache.view())); !s) return s;
+                filled = true;
             }
-            return sized ? write_meta(txn, *m, &delta) : Status{};
+            // The header did not change, but a commit must leave a copy of
+            // it for the copy to count (read_meta()); no change, no commit.
+            if (sized) return write_meta(txn, *m, &delta);
+            return filled ? write_header_copy(txn) : Status{};
         });
         if (!st) return st.error();
     }

@@ -70,6 +70,7 @@ struct IndexMeta {
     FirstUnseen first_unseen;
     bool unseen_valid = false;
     uint32_t uidnext_read = 1;
+    bool from_copy = false;  // read from the main database's copy (read_meta())
     // Writers keep `counts` with these as records come, go or change flags.
     void count_in(uint32_t uid, const MessageRecord& r);
     void count_out(uint32_t uid, const MessageRecord& r);
@@ -122,11 +123,18 @@ public:
     lmdb::Env& env() { return *env_; }
     lmdb::Dbi meta, msgs, names, cache, vanished, view;
 
-    Result<IndexMeta> read_meta(const lmdb::Txn& txn) const;
+    // The header as of txn: from the copy in the main database when the
+    // last commit wrote it (a cold SELECT then reads no page of `meta`),
+    // from `meta` otherwise (and always with use_copy false, or in a write
+    // transaction).
+    Result<IndexMeta> read_meta(const lmdb::Txn& txn, bool use_copy = true) const;
     // Writes the counts too when m.counts_valid (stamped with m's modseq and
     // uidnext), and applies `delta` (the transaction's record changes) to
     // the packed view first; the view is stamped when m.view_valid.
     Status write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* delta = nullptr);
+    // The copy of the header in the main database, as `meta` holds it now
+    // (write_meta() ends with it): a commit without one makes the copy stale.
+    Status write_header_copy(lmdb::Txn& txn);
     // Keeps `vanished` bounded (call after adding expunges to it, before
     // write_meta): past ~125,000 entries the oldest expunges (by modseq) are
     // forgotten down to 100,000 and m.vanished_floor raised to the newest

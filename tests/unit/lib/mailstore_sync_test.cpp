@@ -337,3 +337,47 @@ TEST_CASE("mailstore sync: EXAMINE of a new folder claims nothing", "[mailstore]
     REQUIRE((*a)->claim_recent().ok());
     CHECK((*a)->recent_count() == 3);
 }
+
+TEST_CASE("mailstore header copy: SELECT reads the main database's copy when the last commit wrote it",
+          "[mailstore][sync]") {
+    SyncRoot t;
+    auto mb = t.open();
+    fill(*mb, 4);
+    auto idx = t.index();
+    auto compare = [&](bool expect_copy) {
+        auto txn = idx->env().begin_read();
+        REQUIRE(txn.ok());
+        auto fast = idx->read_meta(*txn);
+        auto slow = idx->read_meta(*txn, false);
+        REQUIRE(fast.ok());
+        REQUIRE(slow.ok());
+        CHECK(fast->from_copy == expect_copy);
+        CHECK_FALSE(slow->from_copy);
+        CHECK(fast->uidvalidity == slow->uidvalidity);
+        CHECK(fast->uidnext == slow->uidnext);
+        CHECK(fast->modseq == slow->modseq);
+        CHECK(fast->cur_mtime == slow->cur_mtime);
+        CHECK(fast->cur_dirty_mtime == slow->cur_dirty_mtime);
+        CHECK(fast->recent_uid == slow->recent_uid);
+        CHECK(fast->counts == slow->counts);
+        CHECK(fast->counts_valid == slow->counts_valid);
+        CHECK(fast->view_valid == slow->view_valid);
+        CHECK(fast->unseen_valid == slow->unseen_valid);
+        CHECK(fast->first_unseen.uid == slow->first_unseen.uid);
+        CHECK(fast->keywords == slow->keywords);
+        return *fast;
+    };
+    compare(true);
+    // A keyword, a flag change, an expunge: each writer leaves the copy.
+    auto st = mb->store_flags(std::vector<uint32_t>{2}, FlagOp::Add, Flags{kSeen, {"$Work"}});
+    REQUIRE(st.ok());
+    CHECK(compare(true).keywords == std::vector<std::string>{"$Work"});
+    // A commit that changes `meta` without the copy (an older tern): the
+    // copy is stale and `meta` is read.
+    REQUIRE(idx->env().write([&](tern::lmdb::Txn& txn) -> tern::Status {
+                  uint32_t uidnext = 77;
+                  return txn.put(idx->meta, "uidnext",
+                                 std::string_view(reinterpret_cast<const char*>(&uidnext), sizeof uidnext));
+              }).ok());
+    CHECK(compare(false).uidnext == 77);
+}
