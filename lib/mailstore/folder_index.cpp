@@ -294,6 +294,8 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
         }
         registry.erase(it);
     }
+    // The first pages an open reads, asked for at once (a cold index).
+    auto hinted = prefetch_for_open(dir, index_path);
     if (auto s = sys::mkdir_p(sys::dir_name(index_path), 0700); !s) return s.error();
     lmdb::Env::Options opt;
     // NOMETASYNC: one fsync per commit; commits that assign UIDs are followed
@@ -306,6 +308,7 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     idx.reset(new FolderIndex);
     idx->dir_ = dir;
     idx->index_path_ = index_path;
+    idx->hinted_ = hinted;  // stored again only when a commit moves the root
     idx->env_ = std::move(*env);
     struct stat st {};
     mdb_filehandle_t fd = -1;
@@ -336,13 +339,27 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
         opened = txn->commit().ok();
     }
     if (!opened)
-        if (auto st = idx->env_->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
+        if (auto st = idx->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
             return st.error();
     point_reads.reset();
     idx->pid_ = ::getpid();
     registry[index_path] = idx;
     evicted = keep_open(idx);
     return idx;
+}
+
+Status FolderIndex::write(const std::function<Status(lmdb::Txn&)>& fn) {
+    auto st = env_->write(fn);
+    if (!st) return st;
+    mdb_filehandle_t fd = -1;
+    if (mdb_env_get_fd(env_->get(), &fd) != 0) return st;
+    auto root = read_main_root(fd);
+    std::lock_guard lock(hint_mutex_);
+    if (root && root != hinted_) {
+        store_root_hint(dir_, *root);
+        hinted_ = root;
+    }
+    return st;
 }
 
 FolderIndex::~FolderIndex() {
@@ -580,7 +597,7 @@ Status FolderIndex::bound_vanished(lmdb::Txn& txn, IndexMeta& m) {
 }
 
 Status FolderIndex::rebuild_header() {
-    return env_->write([&](lmdb::Txn& txn) -> Status {
+    return write([&](lmdb::Txn& txn) -> Status {
         auto m = read_meta(txn);
         if (!m) return m.error();
         if (m->counts_valid && m->view_valid) return {};  // another process rebuilt them
@@ -814,7 +831,7 @@ Status FolderIndex::record_unchanged(const IndexMeta& seen, int64_t scanned) {
     if (next.cur_mtime == seen.cur_mtime && next.cur_dirty_mtime == seen.cur_dirty_mtime &&
         next.cur_dirty_since == seen.cur_dirty_since)
         return {};
-    return env_->write([&](lmdb::Txn& w) -> Status {
+    return write([&](lmdb::Txn& w) -> Status {
         auto now = read_meta(w);
         if (!now) return now.error();
         if (now->modseq != seen.modseq || now->uidnext != seen.uidnext || now->cur_mtime != seen.cur_mtime ||
@@ -835,7 +852,7 @@ Status FolderIndex::record_unchanged(const IndexMeta& seen, int64_t scanned) {
 // that failed); the full pass follows.
 Result<bool> FolderIndex::move_delivered(const std::string& new_dir, const std::string& cur_dir) {
     bool moved = false;
-    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+    auto st = write([&](lmdb::Txn& txn) -> Status {
         moved = false;
         auto m = read_meta(txn);
         if (!m) return m.error();
@@ -926,7 +943,7 @@ Status FolderIndex::sync(RecentClaim* claim) {
     // (Set only after a commit: a transaction run again after MDB_MAP_FULL
     // must not leave the value of an attempt that was not committed.)
     uint32_t written_uidnext = 0, committing_uidnext = 0;
-    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+    auto st = write([&](lmdb::Txn& txn) -> Status {
         fresh.clear();
         ViewDelta delta;
         auto m = read_meta(txn);
@@ -1046,7 +1063,7 @@ Status FolderIndex::sync(RecentClaim* claim) {
             ++end;
         }
         bool last = end == fresh.size();
-        st = env_->write([&](lmdb::Txn& txn) -> Status {
+        st = write([&](lmdb::Txn& txn) -> Status {
             ViewDelta delta;
             auto m = read_meta(txn);
             if (!m) return m.error();
@@ -1080,7 +1097,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
     // earlier attempt's file found under the name).
     AdoptSyncs syncs;
     std::vector<uint32_t> uids;
-    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+    auto st = write([&](lmdb::Txn& txn) -> Status {
         uids.assign(incoming.size(), 0);
         ViewDelta delta;
         auto m = read_meta(txn);
@@ -1158,7 +1175,7 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
             f = scan_file(cur_dir, f.name);
             if (!f.ok) ++unread;
         }
-        auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+        auto st = write([&](lmdb::Txn& txn) -> Status {
             ViewDelta delta;
             auto m = read_meta(txn);
             if (!m) return m.error();

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "lib/core/result.hpp"
 #include "lib/lmdb/lmdb.hpp"
 #include "lib/mailstore/index_records.hpp"
+#include "lib/mailstore/root_hint.hpp"
 #include "lib/mailstore/view_chunks.hpp"
 
 namespace tern::mailstore {
@@ -121,6 +123,9 @@ public:
     const std::string& dir() const { return dir_; }
     const std::string& index_path() const { return index_path_; }
     lmdb::Env& env() { return *env_; }
+    // env().write(), then the root hint of the committed state
+    // (root_hint.hpp): every writer of the index commits through this.
+    Status write(const std::function<Status(lmdb::Txn&)>& fn);
     lmdb::Dbi meta, msgs, names, cache, vanished, view;
 
     // The header as of txn: from the copy in the main database when the
@@ -222,6 +227,8 @@ private:
     Result<bool> move_delivered(const std::string& new_dir, const std::string& cur_dir);
     Result<std::vector<std::string>> list_cur(const std::string& cur_dir) const;
     mutable std::atomic<uint64_t> cur_listings_{0};
+    std::mutex hint_mutex_;
+    std::optional<RootHint> hinted_;  // the root hint this process stored last
     // Whether index_path still names the file this environment has open
     // (not renamed or deleted by another process since).
     bool still_at_path() const;

@@ -295,15 +295,18 @@ Status MaildirMailbox::claim_recent() {
     if (read_only_) return {};  // EXAMINE MUST NOT take \Recent away (RFC 3501 6.3.2)
     claiming_ = true;
     if (uidnext_ <= 1) return {};
-    // Taken by open() already (Store::open's claim_recent).
+    // Taken by open() already (Store::open's claim_recent), or claimed by
+    // another session before this one read the header (the mark only
+    // grows): nothing to write.
     if (!claimed_.empty() && claimed_.back().second >= uidnext_ - 1) return {};
+    if (recent_floor_ >= uidnext_ - 1) return {};
     return claim_up_to(uidnext_ - 1);
 }
 
 Status MaildirMailbox::claim_up_to(uint32_t upto) {
     uint32_t from = 0;
     uint64_t taken = 0;
-    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+    auto st = index_->write([&](lmdb::Txn& txn) -> Status {
         from = 0;
         taken = 0;
         auto m = index_->read_meta(txn);
@@ -552,7 +555,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
     std::vector<Update> updates;
     std::vector<std::string> keywords_after;
     const std::string cur_dir = index_->dir() + "/cur/";
-    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+    auto st = index_->write([&](lmdb::Txn& txn) -> Status {
         updates.clear();
         result = StoreResult{};
         ViewDelta delta;
@@ -634,7 +637,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
     };
     std::vector<Removed> removed;
     const std::string cur_dir = index_->dir() + "/cur/";
-    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+    auto st = index_->write([&](lmdb::Txn& txn) -> Status {
         removed.clear();
         ViewDelta delta;
         auto m = index_->read_meta(txn);

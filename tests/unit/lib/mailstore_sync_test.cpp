@@ -2,7 +2,9 @@
 // refresh after a delivery moves the delivered file from new/ without
 // listing cur/; a change another tool made to cur/ is still found, also
 // one hidden in the clock tick of such a move (found by the check a
-// second later); the table a listing is compared with.
+// second later); the table a listing is compared with; the header's copy
+// in LMDB's main database; the main root's hint; the \Recent claim of a
+// first SELECT.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -11,13 +13,16 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 
 #include "lib/mailstore/folder_index.hpp"
 #include "lib/mailstore/maildir_store.hpp"
 #include "lib/mailstore/name_table.hpp"
+#include "lib/mailstore/root_hint.hpp"
 
 using namespace tern::mailstore;
 namespace fs = std::filesystem;
@@ -380,4 +385,39 @@ TEST_CASE("mailstore header copy: SELECT reads the main database's copy when the
                                  std::string_view(reinterpret_cast<const char*>(&uidnext), sizeof uidnext));
               }).ok());
     CHECK(compare(false).uidnext == 77);
+}
+
+TEST_CASE("mailstore root hint: the folder's attribute names the main database's root after each commit",
+          "[mailstore][sync]") {
+    SyncRoot t;
+    auto mb = t.open();
+    fill(*mb, 3);
+    auto check = [&] {
+        auto hint = load_root_hint(t.path.string());
+        if (!hint) {
+            // A file system without user attributes: nothing to check.
+            WARN("no user.* attributes here");
+            return;
+        }
+        // LMDB's page there is the root of the main database: its header
+        // names that page, it is a leaf (the main database is a few
+        // records), and it holds the header copy's key.
+        std::ifstream in(t.path / "tern-index.lmdb", std::ios::binary);
+        std::string page(hint->page_size, '\0');
+        in.seekg(static_cast<std::streamoff>(hint->root * hint->page_size));
+        REQUIRE(in.read(page.data(), static_cast<std::streamsize>(page.size())));
+        uint64_t pgno = 0;
+        uint16_t flags = 0;
+        std::memcpy(&pgno, page.data(), 8);
+        std::memcpy(&flags, page.data() + 10, 2);
+        CHECK(pgno == hint->root);
+        CHECK((flags & 0x02) != 0);  // P_LEAF
+        CHECK(page.find("tern-header") != std::string::npos);
+        CHECK(page.find("msgs") != std::string::npos);
+    };
+    check();
+    auto before = load_root_hint(t.path.string());
+    fill(*mb, 1);
+    check();
+    if (before) CHECK_FALSE(load_root_hint(t.path.string()) == before);  // copy-on-write: a new root
 }
