@@ -49,6 +49,13 @@ struct SyncRoot {
         REQUIRE(mb.ok());
         return std::move(*mb);
     }
+    // SELECT (EXAMINE when read_only): an open that claims \Recent.
+    std::unique_ptr<Mailbox> select(bool read_only = false) {
+        auto mb = store->open("INBOX", read_only, true);
+        REQUIRE(mb.ok());
+        REQUIRE((*mb)->claim_recent().ok());
+        return std::move(*mb);
+    }
     // The index this process shares between its Mailboxes of INBOX.
     std::shared_ptr<FolderIndex> index() const {
         auto idx = FolderIndex::open(path.string(), (path / "tern-index.lmdb").string());
@@ -311,20 +318,16 @@ TEST_CASE("mailstore sync: a first SELECT claims \\Recent in the transaction tha
     CHECK((*a)->is_recent(7));
     CHECK((*a)->status().recent == 7);
     // Taken for good: another session, EXAMINE and STATUS see none.
-    auto b = t.store->open("INBOX", false, true);
-    REQUIRE(b.ok());
-    REQUIRE((*b)->claim_recent().ok());
-    CHECK((*b)->recent_count() == 0);
-    auto ro = t.store->open("INBOX", true, true);
-    REQUIRE(ro.ok());
-    CHECK((*ro)->recent_count() == 0);
+    auto b = t.select();
+    CHECK(b->recent_count() == 0);
+    CHECK(t.select(true)->recent_count() == 0);
     CHECK(t.store->status("INBOX")->recent == 0);
     // A later delivery goes to the first session that refreshes, as before.
     uint32_t uid = t.deliver("later");
-    auto ch = (*b)->refresh();
+    auto ch = b->refresh();
     REQUIRE(ch.ok());
-    CHECK((*b)->is_recent(uid));
-    CHECK((*b)->recent_count() == 1);
+    CHECK(b->is_recent(uid));
+    CHECK(b->recent_count() == 1);
     REQUIRE((*a)->refresh().ok());
     CHECK_FALSE((*a)->is_recent(uid));
     CHECK((*a)->recent_count() == 7);
@@ -333,14 +336,8 @@ TEST_CASE("mailstore sync: a first SELECT claims \\Recent in the transaction tha
 TEST_CASE("mailstore sync: EXAMINE of a new folder claims nothing", "[mailstore][sync]") {
     SyncRoot t;
     put_foreign_files(t, 3);
-    auto ro = t.store->open("INBOX", true, true);
-    REQUIRE(ro.ok());
-    REQUIRE((*ro)->claim_recent().ok());
-    CHECK((*ro)->recent_count() == 3);
-    auto a = t.store->open("INBOX", false, true);
-    REQUIRE(a.ok());
-    REQUIRE((*a)->claim_recent().ok());
-    CHECK((*a)->recent_count() == 3);
+    CHECK(t.select(true)->recent_count() == 3);
+    CHECK(t.select()->recent_count() == 3);
 }
 
 TEST_CASE("mailstore header copy: SELECT reads the main database's copy when the last commit wrote it",
