@@ -17,6 +17,7 @@
 //                local-delivery does: the record already names the file), then
 //                refresh() of the open session; three times, cur/'s mtime aged
 //   reopen-fresh  open right after a full scan (cur/'s mtime < 1 s old)
+//   store+refresh  a flag change by one session, then refresh() of another
 #include <sys/stat.h>
 #include <time.h>
 #include <utime.h>
@@ -195,6 +196,25 @@ int main(int argc, char** argv) {
         ch = box.refresh();
         std::printf("store-deliver+refresh %.2f ms, cpu %.2f ms (new: %zu)\n", ms_since(t0), cpu_since(),
                     ch ? ch->new_uids.size() : 0);
+    }
+
+    auto watcher_store = mailstore::open_maildir_store(opt);
+    auto watcher = (*watcher_store)->open("INBOX", false);
+    if (!watcher) return 1;
+    (void)(*watcher)->refresh();
+    for (int round = 0; round < 3; ++round) {
+        ::stat((root + "/cur").c_str(), &st);
+        struct utimbuf aged{st.st_atime - 10, st.st_mtime - 10};
+        ::utime((root + "/cur").c_str(), &aged);
+        (void)box.refresh();
+        (void)(*watcher)->refresh();
+        uint32_t uid = box.view()[static_cast<size_t>(round)].uid;
+        (void)box.store_flags(std::vector<uint32_t>{uid}, mailstore::FlagOp::Add, mailstore::Flags{mailstore::kFlagged, {}});
+        t0 = Clock::now();
+        cpu0 = cpu_ms();
+        ch = (*watcher)->refresh();
+        std::printf("store+refresh %.2f ms, cpu %.2f ms (flag changes: %zu; another session's STORE)\n", ms_since(t0),
+                    cpu_since(), ch ? ch->flag_changes.size() : 0);
     }
 
     if (!keep) std::filesystem::remove_all(dir);

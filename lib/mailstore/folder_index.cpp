@@ -817,6 +817,23 @@ Result<int64_t> FolderIndex::unchanged_listing(const lmdb::Txn& txn, const std::
     return listed.left() == 0 ? scanned : int64_t{-1};
 }
 
+int64_t FolderIndex::cur_before(const IndexMeta& m) const {
+    int64_t mtime = file_mtime_ns(dir_ + "/cur");
+    return mtime > 0 && cur_known(m, mtime, now_ns()) ? mtime : 0;
+}
+
+void FolderIndex::cur_after(IndexMeta& m, int64_t before) const {
+    if (before == 0) return;  // not known before: the next sync() compares
+    int64_t after = file_mtime_ns(dir_ + "/cur");
+    if (after < 0 || after == before) return;
+    // The first change not checked by a listing yet starts the second
+    // after which one listing checks the lot (cur_known()).
+    bool was_dirty = m.cur_dirty_mtime != 0 && m.cur_dirty_mtime == before;
+    m.cur_dirty_since = was_dirty ? m.cur_dirty_since : after;
+    m.cur_dirty_mtime = after;
+    m.cur_mtime = 0;
+}
+
 // cur/'s listing (mtime `scanned`) matched the records `seen` describes:
 // recorded, unless another writer changed the index since.
 Status FolderIndex::record_unchanged(const IndexMeta& seen, int64_t scanned) {
@@ -857,8 +874,8 @@ Result<bool> FolderIndex::move_delivered(const std::string& new_dir, const std::
         auto m = read_meta(txn);
         if (!m) return m.error();
         // Under the writer lock: no other tern process moves files now.
-        int64_t before = file_mtime_ns(cur_dir);
-        if (!cur_known(*m, before, now_ns())) {
+        int64_t before = cur_before(*m);
+        if (before == 0) {
             txn.abort();
             return {};
         }
@@ -890,14 +907,7 @@ Result<bool> FolderIndex::move_delivered(const std::string& new_dir, const std::
             }
         moved = true;
         if (moves.empty()) return {};  // another process moved them
-        int64_t after = file_mtime_ns(cur_dir);
-        if (after < 0) return errno_error("stat " + cur_dir);
-        // The first move not checked by a listing yet starts the second
-        // after which one listing checks the lot (cur_known()).
-        bool was_dirty = m->cur_dirty_mtime != 0 && m->cur_dirty_mtime == before;
-        m->cur_dirty_since = was_dirty ? m->cur_dirty_since : after;
-        m->cur_dirty_mtime = after;
-        m->cur_mtime = 0;
+        cur_after(*m, before);
         return write_meta(txn, *m);
     });
     if (!st) return st.error();
@@ -1103,6 +1113,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
         auto m = read_meta(txn);
         if (!m) return m.error();
         init_meta(*m);
+        int64_t cur_was = cur_before(*m);
         uint64_t modseq = m->modseq + 1;
         std::string record;
         for (size_t i = 0; i < incoming.size(); ++i) {
@@ -1137,6 +1148,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             if (auto s = txn.put(names, parse_message_name(f.name).base, uid_key(uids[i])); !s) return s;
         }
         m->modseq = modseq;
+        cur_after(*m, cur_was);
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();

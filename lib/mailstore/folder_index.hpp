@@ -198,6 +198,14 @@ public:
     // commit and sync fewer than a claim of its own); *claim says what it
     // took, nothing when no transaction assigned UIDs.
     Status sync(RecentClaim* claim = nullptr);
+    // A writer's own changes to cur/ (flag renames, removals, APPEND's
+    // files), made under the writer lock, are recorded as a delivery's move
+    // is (IndexMeta::cur_dirty_mtime), so that the next refresh() of every
+    // session does not list cur/: cur_before() before the first change
+    // (the mtime when cur/ is as the index says, 0 otherwise), cur_after()
+    // once done, both in the transaction that writes m.
+    int64_t cur_before(const IndexMeta& m) const;
+    void cur_after(IndexMeta& m, int64_t before) const;
     // How many times this process listed the folder's cur/ (tests and
     // benchmarks: a delivery must not cost a listing of the whole folder).
     uint64_t cur_listings() const { return cur_listings_; }

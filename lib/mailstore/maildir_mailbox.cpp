@@ -564,6 +564,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
         bool full = false;
         uint64_t kw = keyword_mask(*m, flags.keywords, op != FlagOp::Remove, full);
         if (full) return make_error("too many keywords in this mailbox (limit " + std::to_string(kMaxKeywords) + ")");
+        int64_t cur_was = index_->cur_before(*m);
         uint64_t modseq = m->modseq + 1;
         for (uint32_t uid : uids) {
             if (!entry(uid)) continue;
@@ -609,6 +610,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
         keywords_after = m->keywords;
         if (updates.empty() && keywords_after == keywords_) return {};
         if (!updates.empty()) m->modseq = modseq;
+        index_->cur_after(*m, cur_was);
         return index_->write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();
@@ -642,6 +644,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
         ViewDelta delta;
         auto m = index_->read_meta(txn);
         if (!m) return m.error();
+        int64_t cur_was = index_->cur_before(*m);
         uint64_t modseq = m->modseq + 1;
         for (uint32_t uid : uids) {
             std::string key = uid_key(uid);
@@ -665,6 +668,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
         if (removed.empty()) return {};
         if (auto s = index_->bound_vanished(txn, *m); !s) return s;
         m->modseq = modseq;
+        index_->cur_after(*m, cur_was);
         return index_->write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();

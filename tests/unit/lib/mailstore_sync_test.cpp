@@ -418,3 +418,55 @@ TEST_CASE("mailstore root hint: the folder's attribute names the main database's
     check();
     if (before) CHECK_FALSE(load_root_hint(t.path.string()) == before);  // copy-on-write: a new root
 }
+
+TEST_CASE("mailstore sync: a session's STORE, EXPUNGE and APPEND do not make the others list cur/",
+          "[mailstore][sync]") {
+    SyncRoot t;
+    auto a = t.open();
+    auto b = t.open();
+    fill(*a, 10);
+    REQUIRE(a->refresh().ok());
+    REQUIRE(b->refresh().ok());
+    t.age_cur(*a);
+    REQUIRE(b->refresh().ok());
+    auto idx = t.index();
+    uint64_t listings = idx->cur_listings();
+
+    auto stored = a->store_flags(std::vector<uint32_t>{3}, FlagOp::Add, Flags{kSeen | kFlagged, {}});
+    REQUIRE(stored.ok());
+    REQUIRE(stored->changed == std::vector<uint32_t>{3});
+    auto ch = b->refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->flag_changes == std::vector<uint32_t>{3});
+
+    REQUIRE(a->store_flags(std::vector<uint32_t>{4}, FlagOp::Add, Flags{kDeleted, {}}).ok());
+    REQUIRE(a->expunge().ok());
+    ch = b->refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->expunged_uids == std::vector<uint32_t>{4});
+
+    fill(*a, 1);
+    ch = b->refresh();
+    REQUIRE(ch.ok());
+    CHECK(ch->new_uids == std::vector<uint32_t>{11});
+    CHECK(idx->cur_listings() == listings);
+    CHECK(t.files("cur") == 10);
+    CHECK(b->status().messages == 10);
+
+    // Another tool's change after them is still found: at once where cur/'s
+    // mtime moves, within about a second where the file system's clock
+    // gave it the tick of our last change.
+    std::string name = cur_name_of(t, "");
+    REQUIRE_FALSE(name.empty());
+    fs::remove(t.path / "cur" / name);
+    size_t expunged = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (expunged == 0 && std::chrono::steady_clock::now() < deadline) {
+        auto r = b->refresh();
+        REQUIRE(r.ok());
+        expunged += r->expunged_uids.size();
+        if (expunged == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(expunged == 1);
+    CHECK(b->status().messages == 9);
+}
