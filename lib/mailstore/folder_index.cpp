@@ -338,9 +338,17 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
         idx->prefetch_roots(*txn);
         opened = txn->commit().ok();
     }
-    if (!opened)
-        if (auto st = idx->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
-            return st.error();
+    if (!opened) {
+        // This commit only creates empty databases: one lost in a crash is
+        // created again by the next open, so it is not synced (a folder's
+        // first SELECT: one fdatasync fewer).  The next commit's sync
+        // writes its pages too.  The flag is this process's, and no other
+        // Mailbox has this environment yet (registry_mutex).
+        (void)mdb_env_set_flags(idx->env_->get(), MDB_NOSYNC, 1);
+        auto st = idx->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); });
+        (void)mdb_env_set_flags(idx->env_->get(), MDB_NOSYNC, 0);
+        if (!st) return st.error();
+    }
     point_reads.reset();
     idx->pid_ = ::getpid();
     registry[index_path] = idx;
