@@ -407,7 +407,7 @@ void Session::cmd_select(Parser& p, bool read_only) {
         // RFC 7162 3.2.11 / RFC 9051 7.1: the previous mailbox is closed.
         untagged("OK [CLOSED] previous mailbox closed");
     }
-    auto box = store_->open(*name, read_only);
+    auto box = store_->open(*name, read_only, /*claim_recent=*/true);
     if (!box) {
         auto exists = store_->exists(*name);
         if (exists && !*exists) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");

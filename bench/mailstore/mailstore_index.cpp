@@ -12,7 +12,12 @@
 //   envelope     for_each over every UID with the cached ENVELOPE (UID FETCH 1:* ENVELOPE)
 //   refresh      refresh() with nothing changed (a command boundary)
 //   rescan       refresh() after cur/'s mtime changed (readdir + name lookups)
-//   deliver+refresh  one new message in new/, then refresh()
+//   deliver+refresh  one new message in new/ (not through the store), then refresh()
+//   store-deliver+refresh  a delivery through Store::begin_delivery (as
+//                local-delivery does: the record already names the file), then
+//                refresh() of the open session; three times, cur/'s mtime aged
+//   reopen-fresh  open right after a full scan (cur/'s mtime < 1 s old)
+//   store+refresh  a flag change by one session, then refresh() of another
 #include <sys/stat.h>
 #include <time.h>
 #include <utime.h>
@@ -112,6 +117,17 @@ int main(int argc, char** argv) {
         std::printf("cold-envelope %.1f ms, cpu %.1f ms (every file read and parsed once)%s\n", ms_since(t0), cpu_since(),
                     filled ? "" : " FAILED");
     }
+    {
+        // A SELECT right after the first one: cur/'s mtime is too recent to trust.
+        ::utime((root + "/cur").c_str(), nullptr);
+        auto store = mailstore::open_maildir_store(opt);
+        (void)(*store)->open("INBOX", false);
+        auto again = mailstore::open_maildir_store(opt);
+        t0 = Clock::now();
+        cpu0 = cpu_ms();
+        auto mb = (*again)->open("INBOX", false);
+        std::printf("reopen-fresh %.1f ms, cpu %.1f ms%s\n", ms_since(t0), cpu_since(), mb ? "" : " FAILED");
+    }
     // Let cur/'s mtime age past the 1 s trust window, as it would on a real server.
     ::utime((root + "/cur").c_str(), nullptr);
     struct stat st {};
@@ -162,6 +178,44 @@ int main(int argc, char** argv) {
     cpu0 = cpu_ms();
     ch = box.refresh();
     std::printf("deliver+refresh %.1f ms, cpu %.1f ms (new: %zu)\n", ms_since(t0), cpu_since(), ch ? ch->new_uids.size() : 0);
+
+    for (int round = 0; round < 3; ++round) {
+        // Aged, as on a server where cur/ last changed a while ago.
+        ::stat((root + "/cur").c_str(), &st);
+        struct utimbuf aged{st.st_atime - 10, st.st_mtime - 10};
+        ::utime((root + "/cur").c_str(), &aged);
+        (void)box.refresh();  // records the aged mtime
+        auto delivering = mailstore::open_maildir_store(opt);
+        mailstore::DeliveryOptions d;
+        auto start = (*delivering)->begin_delivery(d);
+        if (!start || start->outcome != mailstore::DeliveryStart::Outcome::Write) return 1;
+        (void)start->writer->write(message(n + 1 + round));
+        if (!start->writer->commit(mailstore::Flags{})) return 1;
+        t0 = Clock::now();
+        cpu0 = cpu_ms();
+        ch = box.refresh();
+        std::printf("store-deliver+refresh %.2f ms, cpu %.2f ms (new: %zu)\n", ms_since(t0), cpu_since(),
+                    ch ? ch->new_uids.size() : 0);
+    }
+
+    auto watcher_store = mailstore::open_maildir_store(opt);
+    auto watcher = (*watcher_store)->open("INBOX", false);
+    if (!watcher) return 1;
+    (void)(*watcher)->refresh();
+    for (int round = 0; round < 3; ++round) {
+        ::stat((root + "/cur").c_str(), &st);
+        struct utimbuf aged{st.st_atime - 10, st.st_mtime - 10};
+        ::utime((root + "/cur").c_str(), &aged);
+        (void)box.refresh();
+        (void)(*watcher)->refresh();
+        uint32_t uid = box.view()[static_cast<size_t>(round)].uid;
+        (void)box.store_flags(std::vector<uint32_t>{uid}, mailstore::FlagOp::Add, mailstore::Flags{mailstore::kFlagged, {}});
+        t0 = Clock::now();
+        cpu0 = cpu_ms();
+        ch = (*watcher)->refresh();
+        std::printf("store+refresh %.2f ms, cpu %.2f ms (flag changes: %zu; another session's STORE)\n", ms_since(t0),
+                    cpu_since(), ch ? ch->flag_changes.size() : 0);
+    }
 
     if (!keep) std::filesystem::remove_all(dir);
     else std::printf("kept %s\n", dir.c_str());

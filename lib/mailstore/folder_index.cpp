@@ -22,6 +22,7 @@
 #include "lib/core/fd.hpp"
 #include "lib/mailstore/arrival_order.hpp"
 #include "lib/mailstore/maildir_names.hpp"
+#include "lib/mailstore/name_table.hpp"
 #include "lib/mailstore/mailstore.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/mime/message.hpp"
@@ -49,6 +50,41 @@ constexpr size_t kViewStampSize = 8 + 4 + 8;
 // meta "first_unseen": the same stamp, then the UID u32 and the records
 // before it u64.
 constexpr size_t kFirstUnseenSize = kViewStampSize + 4 + 8;
+
+// The header's keys in `meta`, in the order of their copy in the main
+// database (key kHeaderCopy): the copy is the transaction id that wrote it
+// (u64), then per key a u16 length (kAbsent: no such key) and the value.
+// A key of the main database that is not a named database's: LMDB's own
+// tools skip it, and no database is opened under this name.
+constexpr const char* kHeaderKeys[] = {"uidvalidity", "uidnext",    "modseq", "cur_mtime",
+                                       "cur_dirty",   "vanished_floor", "recent_uid", "view_stamp",
+                                       "first_unseen", "counts",    "keywords"};
+constexpr size_t kHeaderKeyCount = sizeof kHeaderKeys / sizeof kHeaderKeys[0];
+constexpr std::string_view kHeaderCopy = "tern-header";
+constexpr uint16_t kAbsent = 0xffff;
+constexpr lmdb::Dbi kMainDb{1};  // LMDB's MAIN_DBI: always open
+
+// The values of a header copy, by kHeaderKeys index; false when it is not
+// one (another layout, cut short).
+bool decode_header_copy(std::string_view copy, uint64_t& txnid, std::optional<std::string_view> (&values)[kHeaderKeyCount]) {
+    if (copy.size() < 8) return false;
+    std::memcpy(&txnid, copy.data(), 8);
+    size_t at = 8;
+    for (auto& v : values) {
+        uint16_t len;
+        if (copy.size() - at < 2) return false;
+        std::memcpy(&len, copy.data() + at, 2);
+        at += 2;
+        if (len == kAbsent) {
+            v.reset();
+            continue;
+        }
+        if (copy.size() - at < len) return false;
+        v = copy.substr(at, len);
+        at += len;
+    }
+    return at == copy.size();
+}
 
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
@@ -97,6 +133,28 @@ int64_t now_ns() {
     struct timespec ts {};
     ::clock_gettime(CLOCK_REALTIME, &ts);
     return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// A directory's mtime is trusted once it is this old: file systems stamp
+// directories with a coarse clock, and a change in the same tick as the
+// recorded mtime would otherwise go unseen.
+constexpr int64_t kTrustedAgeNs = 1000000000;
+
+// Whether cur/, whose mtime is `mtime`, holds what the index says as far
+// as the mtime tells: the mtime of the last listing that matched (old
+// enough to trust), or the one our own moves from new/ left, within a
+// second of the first such move not checked by a listing since.
+bool cur_known(const IndexMeta& m, int64_t mtime, int64_t now) {
+    if (m.uidvalidity == 0) return false;
+    if (m.cur_mtime != 0 && m.cur_mtime == mtime) return true;
+    return m.cur_dirty_mtime != 0 && m.cur_dirty_mtime == mtime && now - m.cur_dirty_since < kTrustedAgeNs;
+}
+
+// Records that a listing of cur/ stamped `scanned` (its mtime, taken
+// before the listing) matched the records: trusted when old enough.
+void record_listing(IndexMeta& m, int64_t scanned) {
+    m.cur_mtime = now_ns() - scanned >= kTrustedAgeNs ? scanned : 0;
+    m.cur_dirty_mtime = m.cur_dirty_since = 0;
 }
 
 Result<std::vector<std::string>> list_dir(const std::string& dir) {
@@ -236,6 +294,8 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
         }
         registry.erase(it);
     }
+    // The first pages an open reads, asked for at once (a cold index).
+    auto hinted = prefetch_for_open(dir, index_path);
     if (auto s = sys::mkdir_p(sys::dir_name(index_path), 0700); !s) return s.error();
     lmdb::Env::Options opt;
     // NOMETASYNC: one fsync per commit; commits that assign UIDs are followed
@@ -248,6 +308,7 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     idx.reset(new FolderIndex);
     idx->dir_ = dir;
     idx->index_path_ = index_path;
+    idx->hinted_ = hinted;  // stored again only when a commit moves the root
     idx->env_ = std::move(*env);
     struct stat st {};
     mdb_filehandle_t fd = -1;
@@ -277,14 +338,36 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
         idx->prefetch_roots(*txn);
         opened = txn->commit().ok();
     }
-    if (!opened)
-        if (auto st = idx->env_->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); }); !st)
-            return st.error();
+    if (!opened) {
+        // This commit only creates empty databases: one lost in a crash is
+        // created again by the next open, so it is not synced (a folder's
+        // first SELECT: one fdatasync fewer).  The next commit's sync
+        // writes its pages too.  The flag is this process's, and no other
+        // Mailbox has this environment yet (registry_mutex).
+        (void)mdb_env_set_flags(idx->env_->get(), MDB_NOSYNC, 1);
+        auto st = idx->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); });
+        (void)mdb_env_set_flags(idx->env_->get(), MDB_NOSYNC, 0);
+        if (!st) return st.error();
+    }
     point_reads.reset();
     idx->pid_ = ::getpid();
     registry[index_path] = idx;
     evicted = keep_open(idx);
     return idx;
+}
+
+Status FolderIndex::write(const std::function<Status(lmdb::Txn&)>& fn) {
+    auto st = env_->write(fn);
+    if (!st) return st;
+    mdb_filehandle_t fd = -1;
+    if (mdb_env_get_fd(env_->get(), &fd) != 0) return st;
+    auto root = read_main_root(fd);
+    std::lock_guard lock(hint_mutex_);
+    if (root && root != hinted_) {
+        store_root_hint(dir_, *root);
+        hinted_ = root;
+    }
+    return st;
 }
 
 FolderIndex::~FolderIndex() {
@@ -293,9 +376,24 @@ FolderIndex::~FolderIndex() {
     if (it != registry.end() && it->second.expired()) registry.erase(it);
 }
 
-Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
+Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn, bool use_copy) const {
     IndexMeta m;
-    auto get = [&](const char* key) -> Result<std::optional<std::string_view>> { return txn.get(meta, key); };
+    // The copy counts only when the last commit wrote it: a commit that did
+    // not (an older tern, a test changing `meta` directly) makes it stale.
+    // A write transaction's id is the one it will commit with: never equal.
+    std::optional<std::string_view> copied[kHeaderKeyCount];
+    if (use_copy) {
+        auto copy = txn.get(kMainDb, kHeaderCopy);
+        if (!copy) return copy.error();
+        uint64_t txnid = 0;
+        m.from_copy = *copy && decode_header_copy(**copy, txnid, copied) && txnid == mdb_txn_id(txn.get());
+    }
+    auto get = [&](const char* key) -> Result<std::optional<std::string_view>> {
+        if (!m.from_copy) return txn.get(meta, key);
+        for (size_t i = 0; i < kHeaderKeyCount; ++i)
+            if (std::strcmp(kHeaderKeys[i], key) == 0) return copied[i];
+        return std::optional<std::string_view>();
+    };
     auto uv = get("uidvalidity");
     if (!uv) return uv.error();
     m.uidvalidity = from_raw<uint32_t>(*uv, 0);
@@ -309,6 +407,12 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn) const {
     auto cm = get("cur_mtime");
     if (!cm) return cm.error();
     m.cur_mtime = from_raw<int64_t>(*cm, 0);
+    auto cd = get("cur_dirty");
+    if (!cd) return cd.error();
+    if (*cd && (*cd)->size() == 2 * sizeof(int64_t)) {
+        std::memcpy(&m.cur_dirty_mtime, (*cd)->data(), sizeof(int64_t));
+        std::memcpy(&m.cur_dirty_since, (*cd)->data() + sizeof(int64_t), sizeof(int64_t));
+    }
     auto vf = get("vanished_floor");
     if (!vf) return vf.error();
     m.vanished_floor = from_raw<uint64_t>(*vf, 0);
@@ -392,15 +496,32 @@ Status FolderIndex::write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* de
              {"uidnext", raw(m.uidnext)},
              {"modseq", raw(m.modseq)},
              {"cur_mtime", raw(m.cur_mtime)},
+             {"cur_dirty", raw(m.cur_dirty_mtime) + raw(m.cur_dirty_since)},
              {"vanished_floor", raw(m.vanished_floor)},
              {"keywords", kw},
              {"recent_uid", raw(m.recent_uid)}})
         if (auto s = txn.put(meta, key, value); !s) return s;
-    if (!m.counts_valid) return {};
-    std::string counts = raw(m.modseq) + raw(m.uidnext);
-    for (uint64_t v : {m.counts.messages, m.counts.unseen, m.counts.deleted, m.counts.crlf_size, m.counts.unclaimed})
-        counts += raw(v);
-    return txn.put(meta, "counts", counts);
+    if (m.counts_valid) {
+        std::string counts = raw(m.modseq) + raw(m.uidnext);
+        for (uint64_t v : {m.counts.messages, m.counts.unseen, m.counts.deleted, m.counts.crlf_size, m.counts.unclaimed})
+            counts += raw(v);
+        if (auto s = txn.put(meta, "counts", counts); !s) return s;
+    }
+    return write_header_copy(txn);
+}
+
+Status FolderIndex::write_header_copy(lmdb::Txn& txn) {
+    // Read back from `meta` as this transaction left it: the copy is
+    // exactly what read_meta() would find there.
+    std::string copy = raw(static_cast<uint64_t>(mdb_txn_id(txn.get())));
+    for (const char* key : kHeaderKeys) {
+        auto v = txn.get(meta, key);
+        if (!v) return v.error();
+        if (*v && (*v)->size() >= kAbsent) return {};  // no copy: the old one's id is stale
+        copy += raw(static_cast<uint16_t>(*v ? (*v)->size() : kAbsent));
+        if (*v) copy += **v;
+    }
+    return txn.put(kMainDb, kHeaderCopy, copy);
 }
 
 void IndexMeta::count_in(uint32_t uid, const MessageRecord& r) {
@@ -484,7 +605,7 @@ Status FolderIndex::bound_vanished(lmdb::Txn& txn, IndexMeta& m) {
 }
 
 Status FolderIndex::rebuild_header() {
-    return env_->write([&](lmdb::Txn& txn) -> Status {
+    return write([&](lmdb::Txn& txn) -> Status {
         auto m = read_meta(txn);
         if (!m) return m.error();
         if (m->counts_valid && m->view_valid) return {};  // another process rebuilt them
@@ -675,28 +796,133 @@ Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta
 
 }  // namespace
 
+Result<std::vector<std::string>> FolderIndex::list_cur(const std::string& cur_dir) const {
+    ++cur_listings_;
+    return list_dir(cur_dir);
+}
+
 // Whether cur/ holds exactly the indexed files under their indexed names:
-// the mtime to record (0 = too recent to trust) when it does, -1 when not.
+// its mtime taken before the listing when it does, -1 when not.
 Result<int64_t> FolderIndex::unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const {
     int64_t scanned = file_mtime_ns(cur_dir);
-    auto listing = list_dir(cur_dir);
+    auto listing = list_cur(cur_dir);
     if (!listing) return listing.error();
     MDB_stat st{};
     if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
     if (st.ms_entries != listing->size()) return int64_t{-1};
-    for (const auto& n : *listing) {
-        auto known = txn.get(names, parse_message_name(n).base);
-        if (!known) return known.error();
-        if (!*known) return int64_t{-1};
-        auto rec_raw = txn.get(msgs, **known);
-        if (!rec_raw) return rec_raw.error();
-        auto rec = *rec_raw ? decode_record(**rec_raw) : std::nullopt;
-        if (!rec || rec->filename != n) return int64_t{-1};
+    // One walk of the records in key order, each name taken out of a table
+    // of the listing's (not two B-tree lookups per listed name): every
+    // record names a listed file, and no two the same one.
+    NameTable listed(*listing);
+    auto cur = txn.cursor(msgs);
+    if (!cur) return cur.error();
+    auto e = cur->first();
+    for (; e && *e; e = cur->next()) {
+        auto rec = decode_record((*e)->value);
+        if (!rec || !listed.take(rec->filename)) return int64_t{-1};
     }
-    return now_ns() - scanned >= 1000000000 ? scanned : int64_t{0};
+    if (!e) return e.error();
+    return listed.left() == 0 ? scanned : int64_t{-1};
 }
 
-Status FolderIndex::sync() {
+int64_t FolderIndex::cur_before(const IndexMeta& m) const {
+    int64_t mtime = file_mtime_ns(dir_ + "/cur");
+    return mtime > 0 && cur_known(m, mtime, now_ns()) ? mtime : 0;
+}
+
+void FolderIndex::cur_after(IndexMeta& m, int64_t before) const {
+    if (before == 0) return;  // not known before: the next sync() compares
+    int64_t after = file_mtime_ns(dir_ + "/cur");
+    if (after < 0 || after == before) return;
+    // The first change not checked by a listing yet starts the second
+    // after which one listing checks the lot (cur_known()).
+    bool was_dirty = m.cur_dirty_mtime != 0 && m.cur_dirty_mtime == before;
+    m.cur_dirty_since = was_dirty ? m.cur_dirty_since : after;
+    m.cur_dirty_mtime = after;
+    m.cur_mtime = 0;
+}
+
+// cur/'s listing (mtime `scanned`) matched the records `seen` describes:
+// recorded, unless another writer changed the index since.
+Status FolderIndex::record_unchanged(const IndexMeta& seen, int64_t scanned) {
+    IndexMeta next = seen;
+    if (seen.cur_dirty_mtime == scanned && now_ns() - scanned < kTrustedAgeNs) {
+        // The check of our own move's tick came while cur/ was still new
+        // (deliveries keep coming): trusted for another second, then checked.
+        next.cur_dirty_since = scanned;
+    } else {
+        record_listing(next, scanned);
+    }
+    if (next.cur_mtime == seen.cur_mtime && next.cur_dirty_mtime == seen.cur_dirty_mtime &&
+        next.cur_dirty_since == seen.cur_dirty_since)
+        return {};
+    return write([&](lmdb::Txn& w) -> Status {
+        auto now = read_meta(w);
+        if (!now) return now.error();
+        if (now->modseq != seen.modseq || now->uidnext != seen.uidnext || now->cur_mtime != seen.cur_mtime ||
+            now->cur_dirty_mtime != seen.cur_dirty_mtime)
+            return {};  // someone else synced
+        now->cur_mtime = next.cur_mtime;
+        now->cur_dirty_mtime = next.cur_dirty_mtime;
+        now->cur_dirty_since = next.cur_dirty_since;
+        return write_meta(w, *now);
+    });
+}
+
+// sync() when new/ holds files and cur/ is as the index last saw it: the
+// files of deliveries, whose records already name them as cur/ will
+// (Incoming::into_new), are moved without listing cur/, so a delivery
+// costs its own files and not the folder's size.  false: not applicable
+// (cur/ changed meanwhile, a file in new/ the index does not name, a move
+// that failed); the full pass follows.
+Result<bool> FolderIndex::move_delivered(const std::string& new_dir, const std::string& cur_dir) {
+    bool moved = false;
+    auto st = write([&](lmdb::Txn& txn) -> Status {
+        moved = false;
+        auto m = read_meta(txn);
+        if (!m) return m.error();
+        // Under the writer lock: no other tern process moves files now.
+        int64_t before = cur_before(*m);
+        if (before == 0) {
+            txn.abort();
+            return {};
+        }
+        auto in_new = list_dir(new_dir);
+        if (!in_new) return in_new.error();
+        std::vector<std::pair<std::string, std::string>> moves;
+        moves.reserve(in_new->size());
+        for (auto& n : *in_new) {
+            auto parsed = parse_message_name(n);
+            std::string target = parsed.has_info ? n : n + ":2,";
+            auto known = txn.get(names, parsed.base);
+            if (!known) return known.error();
+            std::optional<MessageRecord> rec;
+            if (*known) {
+                auto rec_raw = txn.get(msgs, **known);
+                if (!rec_raw) return rec_raw.error();
+                if (*rec_raw) rec = decode_record(**rec_raw);
+            }
+            if (!rec || rec->filename != target) {
+                txn.abort();
+                return {};
+            }
+            moves.emplace_back(std::move(n), std::move(target));
+        }
+        for (const auto& [from, to] : moves)
+            if (!rename_no_replace(new_dir + "/" + from, cur_dir + "/" + to)) {
+                txn.abort();
+                return {};
+            }
+        moved = true;
+        if (moves.empty()) return {};  // another process moved them
+        cur_after(*m, before);
+        return write_meta(txn, *m);
+    });
+    if (!st) return st.error();
+    return moved;
+}
+
+Status FolderIndex::sync(RecentClaim* claim) {
     const std::string new_dir = dir_ + "/new", cur_dir = dir_ + "/cur";
     bool pending_new = dir_has_entries(new_dir);
     int64_t cur_mtime = file_mtime_ns(cur_dir);
@@ -706,25 +932,21 @@ Status FolderIndex::sync() {
         if (!txn) return txn.error();
         auto m = read_meta(*txn);
         if (!m) return m.error();
-        if (!pending_new && m->uidvalidity != 0 && m->cur_mtime != 0 && m->cur_mtime == cur_mtime) return {};
-        if (!pending_new && m->uidvalidity != 0) {
+        if (cur_known(*m, cur_mtime, now_ns())) {
+            if (!pending_new) return {};
+            txn->abort();
+            auto moved = move_delivered(new_dir, cur_dir);
+            if (!moved) return moved.error();
+            if (*moved) return {};
+        } else if (!pending_new && m->uidvalidity != 0) {
             // cur/ may have changed: look before taking the write lock (and an
             // fsync'd commit) — usually nothing did, or only its mtime.
             auto quiet = unchanged_listing(*txn, cur_dir);
             if (!quiet) return quiet.error();
             if (*quiet >= 0) {
-                int64_t trusted = *quiet;
-                if (trusted == m->cur_mtime) return {};
-                uint64_t modseq = m->modseq;
-                uint32_t uidnext = m->uidnext;
+                IndexMeta seen = std::move(*m);
                 txn->abort();
-                return env_->write([&](lmdb::Txn& w) -> Status {
-                    auto now = read_meta(w);
-                    if (!now) return now.error();
-                    if (now->modseq != modseq || now->uidnext != uidnext) return {};  // someone else synced
-                    now->cur_mtime = trusted;
-                    return write_meta(w, *now);
-                });
+                return record_unchanged(seen, *quiet);
             }
         }
     }
@@ -739,7 +961,7 @@ Status FolderIndex::sync() {
     // (Set only after a commit: a transaction run again after MDB_MAP_FULL
     // must not leave the value of an attempt that was not committed.)
     uint32_t written_uidnext = 0, committing_uidnext = 0;
-    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+    auto st = write([&](lmdb::Txn& txn) -> Status {
         fresh.clear();
         ViewDelta delta;
         auto m = read_meta(txn);
@@ -753,7 +975,7 @@ Status FolderIndex::sync() {
             }
         }
         scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
-        auto listing = list_dir(cur_dir);
+        auto listing = list_cur(cur_dir);
         if (!listing) return listing.error();
         uint64_t modseq = m->modseq + 1;
         bool changed = false;
@@ -835,7 +1057,7 @@ Status FolderIndex::sync() {
         if (known_names.ms_entries == 0 && gone.empty() && !fresh.empty()) return {};
         if (changed) m->modseq = modseq;
         // The directory state is recorded only when nothing is left to index.
-        if (fresh.empty()) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+        if (fresh.empty()) record_listing(*m, scanned_mtime);
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st;
@@ -859,7 +1081,7 @@ Status FolderIndex::sync() {
             ++end;
         }
         bool last = end == fresh.size();
-        st = env_->write([&](lmdb::Txn& txn) -> Status {
+        st = write([&](lmdb::Txn& txn) -> Status {
             ViewDelta delta;
             auto m = read_meta(txn);
             if (!m) return m.error();
@@ -869,7 +1091,14 @@ Status FolderIndex::sync() {
             if (auto s = index_new_files(*this, txn, *m, delta, files, m->uidnext != written_uidnext, modseq, changed); !s)
                 return s;
             if (changed) m->modseq = modseq;
-            if (last) m->cur_mtime = now_ns() - scanned_mtime >= 1000000000 ? scanned_mtime : 0;
+            if (last) record_listing(*m, scanned_mtime);
+            if (claim) *claim = {};  // (a run again after MDB_MAP_FULL)
+            if (last && claim && m->counts_valid && m->uidnext - 1 > m->recent_uid) {
+                // Every record is above the mark now: all unclaimed ones are taken.
+                *claim = {m->recent_uid + 1, m->uidnext - 1, m->counts.unclaimed};
+                m->recent_uid = m->uidnext - 1;
+                m->counts.unclaimed = 0;
+            }
             committing_uidnext = m->uidnext;
             return write_meta(txn, *m, &delta);
         });
@@ -886,12 +1115,13 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
     // earlier attempt's file found under the name).
     AdoptSyncs syncs;
     std::vector<uint32_t> uids;
-    auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+    auto st = write([&](lmdb::Txn& txn) -> Status {
         uids.assign(incoming.size(), 0);
         ViewDelta delta;
         auto m = read_meta(txn);
         if (!m) return m.error();
         init_meta(*m);
+        int64_t cur_was = cur_before(*m);
         uint64_t modseq = m->modseq + 1;
         std::string record;
         for (size_t i = 0; i < incoming.size(); ++i) {
@@ -926,6 +1156,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             if (auto s = txn.put(names, parse_message_name(f.name).base, uid_key(uids[i])); !s) return s;
         }
         m->modseq = modseq;
+        cur_after(*m, cur_was);
         return write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();
@@ -964,11 +1195,11 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
             f = scan_file(cur_dir, f.name);
             if (!f.ok) ++unread;
         }
-        auto st = env_->write([&](lmdb::Txn& txn) -> Status {
+        auto st = write([&](lmdb::Txn& txn) -> Status {
             ViewDelta delta;
             auto m = read_meta(txn);
             if (!m) return m.error();
-            bool sized = false;
+            bool sized = false, filled = false;
             for (const auto& [uid, f] : files) {
                 if (!f.ok) continue;
                 std::string key = uid_key(uid);
@@ -992,8 +1223,12 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
                 // Usually filled in UID order (a FETCH 1:*): appended.
                 if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache.view())); !s) return s;
+                filled = true;
             }
-            return sized ? write_meta(txn, *m, &delta) : Status{};
+            // The header did not change, but a commit must leave a copy of
+            // it for the copy to count (read_meta()); no change, no commit.
+            if (sized) return write_meta(txn, *m, &delta);
+            return filled ? write_header_copy(txn) : Status{};
         });
         if (!st) return st.error();
     }

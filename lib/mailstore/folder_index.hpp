@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "lib/core/result.hpp"
 #include "lib/lmdb/lmdb.hpp"
 #include "lib/mailstore/index_records.hpp"
+#include "lib/mailstore/root_hint.hpp"
 #include "lib/mailstore/view_chunks.hpp"
 
 namespace tern::mailstore {
@@ -45,7 +47,15 @@ struct IndexMeta {
     uint32_t uidvalidity = 0;
     uint32_t uidnext = 1;
     uint64_t modseq = 1;
+    // cur/'s mtime when its listing last matched the records and was old
+    // enough to trust (0: look at the listing).
     int64_t cur_mtime = 0;
+    // cur/'s mtime as a move of delivered files from new/ left it (0:
+    // none; cur_mtime is 0 meanwhile, so a tern without these fields lists
+    // cur/).  Trusted without a listing until cur_dirty_since + 1 s, then
+    // checked once: a change another tool made in the clock tick of the
+    // move would not show in the mtime.
+    int64_t cur_dirty_mtime = 0, cur_dirty_since = 0;
     uint64_t vanished_floor = 0;
     std::vector<std::string> keywords;
     // RFC 3501 2.3.2: the highest UID a session has claimed as \Recent.
@@ -62,6 +72,7 @@ struct IndexMeta {
     FirstUnseen first_unseen;
     bool unseen_valid = false;
     uint32_t uidnext_read = 1;
+    bool from_copy = false;  // read from the main database's copy (read_meta())
     // Writers keep `counts` with these as records come, go or change flags.
     void count_in(uint32_t uid, const MessageRecord& r);
     void count_out(uint32_t uid, const MessageRecord& r);
@@ -89,6 +100,13 @@ struct Incoming {
     bool into_new = false;
 };
 
+// SELECT's \Recent claim (RFC 3501 2.3.2) when sync() takes it: the UIDs
+// from..upto (from == 0: none), `taken` messages.
+struct RecentClaim {
+    uint32_t from = 0, upto = 0;
+    uint64_t taken = 0;
+};
+
 // The directories adopt() changed: each needs an fsync (with the index's
 // sync_to_disk) before its messages are durable.
 struct AdoptSyncs {
@@ -105,13 +123,23 @@ public:
     const std::string& dir() const { return dir_; }
     const std::string& index_path() const { return index_path_; }
     lmdb::Env& env() { return *env_; }
+    // env().write(), then the root hint of the committed state
+    // (root_hint.hpp): every writer of the index commits through this.
+    Status write(const std::function<Status(lmdb::Txn&)>& fn);
     lmdb::Dbi meta, msgs, names, cache, vanished, view;
 
-    Result<IndexMeta> read_meta(const lmdb::Txn& txn) const;
+    // The header as of txn: from the copy in the main database when the
+    // last commit wrote it (a cold SELECT then reads no page of `meta`),
+    // from `meta` otherwise (and always with use_copy false, or in a write
+    // transaction).
+    Result<IndexMeta> read_meta(const lmdb::Txn& txn, bool use_copy = true) const;
     // Writes the counts too when m.counts_valid (stamped with m's modseq and
     // uidnext), and applies `delta` (the transaction's record changes) to
     // the packed view first; the view is stamped when m.view_valid.
     Status write_meta(lmdb::Txn& txn, const IndexMeta& m, ViewDelta* delta = nullptr);
+    // The copy of the header in the main database, as `meta` holds it now
+    // (write_meta() ends with it): a commit without one makes the copy stale.
+    Status write_header_copy(lmdb::Txn& txn);
     // Keeps `vanished` bounded (call after adding expunges to it, before
     // write_meta): past ~125,000 entries the oldest expunges (by modseq) are
     // forgotten down to 100,000 and m.vanished_floor raised to the newest
@@ -163,8 +191,24 @@ public:
 
     // Brings the index in line with new/ and cur/: moves new/ files to cur/,
     // indexes unknown files (parsing only those), records flag changes made
-    // by renames and forgets removed files.  Cheap when nothing changed.
-    Status sync();
+    // by renames and forgets removed files.  Cheap when nothing changed, and
+    // when new/ holds only deliveries whose records name them already.
+    // With `claim` (SELECT), the transaction that assigns the last new UIDs
+    // also claims every record as \Recent (a folder's first SELECT: one
+    // commit and sync fewer than a claim of its own); *claim says what it
+    // took, nothing when no transaction assigned UIDs.
+    Status sync(RecentClaim* claim = nullptr);
+    // A writer's own changes to cur/ (flag renames, removals, APPEND's
+    // files), made under the writer lock, are recorded as a delivery's move
+    // is (IndexMeta::cur_dirty_mtime), so that the next refresh() of every
+    // session does not list cur/: cur_before() before the first change
+    // (the mtime when cur/ is as the index says, 0 otherwise), cur_after()
+    // once done, both in the transaction that writes m.
+    int64_t cur_before(const IndexMeta& m) const;
+    void cur_after(IndexMeta& m, int64_t before) const;
+    // How many times this process listed the folder's cur/ (tests and
+    // benchmarks: a delivery must not cost a listing of the whole folder).
+    uint64_t cur_listings() const { return cur_listings_; }
 
     // Renames each Incoming from tmp/ into cur/ (new/ for into_new) and
     // indexes it with the next UID, in one transaction; returns the UIDs (0
@@ -187,6 +231,12 @@ public:
 private:
     FolderIndex() = default;
     Result<int64_t> unchanged_listing(const lmdb::Txn& txn, const std::string& cur_dir) const;
+    Status record_unchanged(const IndexMeta& seen, int64_t scanned);
+    Result<bool> move_delivered(const std::string& new_dir, const std::string& cur_dir);
+    Result<std::vector<std::string>> list_cur(const std::string& cur_dir) const;
+    mutable std::atomic<uint64_t> cur_listings_{0};
+    std::mutex hint_mutex_;
+    std::optional<RootHint> hinted_;  // the root hint this process stored last
     // Whether index_path still names the file this environment has open
     // (not renamed or deleted by another process since).
     bool still_at_path() const;

@@ -2,7 +2,9 @@
 //
 //   meta      "uidvalidity" u32, "uidnext" u32, "modseq" u64 (HIGHESTMODSEQ),
 //             "new_mtime"/"cur_mtime" i64 ns (directory state last scanned,
-//             0 = rescan), "keywords" (names, NUL-separated),
+//             0 = rescan), "cur_dirty" i64 ns ×2 (cur/'s mtime after our
+//             moves from new/, and the first such move not checked since),
+//             "keywords" (names, NUL-separated),
 //             "vanished_floor" u64 (older expunges forgotten)
 //   msgs      uid (u32 big-endian, so cursor order = UID order) → MessageRecord
 //   names     file base name → uid (u32)

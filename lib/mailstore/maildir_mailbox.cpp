@@ -122,7 +122,8 @@ private:
 }  // namespace
 
 Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<FolderIndex> index, std::string name,
-                                                             bool read_only, FolderContext context) {
+                                                             bool read_only, FolderContext context,
+                                                             bool claim_recent) {
     std::unique_ptr<MaildirMailbox> mb(new MaildirMailbox);
     mb->name_ = std::move(name);
     mb->read_only_ = read_only;
@@ -132,8 +133,13 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     // the kernel a walk over all its cached entries, on every SELECT.
     // SELECT reads a few pages of the index: no read-ahead around them.
     FolderIndex::PointReads scattered(*mb->index_);
-    if (auto s = mb->index_->sync(); !s) return s.error();
+    RecentClaim claimed;
+    if (auto s = mb->index_->sync(claim_recent ? &claimed : nullptr); !s) return s.error();
     if (auto s = mb->read_header(); !s) return s.error();
+    if (claimed.from != 0) {
+        mb->claiming_ = true;
+        mb->note_claim(claimed.from, claimed.upto, claimed.taken);
+    }
     return mb;
 }
 
@@ -288,13 +294,19 @@ Result<uint32_t> MaildirMailbox::first_unseen() {
 Status MaildirMailbox::claim_recent() {
     if (read_only_) return {};  // EXAMINE MUST NOT take \Recent away (RFC 3501 6.3.2)
     claiming_ = true;
-    return uidnext_ > 1 ? claim_up_to(uidnext_ - 1) : Status{};
+    if (uidnext_ <= 1) return {};
+    // Taken by open() already (Store::open's claim_recent), or claimed by
+    // another session before this one read the header (the mark only
+    // grows): nothing to write.
+    if (!claimed_.empty() && claimed_.back().second >= uidnext_ - 1) return {};
+    if (recent_floor_ >= uidnext_ - 1) return {};
+    return claim_up_to(uidnext_ - 1);
 }
 
 Status MaildirMailbox::claim_up_to(uint32_t upto) {
     uint32_t from = 0;
     uint64_t taken = 0;
-    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+    auto st = index_->write([&](lmdb::Txn& txn) -> Status {
         from = 0;
         taken = 0;
         auto m = index_->read_meta(txn);
@@ -319,11 +331,14 @@ Status MaildirMailbox::claim_up_to(uint32_t upto) {
         return index_->write_meta(txn, *m);
     });
     if (!st) return st;
-    if (from == 0) return {};
+    if (from != 0) note_claim(from, upto, taken);
+    return {};
+}
+
+void MaildirMailbox::note_claim(uint32_t from, uint32_t upto, uint64_t taken) {
     claimed_messages_ += taken;
     if (!claimed_.empty() && claimed_.back().second + 1 >= from) claimed_.back().second = upto;
     else claimed_.emplace_back(from, upto);
-    return {};
 }
 
 bool MaildirMailbox::is_recent(uint32_t uid) const {
@@ -540,7 +555,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
     std::vector<Update> updates;
     std::vector<std::string> keywords_after;
     const std::string cur_dir = index_->dir() + "/cur/";
-    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+    auto st = index_->write([&](lmdb::Txn& txn) -> Status {
         updates.clear();
         result = StoreResult{};
         ViewDelta delta;
@@ -549,6 +564,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
         bool full = false;
         uint64_t kw = keyword_mask(*m, flags.keywords, op != FlagOp::Remove, full);
         if (full) return make_error("too many keywords in this mailbox (limit " + std::to_string(kMaxKeywords) + ")");
+        int64_t cur_was = index_->cur_before(*m);
         uint64_t modseq = m->modseq + 1;
         for (uint32_t uid : uids) {
             if (!entry(uid)) continue;
@@ -594,6 +610,7 @@ Result<StoreResult> MaildirMailbox::store_flags(std::span<const uint32_t> uids, 
         keywords_after = m->keywords;
         if (updates.empty() && keywords_after == keywords_) return {};
         if (!updates.empty()) m->modseq = modseq;
+        index_->cur_after(*m, cur_was);
         return index_->write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();
@@ -622,11 +639,12 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
     };
     std::vector<Removed> removed;
     const std::string cur_dir = index_->dir() + "/cur/";
-    auto st = index_->env().write([&](lmdb::Txn& txn) -> Status {
+    auto st = index_->write([&](lmdb::Txn& txn) -> Status {
         removed.clear();
         ViewDelta delta;
         auto m = index_->read_meta(txn);
         if (!m) return m.error();
+        int64_t cur_was = index_->cur_before(*m);
         uint64_t modseq = m->modseq + 1;
         for (uint32_t uid : uids) {
             std::string key = uid_key(uid);
@@ -650,6 +668,7 @@ Result<Changes> MaildirMailbox::remove(const std::vector<uint32_t>& uids) {
         if (removed.empty()) return {};
         if (auto s = index_->bound_vanished(txn, *m); !s) return s;
         m->modseq = modseq;
+        index_->cur_after(*m, cur_was);
         return index_->write_meta(txn, *m, &delta);
     });
     if (!st) return st.error();

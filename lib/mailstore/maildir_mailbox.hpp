@@ -26,7 +26,8 @@ struct FolderContext {
 class MaildirMailbox final : public Mailbox {
 public:
     static Result<std::unique_ptr<MaildirMailbox>> open(std::shared_ptr<FolderIndex> index, std::string name,
-                                                        bool read_only, FolderContext context);
+                                                        bool read_only, FolderContext context,
+                                                        bool claim_recent = false);
 
     const std::string& name() const override { return name_; }
     MailboxStatus status() const override;
@@ -71,6 +72,8 @@ private:
     uint32_t exists() const { return view_loaded_ ? static_cast<uint32_t>(view_.size()) : static_cast<uint32_t>(counts_.messages); }
     // Claims UIDs up to `upto` as this session's \Recent ones.
     Status claim_up_to(uint32_t upto);
+    // Remembers UIDs from..upto (`taken` messages) as claimed by this session.
+    void note_claim(uint32_t from, uint32_t upto, uint64_t taken);
     Result<Changes> update_view();
     Result<CopyResult> copy_messages(std::span<const uint32_t> uids, const std::string& dest_folder,
                                      bool enforce_quota);

@@ -80,7 +80,8 @@ public:
     Status subscribe(const std::string& name, bool on) override;
     Result<std::vector<std::string>> subscriptions() override;
     Status create_default_folders() override;
-    Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only) override;
+    Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false,
+                                          bool claim_recent = false) override;
     Result<MailboxStatus> status(const std::string& name) override;
     Result<QuotaUsage> quota_usage() override;
     Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) override;
@@ -317,13 +318,13 @@ Status MaildirStore::create_default_folders() {
     return {};
 }
 
-Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool read_only) {
+Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool read_only, bool claim_recent) {
     std::string name = canonical_name(raw);
     if (name != kInbox)
         if (auto v = valid_name(name); !v) return v.error();
     auto idx = open_index(opt_, name);
     if (!idx) return idx.error();
-    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context());
+    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context(), claim_recent && !read_only);
     if (!mb) return mb.error();
     return std::unique_ptr<Mailbox>(std::move(*mb));
 }

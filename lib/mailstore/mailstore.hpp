@@ -329,7 +329,11 @@ public:
     // SPECIAL-USE attribute, subscribed) when missing.  For a new user.
     virtual Status create_default_folders() = 0;
 
-    virtual Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false) = 0;
+    // claim_recent: the caller will call claim_recent() next (SELECT); an
+    // open that writes the index anyway (a folder's first SELECT) takes the
+    // claim in its own last transaction, which saves a commit and its sync.
+    virtual Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false,
+                                                  bool claim_recent = false) = 0;
     // STATUS without selecting (brings the folder's index up to date).
     virtual Result<MailboxStatus> status(const std::string& name) = 0;
     virtual Result<QuotaUsage> quota_usage() = 0;
