@@ -267,7 +267,10 @@ void Scheduler::activate(const std::string& id, int64_t now) {
         Transport* t = transport(key.first);
         for (size_t start = 0; start < rcpts.size(); start += kRecipientsPerRequest) {
             size_t end = std::min(rcpts.size(), start + kRecipientsPerRequest);
-            Result<Fd> body = !small ? Result<Fd>(small.error()) : *small ? Result<Fd>(Fd()) : store_.open_body(id);
+            // The file is opened per request (each takes its fd); a small body needs none.
+            Result<Fd> body = Fd();
+            if (!small) body = small.error();
+            else if (!*small) body = store_.open_body(id);
             if (!t || !body) {
                 std::string why = !t ? "no transport " + key.first : "cannot open queue file: " + body.message();
                 log::warning("%s: %s", id.c_str(), why.c_str());

@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace tern::event {
@@ -48,13 +49,14 @@ void SocketReader::on_readable(short what) {
     // it unfreezes it around its own reads the same way.
     evbuffer_unfreeze(into_, 0);
     while (got < kPerWakeup) {
-        size_t room = evbuffer_get_length(into_) < max_unread_ ? max_unread_ - evbuffer_get_length(into_) : 0;
+        size_t held = evbuffer_get_length(into_);
+        size_t room = held < max_unread_ ? max_unread_ - held : 0;
         if (room == 0) {
             full_ = true;
             watch_.del();
             break;
         }
-        size_t want = room < kPiece ? room : kPiece;
+        size_t want = std::min(room, kPiece);
         evbuffer_iovec vec[2];
         int n = evbuffer_reserve_space(into_, static_cast<ev_ssize_t>(want), vec, 2);
         if (n <= 0) {
@@ -64,7 +66,7 @@ void SocketReader::on_readable(short what) {
         iovec iov[2];
         size_t asked = 0;
         for (int i = 0; i < n; ++i) {
-            size_t len = vec[i].iov_len < want - asked ? vec[i].iov_len : want - asked;
+            size_t len = std::min(vec[i].iov_len, want - asked);
             iov[i] = {vec[i].iov_base, len};
             asked += len;
         }
@@ -83,7 +85,7 @@ void SocketReader::on_readable(short what) {
         size_t left = static_cast<size_t>(r);
         int used = 0;
         for (; used < n && left > 0; ++used) {
-            vec[used].iov_len = left < iov[used].iov_len ? left : iov[used].iov_len;
+            vec[used].iov_len = std::min(left, iov[used].iov_len);
             left -= vec[used].iov_len;
         }
         evbuffer_commit_space(into_, vec, used);
