@@ -113,6 +113,9 @@ Scheduler::Scheduler(event_base* base, SchedulerSettings settings, queue::Store&
         pickup_wanted_ = true;
         skipped_.clear();
         router_.reload_domains();
+        // A stopped smtpd's commit log (its restart replays it; this is for
+        // one that is not restarted), before orphans: its bodies are not.
+        store_.recover_logs();
         remove_orphans(kOrphanAge);
         std::set<std::string> retry;
         retry.swap(unfinished_);

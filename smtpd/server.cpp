@@ -72,6 +72,9 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     if (auto st = server->store_->keep_spare_bodies(kSpareBodies); !st)
         log::warning("spare body files: %s; creating each on the event loop", st.message().c_str());
     server->committer_ = std::make_unique<queue::Committer>(base, *server->store_);
+    // qmgr reads new mail from LMDB: woken when a logged batch got there
+    // (the 250 went out before, after the commit log's sync).
+    server->committer_->on_stored([srv = server.get()] { srv->wake_.poke(); });
 
     std::string cert = config.get("smtpd_tls_cert_file"), key = config.get("smtpd_tls_key_file");
     struct stat st;
@@ -104,6 +107,7 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     server->mynetworks_ = std::move(*networks);
 
     server->wake_.init(base, config.get("run_directory") + "/qmgr.sock");
+    if (server->store_->recovered_at_open() > 0) server->wake_.poke();  // a dead smtpd's logged mail
     auto submission = Submission::create(base, config, s.mode != Mode::Smtp);
     if (!submission) return submission.error();
     server->submission_ = std::move(*submission);

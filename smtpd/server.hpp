@@ -76,7 +76,6 @@ public:
     policy::LimitsStore* limits() { return limits_.get(); }
     const net::NetworkList& mynetworks() const { return mynetworks_; }
     tables::RecipientCheck& recipients();
-    QmgrWake& qmgr() { return wake_; }
     Submission* submission() { return submission_.get(); }
     const Submission* submission() const { return submission_.get(); }
 

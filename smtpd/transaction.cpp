@@ -253,7 +253,6 @@ void Session::committed(const Status& status, const std::string& queue_id, uint6
     input_ = Input::Command;
     if (status) {
         reply_line("250 2.0.0 Ok: queued as " + queue_id);
-        server_.qmgr().poke();
     } else {
         log::error("%s: cannot queue message: %s", queue_id.c_str(), status.message().c_str());
         reply(451, "4.3.0", "Error: queue file write error");

@@ -1,24 +1,32 @@
 // Group commit (see committer.hpp): a small pool of threads makes new bodies
-// durable in parallel, one commit thread writes their records in batches,
+// durable in parallel, one commit thread writes their records in batches to
+// the commit log, one store thread inserts the logged batches into LMDB,
 // and every result goes back to the event loop thread.
 //
-// Durability order for one message, matching the contract in DESIGN.md:
-//   1. a sync thread: fdatasync() of the body at submit();
+// Durability order for one message, matching the contract in DESIGN.md and
+// docs/queue.md:
+//   1. a sync thread: fdatasync() of the body at submit() (a body of at most
+//      4 KiB is read instead, to travel in the records);
 //   2. the commit thread, for a batch of such messages: one fsync() of each
 //      hash directory their entries are in (Store::create_body made them),
-//      then the records of all of them in one LMDB transaction committed
-//      with sync;
-//   3. only then its Done runs (and smtpd answers 250).
-// Until the records are committed no record names the file, so a crash
-// before that leaves at most an orphan body (removed by qmgr), never a
-// record without its body.  The directory fsyncs are per batch, not per
-// message: queue ids of one process share a hash directory for ~65 ms
-// (queue_id.cpp), so a batch usually needs one, where an fsync per message
-// cost a disk flush and two writes each (docs/queue.md, "Durability
-// contract"; docs/performance.md).
-// The two stages overlap: while the commit thread syncs batch k, the sync
-// threads already work on the bodies of batch k+1, so throughput is set by
-// the slower stage, not by their sum.
+//      then the records of all of them as one record of the commit log,
+//      written with one fdatasync() (commit_log.hpp);
+//   3. only then its Done runs (and smtpd answers 250);
+//   4. the store thread inserts logged batches into LMDB (a synced
+//      transaction that also stores the log's checkpoint), and then
+//      on_stored runs (smtpd wakes qmgr: a message is delivered from LMDB).
+// Until the log record is synced nothing names the file, so a crash before
+// that leaves at most an orphan body (removed by qmgr), never a record
+// without its body.  After step 2 a crash leaves the log: the next
+// Store::open replays it.  The LMDB commit syncs twice (pages, then meta);
+// the log record once -- that is what the 250 no longer waits for.  The
+// directory fsyncs are per batch, not per message: queue ids of one process
+// share a hash directory for ~65 ms (queue_id.cpp), so a batch usually needs
+// one, where an fsync per message cost a disk flush and two writes each
+// (docs/queue.md, "Durability contract"; docs/performance.md).
+// The stages overlap: while the commit thread syncs batch k, the sync
+// threads already work on the bodies of batch k+1 and the store thread
+// inserts batch k-1, so throughput is set by the slowest stage.
 //
 // Why parallel fdatasync rather than one syncfs() per batch (the first
 // version): syncfs() flushes every dirty page of the whole file system,
@@ -30,8 +38,10 @@
 // K bodies per journal commit, and only for our own files.  See
 // docs/performance.md for the measurements.
 //
-// A message that fails any step gets the error and its body file is
+// A message that fails any step up to 2 gets the error and its body file is
 // unlinked, so no body is left for a message the client was told failed.
+// A failure of step 4 is retried (the client has its 250): the batch stays
+// in the log, which is not reused past it, until LMDB takes it.
 #include "lib/queue/committer.hpp"
 
 #include <event2/event.h>
@@ -46,11 +56,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <chrono>
 #include <thread>
 #include <vector>
 
 #include "lib/core/errno_text.hpp"
 #include "lib/log/log.hpp"
+#include "lib/queue/commit_log.hpp"
 #include "lib/queue/commit_timing.hpp"
 #include "lib/sys/fault.hpp"
 
@@ -75,16 +87,28 @@ struct Committer::Pending {
 struct Committer::Impl {
     using Shared = std::shared_ptr<Pending>;
 
-    Impl(event_base* b, Store& s) : base(b), store(s) {}
+    Impl(event_base* b, Store& s, std::unique_ptr<CommitLog> l) : base(b), store(s), log(std::move(l)) {}
+
+    // A logged record, waiting for the store thread.
+    struct Logged {
+        uint64_t seq;
+        std::vector<Message> messages;
+    };
 
     event_base* base;
     Store& store;
+    std::unique_ptr<CommitLog> log;
+    std::function<void()> on_stored;        // loop thread
     const bool timed = CommitTiming::enabled();
     CommitTiming timing;                     // loop thread, batches under mutex
     std::mutex mutex;
     std::condition_variable sync_wakeup;     // sync threads: to_sync not empty or stop
     std::condition_variable commit_wakeup;   // commit thread: synced not empty or stop
     std::condition_variable batch_done;      // destructor: finished not empty
+    std::condition_variable store_wakeup;    // store thread: logged not empty or log_done
+    std::vector<Logged> logged;              // guarded by mutex; in the log, not yet in LMDB
+    bool log_done = false;                   // guarded by mutex; the commit thread ended
+    bool stored = false;                     // guarded by mutex; on_stored is due
     std::deque<Shared> to_sync;              // guarded by mutex; bodies not yet synced
     std::vector<Shared> synced;              // guarded by mutex; body durable (or failed)
     std::vector<Shared> finished;            // guarded by mutex; Done not yet run
@@ -92,8 +116,10 @@ struct Committer::Impl {
     bool stopping = false;                   // guarded by mutex
     std::atomic<size_t> in_flight{0};
     ::event* done_event = nullptr;
+    ::event* stored_event = nullptr;
     std::vector<std::thread> sync_threads;
     std::thread commit_thread;
+    std::thread store_thread;
 
     void stamp(Pending& s, CommitStamp which) {
         if (timed) s.stamps[size_t(which)] = CommitTiming::now_ns();
@@ -104,8 +130,11 @@ struct Committer::Impl {
     void commit_loop();
     void sync_directories(std::vector<Shared>& batch);
     void commit(std::vector<Shared>& batch);
+    Status write_log(const std::vector<const Message*>& messages);
+    void store_loop();
     void run_finished();
     static void on_done(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->run_finished(); }
+    static void on_store(evutil_socket_t, short, void* arg);
 };
 
 void Committer::Impl::sync_loop() {
@@ -189,14 +218,14 @@ void Committer::Impl::commit_loop() {
 void Committer::Impl::commit(std::vector<Shared>& batch) {
     for (auto& s : batch) stamp(*s, CommitStamp::CommitStart);
     sync_directories(batch);
-    std::vector<Message> messages;
+    std::vector<const Message*> messages;
     for (auto& s : batch) {
         s->body.reset();  // synced or copied: no longer needed
-        if (s->result) messages.push_back(s->message);
+        if (s->result) messages.push_back(&s->message);
     }
     if (!messages.empty()) {
         sys::fault_point("COMMIT_BEFORE_RECORD");  // tests: bodies durable, no record yet
-        Status st = store.insert(messages);
+        Status st = write_log(messages);
         if (!st) {
             log::error("queue commit of %zu message(s) failed: %s", messages.size(), st.message().c_str());
             for (auto& s : batch)
@@ -210,6 +239,66 @@ void Committer::Impl::commit(std::vector<Shared>& batch) {
     for (auto& s : batch)
         if (!s->result && valid_queue_id(s->message.envelope.id))
             ::unlink(store.body_path(s->message.envelope.id).c_str());
+}
+
+// The batch into the log (one sync however many records it takes), then
+// to the store thread.  A failure fails the whole batch; a record written
+// before it may still be replayed after a crash, as a message the client
+// was told failed and may send again (a duplicate, never a loss).
+Status Committer::Impl::write_log(const std::vector<const Message*>& messages) {
+    auto seq = log->append(messages);
+    if (!seq) return seq.error();
+    Logged record{*seq, {}};
+    for (const Message* m : messages) record.messages.push_back(*m);
+    {
+        std::lock_guard lock(mutex);
+        logged.push_back(std::move(record));
+    }
+    store_wakeup.notify_one();
+    return {};
+}
+
+// Step 4: logged batches into LMDB, everything waiting in one transaction.
+// The client has its 250 already, so a failure (EIO, a full disk for the
+// map) is retried, not reported to anyone but the log.
+void Committer::Impl::store_loop() {
+    for (;;) {
+        std::vector<Logged> records;
+        {
+            std::unique_lock lock(mutex);
+            store_wakeup.wait(lock, [this] { return !logged.empty() || log_done; });
+            if (logged.empty()) return;  // the commit thread ended and all is stored
+            records.swap(logged);
+        }
+        std::vector<Message> messages;
+        for (auto& r : records)
+            for (auto& m : r.messages) messages.push_back(std::move(m));
+        const uint64_t seq = records.back().seq;
+        sys::fault_point("COMMIT_BEFORE_STORE");  // tests: logged (250 may be out), not in LMDB
+        for (int attempt = 1;; ++attempt) {
+            Status st = store.insert_logged(messages, log->name(), seq);
+            if (st) break;
+            log::error("queue: %zu logged message(s) not yet in the queue database (try %d): %s",
+                       messages.size(), attempt, st.message().c_str());
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+        log->checkpointed(seq);
+        {
+            std::lock_guard lock(mutex);
+            stored = true;
+        }
+        event_active(stored_event, EV_READ, 0);
+    }
+}
+
+void Committer::Impl::on_store(evutil_socket_t, short, void* arg) {
+    auto* impl = static_cast<Impl*>(arg);
+    {
+        std::lock_guard lock(impl->mutex);
+        if (!impl->stored) return;
+        impl->stored = false;
+    }
+    if (impl->on_stored) impl->on_stored();
 }
 
 // Step 2, first half: the entries of the batch's bodies.  They exist since
@@ -256,9 +345,13 @@ void Committer::Impl::run_finished() {
     }
 }
 
-Committer::Committer(event_base* base, Store& store) : impl_(std::make_unique<Impl>(base, store)) {
+Committer::Committer(event_base* base, Store& store) {
+    auto log = CommitLog::create(store.directory());
+    if (!log) log::fatal("queue: cannot make a commit log: %s", log.message().c_str());
+    impl_ = std::make_unique<Impl>(base, store, std::move(*log));
     impl_->done_event = event_new(base, -1, EV_PERSIST, &Impl::on_done, impl_.get());
-    if (!impl_->done_event) log::fatal("committer: event_new failed");
+    impl_->stored_event = event_new(base, -1, 0, &Impl::on_store, impl_.get());
+    if (!impl_->done_event || !impl_->stored_event) log::fatal("committer: event_new failed");
     // The threads must never take the process's signals (libevent handles
     // them on the loop thread), so they start with all of them blocked.
     sigset_t all, old;
@@ -267,6 +360,7 @@ Committer::Committer(event_base* base, Store& store) : impl_(std::make_unique<Im
     for (int i = 0; i < kSyncThreads; ++i)
         impl_->sync_threads.emplace_back([impl = impl_.get()] { impl->sync_loop(); });
     impl_->commit_thread = std::thread([impl = impl_.get()] { impl->commit_loop(); });
+    impl_->store_thread = std::thread([impl = impl_.get()] { impl->store_loop(); });
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
@@ -290,7 +384,20 @@ Committer::~Committer() {
     impl_->commit_wakeup.notify_all();
     for (auto& t : impl_->sync_threads) t.join();
     impl_->commit_thread.join();
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->log_done = true;
+    }
+    impl_->store_wakeup.notify_all();
+    impl_->store_thread.join();
+    // Everything is in LMDB: the log goes.  (Otherwise it stays, and the
+    // next Store::open puts the rest in.)
+    if (impl_->log->drained()) {
+        if (Status st = impl_->log->remove(); st) (void)impl_->store.forget_log(impl_->log->name());  // else the next recover_logs() drops it
+        else log::warning("queue: %s", st.message().c_str());
+    }
     event_free(impl_->done_event);
+    event_free(impl_->stored_event);
     if (std::string line = impl_->timing.summary(); !line.empty()) log::info("%s", line.c_str());
 }
 
@@ -327,5 +434,7 @@ void Committer::submit(Message message, Fd body, Done done) {
 }
 
 size_t Committer::in_flight() const { return impl_->in_flight.load(); }
+
+void Committer::on_stored(std::function<void()> callback) { impl_->on_stored = std::move(callback); }
 
 }  // namespace tern::queue

@@ -3,11 +3,13 @@
 // Sessions that finished DATA hand their message (envelope, recipients,
 // open body fd) to submit(); the pool of sync threads makes the bodies
 // durable in parallel (fdatasync), a commit thread fsyncs the directories
-// of a batch's bodies (one fsync per directory, not per body) and inserts
-// the records of every durable body in one synced LMDB transaction per
-// batch, and then every message's completion runs on the event loop
-// thread.  Only then does the session send 250.  While a batch is being
-// committed, the next bodies are already being synced.
+// of a batch's bodies (one fsync per directory, not per body) and writes
+// the records of every durable body as one synced record of this process's
+// commit log (commit_log.hpp), and then every message's completion runs on
+// the event loop thread.  Only then does the session send 250.  A store
+// thread then inserts the logged batches into LMDB, and on_stored runs.
+// While a batch is being committed, the next bodies are already being
+// synced.
 #pragma once
 
 #include <functional>
@@ -28,10 +30,12 @@ public:
     // base: the caller's event loop.  event::enable_threads() (that is,
     // evthread_use_pthreads()) must have been called before the base was
     // created: the worker thread wakes the loop with event_active().
-    // store must outlive the Committer.
+    // store must outlive the Committer.  Makes the commit log (fatal when
+    // it cannot: smtpd cannot accept mail without it).
     Committer(event_base* base, Store& store);
-    // Commits everything submitted so far, stops the thread, and runs the
-    // remaining Done callbacks right here (call it on the loop thread).
+    // Commits everything submitted so far, stops the threads, and runs the
+    // remaining Done callbacks right here (call it on the loop thread); the
+    // log is deleted once all of it is in LMDB.
     ~Committer();
 
     // body: the written body file (still open; made by Store::create_body
@@ -44,6 +48,10 @@ public:
     void submit(Message message, Fd body, Done done);
 
     size_t in_flight() const;
+
+    // Runs on the loop thread after logged messages reached LMDB (where
+    // qmgr reads them); several stores may make one call.
+    void on_stored(std::function<void()> callback);
 
 private:
     struct Pending;

@@ -3,6 +3,7 @@
 //
 //   <queue_directory>/db/            LMDB environment (data.mdb, lock.mdb)
 //   <queue_directory>/msg/<h>/<id>   body files; <h> = last two chars of the id
+//   <queue_directory>/log/<name>.log smtpd's commit logs (commit_log.hpp)
 //
 // LMDB databases: "env" (id → Envelope), "rcpt" (id + u32 index → Recipient),
 // "due" (u64 next_try big-endian + id → empty; the time-ordered work index),
@@ -10,8 +11,9 @@
 // endings, dot-unstuffed, with tern's Received: header first.
 //
 // Durability contract (DESIGN.md): a message is "in the queue" only when its
-// body file and directory entry are on disk and the transaction that inserts
-// its records committed with sync.  Committer (committer.hpp) batches that for
+// body file and directory entry are on disk and its records are: in a
+// transaction committed with sync, or in a synced record of a commit log
+// that the next open() replays.  Committer (committer.hpp) batches that for
 // many messages at once (group commit); the store itself never fsyncs bodies.
 //
 // Several processes open the same environment (each smtpd, qmgr, mailctl);
@@ -127,6 +129,22 @@ public:
     // field is ignored) and a next_try of 0 means now.  Fails as a whole,
     // e.g. when an id is already in the queue.
     Status insert(const std::vector<Message>& batch);
+
+    // The commit log's half of a group commit (commit_log.hpp): inserts an
+    // acknowledged batch, skipping (and reporting) an id already queued, and
+    // records `seq` as the checkpoint of log `log`, in one synced
+    // transaction.  Fails only for storage.
+    Status insert_logged(const std::vector<Message>& batch, std::string_view log, uint64_t seq);
+    // The checkpoint of a log: the last sequence number inserted (0: none).
+    Result<uint64_t> log_checkpoint(std::string_view log) const;
+    Status forget_log(std::string_view log);
+    // Replays the commit logs of processes that are gone: every record past
+    // its checkpoint is inserted, then the log is deleted.  Logs that cannot
+    // be read or stored are reported and left for the next call.  open()
+    // calls it; qmgr calls it on its scan timer.  Returns how many messages
+    // came back.
+    size_t recover_logs();
+    size_t recovered_at_open() const;
 
     std::optional<Message> load(std::string_view id) const;
     std::vector<Message> list_all() const;  // arrival order; for mailq

@@ -178,6 +178,41 @@ std::optional<Recipient> decode_recipient(uint32_t index, std::string_view bytes
     return rc;
 }
 
+std::string encode_message(const Message& m) {
+    std::string out;
+    Writer w(out);
+    w.byte(kVersion);
+    w.str(m.envelope.id);
+    w.str(encode_envelope(m.envelope));
+    w.uvar(m.recipients.size());
+    for (const auto& rc : m.recipients) w.str(encode_recipient(rc));
+    w.byte(m.held ? 1 : 0);
+    w.str(m.small_body);
+    return out;
+}
+
+std::optional<Message> decode_message(std::string_view bytes) {
+    Reader r(bytes);
+    if (r.byte() != kVersion) return std::nullopt;
+    Message m;
+    std::string id = r.str();
+    auto envelope = decode_envelope(id, r.str());
+    // Each recipient takes bytes: a count above the input's length is
+    // corrupt (and must not make a long loop).
+    uint64_t count = r.uvar_max(bytes.size());
+    for (uint64_t i = 0; i < count && r.ok(); ++i) {
+        auto rc = decode_recipient(uint32_t(i), r.str());
+        if (!rc) return std::nullopt;
+        m.recipients.push_back(std::move(*rc));
+    }
+    uint8_t held = r.byte();
+    m.small_body = r.str();
+    if (!r.done() || !envelope || held > 1 || !valid_queue_id(id)) return std::nullopt;
+    m.envelope = std::move(*envelope);
+    m.held = held == 1;
+    return m;
+}
+
 std::string rcpt_key(std::string_view id, uint32_t index) {
     std::string key(id);
     put_be(key, index, 4);

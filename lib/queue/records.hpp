@@ -30,6 +30,11 @@ std::optional<Envelope> decode_envelope(std::string_view id, std::string_view by
 std::string encode_recipient(const Recipient& recipient);  // recipient.index is not stored
 std::optional<Recipient> decode_recipient(uint32_t index, std::string_view bytes);
 
+// A whole message (id, envelope, recipients, held, small body), for the
+// commit log (commit_log.hpp); decoding is as strict.
+std::string encode_message(const Message& message);
+std::optional<Message> decode_message(std::string_view bytes);
+
 std::string rcpt_key(std::string_view id, uint32_t index);
 // Splits an "rcpt" key; nullopt if it is not id + 4 bytes.
 std::optional<std::pair<std::string_view, uint32_t>> split_rcpt_key(std::string_view key);

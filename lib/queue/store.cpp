@@ -7,6 +7,7 @@
 // due() and next_due_time() never have to skip held mail.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "lib/core/errno_text.hpp"
 #include "lib/lmdb/lmdb.hpp"
 #include "lib/log/log.hpp"
+#include "lib/queue/commit_log.hpp"
 #include "lib/queue/queue.hpp"
 #include "lib/queue/records.hpp"
 #include "lib/queue/spare.hpp"
@@ -74,6 +76,19 @@ Status make_hash_dirs(const std::string& msg) {
     return {};
 }
 
+// <queue>/log/ for the commit logs (commit_log.hpp), given to the queue's
+// owner when root (mailctl, sendmail) makes it, as the hash directories.
+Status make_log_dir(const std::string& queue_directory) {
+    const std::string log = queue_directory + "/log";
+    struct stat owner {};
+    if (::stat(queue_directory.c_str(), &owner) != 0) return errno_error("stat " + queue_directory);
+    if (::access(log.c_str(), F_OK) == 0) return {};
+    if (auto st = make_dir(log); !st) return st;
+    if (::geteuid() == 0 && owner.st_uid != 0 && ::chown(log.c_str(), owner.st_uid, owner.st_gid) != 0)
+        return errno_error("chown " + log);
+    return {};
+}
+
 std::optional<int64_t> earliest_pending(const std::vector<Recipient>& recipients) {
     std::optional<int64_t> t;
     for (const auto& r : recipients)
@@ -88,6 +103,28 @@ struct Store::Impl {
     std::unique_ptr<SpareFiles> spares;
     std::unique_ptr<lmdb::Env> env;
     lmdb::Dbi env_db, rcpt_db, due_db, hold_db, body_db;
+    lmdb::Dbi log_db;  // commit log name -> last sequence number inserted (u64 big-endian)
+    size_t recovered = 0;
+
+    // The records of one new message, due now; recipients numbered by
+    // position.  Fails when the id is already in the queue.
+    Status put_message(lmdb::Txn& txn, const Message& m, int64_t now) {
+        const std::string& id = m.envelope.id;
+        auto st = txn.put(env_db, id, records::encode_envelope(m.envelope), MDB_NOOVERWRITE);
+        if (!st) return Error{id + ": " + st.message()};
+        if (!m.small_body.empty())
+            if (auto s = txn.put(body_db, id, m.small_body); !s) return s;
+        // Recipients are numbered by position; next_try 0 means "now".
+        std::vector<Recipient> rcpts = m.recipients;
+        for (uint32_t i = 0; i < rcpts.size(); ++i) {
+            rcpts[i].index = i;
+            if (rcpts[i].next_try == 0) rcpts[i].next_try = now;
+            if (auto s = txn.put(rcpt_db, records::rcpt_key(id, i), records::encode_recipient(rcpts[i])); !s)
+                return s;
+        }
+        if (m.held) return txn.put(hold_db, id, {});
+        return reindex(txn, id, std::nullopt, earliest_pending(rcpts));
+    }
 
     // Reads the stored recipients of `id`, in index order.  Corrupt records
     // are reported and left out (so they are never delivered from garbage).
@@ -231,6 +268,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
     for (const auto& d : {queue_directory, queue_directory + "/db", queue_directory + "/msg"})
         if (auto st = make_dir(d); !st) return st.error();
     if (auto st = make_hash_dirs(queue_directory + "/msg"); !st) return st.error();
+    if (auto st = make_log_dir(queue_directory); !st) return st.error();
 
     lmdb::Env::Options options;
     options.max_dbs = 8;
@@ -244,7 +282,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
     Status st = p->env->write([p](lmdb::Txn& txn) -> Status {
         for (auto [name, dbi] : {std::pair{"env", &p->env_db}, std::pair{"rcpt", &p->rcpt_db},
                                  std::pair{"due", &p->due_db}, std::pair{"hold", &p->hold_db},
-                                 std::pair{"body", &p->body_db}}) {
+                                 std::pair{"body", &p->body_db}, std::pair{"log", &p->log_db}}) {
             auto d = txn.open_dbi(name, MDB_CREATE);
             if (!d) return d.error();
             *dbi = *d;
@@ -252,7 +290,11 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
         return {};
     });
     if (!st) return Error{"queue " + queue_directory + ": " + st.message()};
-    return std::unique_ptr<Store>(new Store(std::move(impl)));
+    auto store = std::unique_ptr<Store>(new Store(std::move(impl)));
+    // Whoever opens the queue first after a crash puts acknowledged messages
+    // that only a dead process's commit log holds into the records.
+    store->impl_->recovered = store->recover_logs();
+    return store;
 }
 
 const std::string& Store::directory() const { return impl_->dir; }
@@ -322,27 +364,36 @@ Status Store::insert(const std::vector<Message>& batch) {
     const int64_t now = ::time(nullptr);
     Impl* p = impl_.get();
     return p->env->write([&](lmdb::Txn& txn) -> Status {
-        for (const auto& m : batch) {
-            const std::string& id = m.envelope.id;
-            auto st = txn.put(p->env_db, id, records::encode_envelope(m.envelope), MDB_NOOVERWRITE);
-            if (!st) return Error{id + ": " + st.message()};
-            if (!m.small_body.empty())
-                if (auto s = txn.put(p->body_db, id, m.small_body); !s) return s;
-            // Recipients are numbered by position; next_try 0 means "now".
-            std::vector<Recipient> rcpts = m.recipients;
-            for (uint32_t i = 0; i < rcpts.size(); ++i) {
-                rcpts[i].index = i;
-                if (rcpts[i].next_try == 0) rcpts[i].next_try = now;
-                if (auto s = txn.put(p->rcpt_db, records::rcpt_key(id, i), records::encode_recipient(rcpts[i])); !s)
-                    return s;
-            }
-            if (m.held) {
-                if (auto s = txn.put(p->hold_db, id, {}); !s) return s;
-            } else if (auto s = p->reindex(txn, id, std::nullopt, earliest_pending(rcpts)); !s) {
-                return s;
-            }
-        }
+        for (const auto& m : batch)
+            if (auto st = p->put_message(txn, m, now); !st) return st;
         return {};
+    });
+}
+
+Status Store::insert_logged(const std::vector<Message>& batch, std::string_view log, uint64_t seq) {
+    const int64_t now = ::time(nullptr);
+    Impl* p = impl_.get();
+    return p->env->write([&](lmdb::Txn& txn) -> Status {
+        for (const auto& m : batch) {
+            // Acknowledged already: nothing may fail the batch but storage.
+            // An id that is taken cannot come from a working smtpd (ids are
+            // unique, the Committer refuses bad ones); keep the stored one.
+            if (!valid_queue_id(m.envelope.id)) {
+                log::error("commit log %.*s: invalid queue id '%s' skipped", int(log.size()), log.data(),
+                           m.envelope.id.c_str());
+                continue;
+            }
+            auto taken = txn.get(p->env_db, m.envelope.id);
+            if (!taken) return taken.error();
+            if (*taken) {
+                log::error("%s: already in the queue; the logged copy is dropped", m.envelope.id.c_str());
+                continue;
+            }
+            if (auto st = p->put_message(txn, m, now); !st) return st;
+        }
+        std::string value;
+        for (int i = 7; i >= 0; --i) value.push_back(char(uint8_t(seq >> (8 * i))));
+        return txn.put(p->log_db, log, value);
     });
 }
 
@@ -508,6 +559,98 @@ Status Store::set_all_due(int64_t when) {
         }
         return {};
     });
+}
+
+Result<uint64_t> Store::log_checkpoint(std::string_view log) const {
+    auto txn = impl_->env->begin_read();
+    if (!txn) return txn.error();
+    auto value = txn->get(impl_->log_db, log);
+    if (!value) return value.error();
+    if (!*value || (*value)->size() != 8) return uint64_t{0};
+    uint64_t seq = 0;
+    for (unsigned char c : **value) seq = (seq << 8) | c;
+    return seq;
+}
+
+Status Store::forget_log(std::string_view log) {
+    Impl* p = impl_.get();
+    return p->env->write([&](lmdb::Txn& txn) -> Status {
+        auto gone = txn.del(p->log_db, log);
+        if (!gone) return gone.error();
+        return {};
+    });
+}
+
+size_t Store::recovered_at_open() const { return impl_->recovered; }
+
+// A log can be taken only when its owner is gone: the owner holds its
+// flock() from before the file got its .log name until it exits.  Order of
+// the end of a recovery: the records (with the checkpoint) committed, the
+// file unlinked and that synced, and only then the checkpoint forgotten --
+// a crash in between finds either the file with its checkpoint (nothing is
+// replayed twice) or neither.
+size_t Store::recover_logs() {
+    const std::string dir = impl_->dir + "/log";
+    std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
+    if (!listing) return 0;  // none yet, or not ours to read (a user's mailctl)
+    std::vector<std::string> names;
+    while (dirent* d = ::readdir(listing.get())) names.emplace_back(d->d_name);
+    listing.reset();
+
+    size_t recovered = 0;
+    std::set<std::string> present;
+    for (const auto& file : names) {
+        const bool staging = file.ends_with(".new");
+        if (!staging && !file.ends_with(".log")) continue;
+        const std::string name = file.substr(0, file.size() - 4), path = dir + "/" + file;
+        present.insert(name);
+        Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+        if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // alive, or not ours
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) continue;  // recovered meanwhile
+        if (staging) {  // its creator died before the first record
+            ::unlink(path.c_str());
+            continue;
+        }
+        auto checkpoint = log_checkpoint(name);
+        auto records = checkpoint ? CommitLog::read(fd.get(), *checkpoint)
+                                  : Result<std::vector<CommitLog::Record>>(checkpoint.error());
+        if (!records) {
+            log::error("commit log %s: %s; left for the next try", path.c_str(), records.message().c_str());
+            continue;
+        }
+        std::vector<Message> messages;
+        for (auto& r : *records)
+            for (auto& m : r.messages) messages.push_back(std::move(m));
+        if (!records->empty()) {
+            if (Status st = insert_logged(messages, name, records->back().seq); !st) {
+                log::error("commit log %s: %s; left for the next try", path.c_str(), st.message().c_str());
+                continue;
+            }
+            for (const auto& m : messages)
+                log::info("%s: recovered from the commit log of a stopped smtpd", m.envelope.id.c_str());
+            recovered += messages.size();
+        }
+        if (::unlink(path.c_str()) != 0) continue;
+        Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!d || ::fsync(d.get()) != 0) continue;
+        present.erase(name);
+        (void)forget_log(name);  // else the stale-key pass below, next time
+    }
+    // Checkpoints whose file is gone for good (a crash between unlink and
+    // forget): the unlinks are made durable first, then the keys go.
+    std::vector<std::string> stale;
+    if (auto txn = impl_->env->begin_read()) {
+        if (auto cur = txn->cursor(impl_->log_db))
+            for (auto e = cur->first(); e && *e; e = cur->next())
+                if (!present.count(std::string((*e)->key))) stale.emplace_back((*e)->key);
+    }
+    if (!stale.empty()) {
+        Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (d && ::fsync(d.get()) == 0)
+            for (const auto& name : stale) (void)forget_log(name);
+    }
+    return recovered;
 }
 
 std::vector<std::string> Store::orphan_bodies(int64_t min_age_seconds) const {

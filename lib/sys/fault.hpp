@@ -11,8 +11,10 @@
 // Points: LOCAL_AFTER_WRITE (local-delivery: mailboxes written, result not
 // yet sent to qmgr), QMGR_BEFORE_RECORD (qmgr: a delivery result received,
 // not yet recorded in the queue), COMMIT_BEFORE_RECORD (smtpd's committer:
-// bodies and their directory entries synced, records not yet inserted),
-// COMMIT_BEFORE_REPLY (smtpd: records committed, the 250 not yet sent).
+// bodies and their directory entries synced, records not yet in the commit
+// log), COMMIT_BEFORE_REPLY (smtpd: records in the commit log, the 250 not
+// yet sent), COMMIT_BEFORE_STORE (smtpd: records in the commit log, not yet
+// in LMDB).
 #pragma once
 
 namespace tern::sys {

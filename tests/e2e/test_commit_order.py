@@ -9,10 +9,14 @@ the first process to reach the point removes the file and _exits).
                         no 250, the queue must hold no record of the
                         message (so it can never be delivered), and the
                         client's retry is delivered exactly once.
-  COMMIT_BEFORE_REPLY   the records are committed, the 250 is not sent.  The
-                        client gets no 250, yet the message is in the queue
-                        and is delivered (once): what was committed is never
-                        lost, even when the reply is.
+  COMMIT_BEFORE_REPLY   the records are in the commit log, the 250 is not
+                        sent.  The client gets no 250, yet the message is in
+                        the queue and is delivered (once): what was
+                        committed is never lost, even when the reply is.
+  COMMIT_BEFORE_STORE   the records are in the commit log (the 250 may be
+                        out), not yet in LMDB.  The next opener of the queue
+                        replays the dead smtpd's log: the message is
+                        delivered, once.
 
 If the Committer ran a message's completion (the 250) before its commit,
 the first case would see a 250; if it committed before the body syncs were
@@ -97,14 +101,30 @@ class CommitOrderTest(unittest.TestCase):
         def check(s, marker):
             self.assertIsNone(send(s, "order-reply-1"), "a 250 from a process that died before sending it")
             self.assertFalse(os.path.exists(marker))
-            # It is queued; smtpd died before waking qmgr, so the next queue
-            # run delivers it (the test does not wait for the timer).
-            self.assertEqual(len(queue_ids(s)), 1)
+            # It is queued (in the dead smtpd's commit log, which the first
+            # opener of the queue replays: the restarted smtpd or mailctl;
+            # while one replays it the other does not see it yet).  smtpd
+            # died before waking qmgr, so the next queue run delivers it
+            # (the test does not wait for the timer).
+            s.wait_for(lambda: len(queue_ids(s)) == 1, 30, "the committed message in the queue")
             s.mailctl("queue", "flush", check=True)
             s.wait_for(lambda: copies(s, "order-reply-1") >= 1, 30, "delivery of the committed message")
             s.wait_for(lambda: queue_ids(s) == [], 30, "an empty queue")
             self.assertEqual(copies(s, "order-reply-1"), 1)
         self.with_fault("COMMIT_BEFORE_REPLY", check)
+
+    def test_logged_message_is_recovered_when_smtpd_dies_before_lmdb(self):
+        def check(s, marker):
+            self.assertIn(send(s, "order-store-1"), (250, None))
+            s.wait_for(lambda: not os.path.exists(marker), 30, "smtpd to reach the fault point")
+            # mailctl opens the queue: it (or the restarted smtpd, whichever
+            # is first) replays the log of the smtpd that died.
+            s.wait_for(lambda: len(queue_ids(s)) == 1, 30, "the logged message in the queue")
+            s.mailctl("queue", "flush", check=True)
+            s.wait_for(lambda: copies(s, "order-store-1") >= 1, 30, "delivery of the logged message")
+            s.wait_for(lambda: queue_ids(s) == [], 30, "an empty queue")
+            self.assertEqual(copies(s, "order-store-1"), 1)
+        self.with_fault("COMMIT_BEFORE_STORE", check)
 
 
 if __name__ == "__main__":
