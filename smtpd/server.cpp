@@ -166,10 +166,7 @@ void Server::accept_from(int listener) {
             log::warning("accept: %s", std::strerror(errno));
             return;
         }
-        if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        }
+        // TCP_NODELAY comes from the listener (net::listen_tcp).
         auto session = std::make_shared<Session>(*this, fd, reinterpret_cast<sockaddr*>(&peer), settings_.mode == Mode::Smtps);
         Session* key = session.get();
         sessions_.emplace(key, std::move(session));

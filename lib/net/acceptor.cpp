@@ -45,10 +45,7 @@ void Acceptor::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, in
         for (auto& l : self->listeners_) evconnlistener_disable(l.get());
         if (!self->resume_.pending()) self->resume_.add(std::chrono::milliseconds(1));
     }
-    if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
+    // TCP_NODELAY comes from the listener (net::listen_tcp).
     evutil_make_socket_nonblocking(fd);
     self->on_connection_(fd, addr);
 }
