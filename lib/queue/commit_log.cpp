@@ -111,7 +111,12 @@ Result<std::unique_ptr<CommitLog>> CommitLog::create(const std::string& queue_di
         ::unlink(staging.c_str());
         return filled.error();
     }
-    return std::unique_ptr<CommitLog>(new CommitLog(dir, name, std::move(fd), size / kBlock, *nonce));
+    auto log = std::unique_ptr<CommitLog>(new CommitLog(dir, name, std::move(fd), size / kBlock, *nonce));
+    // Records are written with O_DIRECT where the file system has it: no
+    // page cache copy and no writeback pass in the fdatasync (about a tenth
+    // of smtpd's system time per message, docs/performance.md).
+    log->direct_ = Fd(::open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC));
+    return log;
 }
 
 size_t CommitLog::place(size_t count) const {
@@ -149,7 +154,7 @@ Result<uint64_t> CommitLog::append(const std::vector<const Message*>& messages) 
         if (!written) return written.error();
         seq = *written;
     }
-    if (::fdatasync(fd_.get()) != 0) return errno_error("fdatasync " + path);
+    if (::fdatasync(direct_ ? direct_.get() : fd_.get()) != 0) return errno_error("fdatasync " + path);
     return seq;
 }
 
@@ -168,14 +173,20 @@ Result<uint64_t> CommitLog::write_record(const std::string& payload, const std::
         pending_.push_back({seq, first, count});  // a failed write's blocks go at the next checkpoint
     }
     head_ = first + count;
-    buffer_.assign(count * kBlock, '\0');
-    char* header = buffer_.data();
+    const size_t bytes = count * kBlock;
+    if (bytes > buffer_size_) {  // O_DIRECT wants it aligned to the block
+        buffer_.reset(static_cast<char*>(std::aligned_alloc(kBlock, bytes)));
+        if (!buffer_) return Error{"commit log: out of memory"};
+        buffer_size_ = bytes;
+    }
+    char* header = buffer_.get();
+    std::memset(header, 0, bytes);
     put_le(header, nonce_, 8);
     put_le(header + 8, seq, 8);
     put_le(header + 16, payload.size(), 4);
     put_le(header + 20, crc32c(payload, crc32c(std::string_view(header, 20))), 4);
     std::memcpy(header + kHeaderSize, payload.data(), payload.size());
-    if (Status st = write_all(fd_.get(), buffer_.data(), buffer_.size(), off_t(first * kBlock), path); !st)
+    if (Status st = write_all(direct_ ? direct_.get() : fd_.get(), header, bytes, off_t(first * kBlock), path); !st)
         return st.error();
     return seq;
 }

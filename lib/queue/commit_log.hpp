@@ -27,6 +27,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -104,7 +105,9 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable room_;  // checkpointed() freed blocks
     std::deque<Span> pending_;     // guarded by mutex_; appended, not checkpointed
-    std::string buffer_;           // append()'s, reused
+    Fd direct_;                    // the file again, O_DIRECT; none where unsupported
+    std::unique_ptr<char, decltype(&std::free)> buffer_{nullptr, &std::free};  // append()'s, block-aligned
+    size_t buffer_size_ = 0;
 };
 
 }  // namespace tern::queue
