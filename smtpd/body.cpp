@@ -24,8 +24,7 @@ std::string trim(std::string_view s) {
 
 BodyWriter::BodyWriter(OpenFile open_file, BodyOptions options)
     : open_file_(std::move(open_file)), options_(std::move(options)) {
-    out_.reserve(kChunk + 4096);
-    out_ = options_.received;
+    out_ = options_.received;  // grows as needed: most messages are a few KiB
     line_start_ = out_.size();
 }
 
