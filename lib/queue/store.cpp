@@ -268,7 +268,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& queue_directory) {
     for (const auto& d : {queue_directory, queue_directory + "/db", queue_directory + "/msg"})
         if (auto st = make_dir(d); !st) return st.error();
     if (auto st = make_hash_dirs(queue_directory + "/msg"); !st) return st.error();
-    if (auto st = make_log_dir(queue_directory); !st) return st.error();
+    // Not fatal here: a user's read-only look at the queue need not make it;
+    // smtpd's Committer cannot start without it and says why.
+    if (auto st = make_log_dir(queue_directory); !st) log::warning("queue: %s", st.message().c_str());
 
     lmdb::Env::Options options;
     options.max_dbs = 8;
