@@ -10,7 +10,7 @@ namespace tern::queue {
 namespace {
 
 constexpr const char* kStageNames[] = {"body to sync thread", "fdatasync", "synced", "to commit thread",
-                                       "dir fsync", "LMDB commit", "to loop", "total"};
+                                       "dir fsync", "log write", "to loop", "total"};
 
 int64_t at(const CommitStamps& s, CommitStamp which) { return s[size_t(which)]; }
 

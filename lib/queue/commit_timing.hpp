@@ -30,7 +30,7 @@ enum class CommitStamp : uint8_t {
     CommitStart,  // the commit thread took the batch that holds it
     DirStart,     // it starts fsync of the body's directory
     DirEnd,       // ... and it returned
-    Committed,    // that batch's synced LMDB commit returned
+    Committed,    // that batch's commit log record is synced
     Done,         // its completion ran on the loop thread (the 250 is sent now)
     Count
 };
