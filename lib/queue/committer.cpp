@@ -295,7 +295,10 @@ void Committer::Impl::store_loop() {
             if (st) break;
             log::error("queue: %zu logged message(s) not yet in the queue database (try %d): %s",
                        messages.size(), attempt, st.message().c_str());
-            std::this_thread::sleep_for(std::chrono::seconds(1));
+            // Stopping: the log stays as it is, and the next Store::open
+            // replays it (the destructor keeps a log that is not drained).
+            std::unique_lock lock(mutex);
+            if (store_wakeup.wait_for(lock, std::chrono::seconds(1), [this] { return log_done; })) return;
         }
         log->checkpointed(seq);
         last = std::chrono::steady_clock::now();
