@@ -85,7 +85,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::create(const std::string& queue_di
     if (!nonce) return nonce.error();
     char name[17];
     std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(*id));
-    const std::string dir = queue_directory + "/log";
+    const std::string dir = queue_directory + "/commitlog";
     const std::string staging = dir + "/" + name + ".new", path = dir + "/" + name + ".log";
     // Made under another name and renamed when locked: recovery only opens
     // *.log, so it can never take a log whose owner has not locked it yet.

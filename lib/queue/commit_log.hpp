@@ -11,7 +11,7 @@
 // (Store::recover_logs).  docs/queue.md, "Durability contract", has the
 // whole rule.
 //
-//   <queue>/log/<name>.log   one per live Committer, flock()ed by its owner
+//   <queue>/commitlog/<name>.log   one per live Committer, flock()ed by its owner
 //
 // The file is a ring of 4 KiB blocks, written in full when created so that
 // a record is an overwrite (fdatasync then writes the data and nothing of
@@ -46,7 +46,7 @@ public:
     static constexpr size_t kDefaultSize = size_t{4} << 20;
     static constexpr size_t kHeaderSize = 24;  // a record's header
 
-    // Makes a new log in <queue_directory>/log/ (which must exist), `size`
+    // Makes a new log in <queue_directory>/commitlog/ (which must exist), `size`
     // bytes (a multiple of kBlock), written and synced, its entry synced,
     // and locked for as long as this object lives.
     static Result<std::unique_ptr<CommitLog>> create(const std::string& queue_directory,

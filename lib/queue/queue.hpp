@@ -3,7 +3,7 @@
 //
 //   <queue_directory>/db/            LMDB environment (data.mdb, lock.mdb)
 //   <queue_directory>/msg/<h>/<id>   body files; <h> = last two chars of the id
-//   <queue_directory>/log/<name>.log smtpd's commit logs (commit_log.hpp)
+//   <queue_directory>/commitlog/<name>.log  smtpd's commit logs (commit_log.hpp)
 //
 // LMDB databases: "env" (id → Envelope), "rcpt" (id + u32 index → Recipient),
 // "due" (u64 next_try big-endian + id → empty; the time-ordered work index),

@@ -76,10 +76,10 @@ Status make_hash_dirs(const std::string& msg) {
     return {};
 }
 
-// <queue>/log/ for the commit logs (commit_log.hpp), given to the queue's
+// <queue>/commitlog/ for the commit logs (commit_log.hpp), given to the queue's
 // owner when root (mailctl, sendmail) makes it, as the hash directories.
 Status make_log_dir(const std::string& queue_directory) {
-    const std::string log = queue_directory + "/log";
+    const std::string log = queue_directory + "/commitlog";
     struct stat owner {};
     if (::stat(queue_directory.c_str(), &owner) != 0) return errno_error("stat " + queue_directory);
     if (::access(log.c_str(), F_OK) == 0) return {};
@@ -592,7 +592,7 @@ size_t Store::recovered_at_open() const { return impl_->recovered; }
 // a crash in between finds either the file with its checkpoint (nothing is
 // replayed twice) or neither.
 size_t Store::recover_logs() {
-    const std::string dir = impl_->dir + "/log";
+    const std::string dir = impl_->dir + "/commitlog";
     std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
     if (!listing) return 0;  // none yet, or not ours to read (a user's mailctl)
     std::vector<std::string> names;

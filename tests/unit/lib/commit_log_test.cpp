@@ -23,13 +23,13 @@ struct LogDir {
     LogDir() {
         char tmpl[] = "/tmp/tern-commit-log-test-XXXXXX";
         path = ::mkdtemp(tmpl);
-        std::filesystem::create_directory(path + "/log");
+        std::filesystem::create_directory(path + "/commitlog");
     }
     ~LogDir() { std::filesystem::remove_all(path); }
-    std::string file(const CommitLog& log) const { return path + "/log/" + log.name() + ".log"; }
+    std::string file(const CommitLog& log) const { return path + "/commitlog/" + log.name() + ".log"; }
     size_t files() const {
         size_t n = 0;
-        for (const auto& e : std::filesystem::directory_iterator(path + "/log")) n += e.is_regular_file();
+        for (const auto& e : std::filesystem::directory_iterator(path + "/commitlog")) n += e.is_regular_file();
         return n;
     }
 };
@@ -251,7 +251,7 @@ TEST_CASE("store: open() recovers; a staging file of a dead creator goes", "[que
         REQUIRE(log.ok());
         REQUIRE((*log)->append({&kept}).ok());
     }
-    { std::ofstream(dir.path + "/log/0123456789abcdef.new") << "half made"; }
+    { std::ofstream(dir.path + "/commitlog/0123456789abcdef.new") << "half made"; }
     auto store = Store::open(dir.path);
     REQUIRE(store.ok());
     CHECK((*store)->recovered_at_open() == 1);
