@@ -51,12 +51,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -78,8 +78,8 @@ constexpr int kSyncThreads = 8;
 // writes whatever its size: at 6,000 messages/s, 10 ms gathers ~60
 // messages per transaction where back-to-back ones held about one log
 // batch (~5); the disk requests per message fell from ~7 to ~5 and accept
-// rose ~10% (docs/performance.md, seventh pass).  A
-// message arriving after a quiet spell is stored at once.
+// rose ~10% (docs/performance.md, seventh pass).  A message arriving after
+// a quiet spell is stored at once.
 constexpr auto kStoreInterval = std::chrono::milliseconds(10);
 }  // namespace
 
@@ -412,7 +412,9 @@ Committer::~Committer() {
     // Everything is in LMDB: the log goes.  (Otherwise it stays, and the
     // next Store::open puts the rest in.)
     if (impl_->log->drained()) {
-        if (Status st = impl_->log->remove(); st) (void)impl_->store.forget_log(impl_->log->name());  // else the next recover_logs() drops it
+        // A checkpoint left behind (forget_log failed) is dropped by the
+        // next recover_logs(): its file is gone.
+        if (Status st = impl_->log->remove(); st) (void)impl_->store.forget_log(impl_->log->name());
         else log::warning("queue: %s", st.message().c_str());
     }
     event_free(impl_->done_event);
