@@ -17,5 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto again = records::decode_recipient(7, records::encode_recipient(*rcpt));
         if (!again || again->address != rcpt->address || again->attempts != rcpt->attempts) __builtin_trap();
     }
+    if (auto m = records::decode_message(bytes)) {
+        auto again = records::decode_message(records::encode_message(*m));
+        if (!again || again->envelope.id != m->envelope.id || again->recipients.size() != m->recipients.size() ||
+            again->small_body != m->small_body || again->held != m->held)
+            __builtin_trap();
+    }
     return 0;
 }
