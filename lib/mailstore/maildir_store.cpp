@@ -92,10 +92,14 @@ public:
 private:
     // The index of a folder delivered to, kept open while this Store lives
     // (local-delivery keeps its Stores between deliveries: no LMDB open and
-    // mmap per message).  Checked against the file at every use: a folder
-    // renamed or deleted and made again has a new index file, which is
-    // opened instead.
-    Result<std::shared_ptr<FolderIndex>> delivery_index(const std::string& name);
+    // mmap per message).  Checked at every use (two stats, where all of
+    // tmp/ new/ cur/ and the index file's identity took five):
+    // a folder renamed or deleted and made again has a new index file,
+    // which is opened instead; a missing new/ sends it through
+    // open_index(), which makes the Maildir's directories again.  *cached:
+    // whether it came from the cache, where tmp/ is not checked
+    // (begin_delivery makes it again when the create in it fails).
+    Result<std::shared_ptr<FolderIndex>> delivery_index(const std::string& name, bool* cached);
 
     static std::string folder_dir(const MaildirOptions& o, const std::string& name) {
         return name == kInbox ? o.root : o.root + "/" + folder_dir_name(name);
@@ -151,7 +155,12 @@ private:
     }
 
     MaildirOptions opt_;
-    std::map<std::string, std::shared_ptr<FolderIndex>> delivery_indexes_;
+    struct DeliveryIndex {
+        std::shared_ptr<FolderIndex> index;
+        dev_t dev;  // of its file when opened
+        ino_t ino;
+    };
+    std::map<std::string, DeliveryIndex> delivery_indexes_;
 };
 
 Result<std::vector<FolderInfo>> MaildirStore::list_folders() {
@@ -379,25 +388,29 @@ Result<DeliveryStart> MaildirStore::begin_delivery(const DeliveryOptions& option
             return out;
         }
     }
-    auto idx = delivery_index(name);
+    bool cached = false;
+    auto idx = delivery_index(name, &cached);
     if (!idx) return idx.error();
-    auto writer = begin_message(std::move(*idx), context(), options.unique_name, true);
+    auto writer = begin_message(*idx, context(), options.unique_name, true);
+    if (!writer && cached) {
+        // tmp/ (or the folder) removed by hand since the index was cached.
+        if (auto s = maildir::ensure_maildir((*idx)->dir()); !s) return s.error();
+        writer = begin_message(std::move(*idx), context(), options.unique_name, true);
+    }
     if (!writer) return writer.error();
     out.writer = std::move(*writer);
     return out;
 }
 
-Result<std::shared_ptr<FolderIndex>> MaildirStore::delivery_index(const std::string& name) {
+Result<std::shared_ptr<FolderIndex>> MaildirStore::delivery_index(const std::string& name, bool* cached) {
+    *cached = false;
     auto it = delivery_indexes_.find(name);
     if (it != delivery_indexes_.end()) {
-        struct stat path_st {}, open_st {};
-        int fd = -1;
-        if (::stat(it->second->index_path().c_str(), &path_st) == 0 &&
-            mdb_env_get_fd(it->second->env().get(), &fd) == 0 && ::fstat(fd, &open_st) == 0 &&
-            path_st.st_dev == open_st.st_dev && path_st.st_ino == open_st.st_ino) {
-            // As open_index() does: a cur/, new/ or tmp/ removed by hand is made again.
-            if (auto s = maildir::ensure_maildir(it->second->dir()); !s) return s.error();
-            return it->second;
+        struct stat st {}, dir {};
+        if (::stat(it->second.index->index_path().c_str(), &st) == 0 && st.st_dev == it->second.dev &&
+            st.st_ino == it->second.ino && ::stat((it->second.index->dir() + "/new").c_str(), &dir) == 0) {
+            *cached = true;
+            return it->second.index;
         }
         delivery_indexes_.erase(it);
     }
@@ -409,7 +422,10 @@ Result<std::shared_ptr<FolderIndex>> MaildirStore::delivery_index(const std::str
         if (auto s = maildir::ensure_maildir(opt_.root); !s) return s.error();
     auto idx = open_index(opt_, name);
     if (!idx) return idx.error();
-    delivery_indexes_[name] = *idx;
+    struct stat st {};
+    int fd = -1;
+    if (mdb_env_get_fd((*idx)->env().get(), &fd) == 0 && ::fstat(fd, &st) == 0)
+        delivery_indexes_[name] = DeliveryIndex{*idx, st.st_dev, st.st_ino};
     return idx;
 }
 

@@ -330,3 +330,16 @@ TEST_CASE("delivery: a kept Store follows a folder deleted and created again", "
     CHECK(deliver(*store, DeliveryOptions{}, kMessage) == 1);
     CHECK(files_in(t.path / "new").size() == 1);
 }
+
+TEST_CASE("delivery: a kept Store makes tmp/ or new/ again when one was removed by hand", "[mailstore][delivery]") {
+    TempRoot t;
+    auto store = open_store(t);
+    CHECK(deliver(*store, DeliveryOptions{}, kMessage) == 1);  // the index is kept from here on
+    fs::remove_all(t.path / "tmp");
+    CHECK(deliver(*store, DeliveryOptions{}, kMessage) == 2);
+    CHECK(fs::is_directory(t.path / "tmp"));
+    fs::remove_all(t.path / "new");
+    CHECK(deliver(*store, DeliveryOptions{}, kMessage) == 3);
+    CHECK(files_in(t.path / "new").size() == 1);
+    CHECK(files_in(t.path / "tmp").empty());
+}
