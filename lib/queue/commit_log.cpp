@@ -131,34 +131,32 @@ size_t CommitLog::place(size_t count) const {
     return overlaps ? 0 : first;
 }
 
-Result<uint64_t> CommitLog::append(const std::vector<const Message*>& messages) {
+Result<CommitLog::Appended> CommitLog::append(const std::vector<const Message*>& messages, size_t from) {
+    if (from >= messages.size()) return Error{"commit log: nothing to append"};
     const size_t max_payload = (blocks_ - 1) / 2 * kBlock - kHeaderSize;
-    std::vector<std::string> encoded;
-    for (const Message* m : messages) {
-        encoded.push_back(records::encode_message(*m));
-        if (encoded.back().size() + 4 > max_payload)
-            return Error{m->envelope.id + ": too large for the commit log (" +
-                         std::to_string(encoded.back().size()) + " bytes)"};
-    }
-    const std::string path = dir_ + "/" + name_ + ".log";
-    uint64_t seq = 0;
-    for (size_t next = 0; next < encoded.size();) {
-        // As many messages as fit one record, each as its length and bytes.
-        std::string payload;
-        while (next < encoded.size() && payload.size() + 4 + encoded[next].size() <= max_payload) {
-            char length[4];
-            put_le(length, encoded[next].size(), 4);
-            payload.append(length, 4).append(encoded[next++]);
+    // As many messages as fit one record, each as its length and bytes.
+    std::string payload;
+    size_t next = from;
+    for (; next < messages.size(); ++next) {
+        const std::string one = records::encode_message(*messages[next]);
+        if (payload.size() + 4 + one.size() > max_payload) {
+            if (next == from)
+                return Error{messages[next]->envelope.id + ": too large for the commit log (" +
+                             std::to_string(one.size()) + " bytes)"};
+            break;
         }
-        auto written = write_record(payload, path);
-        if (!written) return written.error();
-        seq = *written;
+        char length[4];
+        put_le(length, one.size(), 4);
+        payload.append(length, 4).append(one);
     }
-    if (::fdatasync(direct_ ? direct_.get() : fd_.get()) != 0) return errno_error("fdatasync " + path);
-    return seq;
+    auto seq = write_record(payload);
+    if (!seq) return seq.error();
+    if (::fdatasync(direct_ ? direct_.get() : fd_.get()) != 0)
+        return errno_error("fdatasync " + dir_ + "/" + name_ + ".log");
+    return Appended{*seq, next - from};
 }
 
-Result<uint64_t> CommitLog::write_record(const std::string& payload, const std::string& path) {
+Result<uint64_t> CommitLog::write_record(const std::string& payload) {
     const size_t count = (kHeaderSize + payload.size() + kBlock - 1) / kBlock;
     size_t first;
     uint64_t seq;
@@ -176,8 +174,8 @@ Result<uint64_t> CommitLog::write_record(const std::string& payload, const std::
     const size_t bytes = count * kBlock;
     if (bytes > buffer_size_) {  // O_DIRECT wants it aligned to the block
         buffer_.reset(static_cast<char*>(std::aligned_alloc(kBlock, bytes)));
+        buffer_size_ = buffer_ ? bytes : 0;
         if (!buffer_) return Error{"commit log: out of memory"};
-        buffer_size_ = bytes;
     }
     char* header = buffer_.get();
     std::memset(header, 0, bytes);
@@ -186,6 +184,7 @@ Result<uint64_t> CommitLog::write_record(const std::string& payload, const std::
     put_le(header + 16, payload.size(), 4);
     put_le(header + 20, crc32c(payload, crc32c(std::string_view(header, 20))), 4);
     std::memcpy(header + kHeaderSize, payload.data(), payload.size());
+    const std::string path = dir_ + "/" + name_ + ".log";
     if (Status st = write_all(direct_ ? direct_.get() : fd_.get(), header, bytes, off_t(first * kBlock), path); !st)
         return st.error();
     return seq;

@@ -58,15 +58,19 @@ public:
     // The file's name without ".log": the key of its checkpoint in the queue.
     const std::string& name() const { return name_; }
 
-    // Writes `messages` as records (as many as they need: one holds up to
-    // half the log) and syncs them once; returns the last one's sequence
-    // number (they run 1, 2, ...).  When the ring has no room before the
-    // oldest record not yet checkpointed it waits for checkpointed(), up to
-    // kRoomWait.  Fails for a message larger than a record, for a ring that
-    // stays full, and for a failed write or sync; records written before
-    // the failure may still be replayed (see Committer).  One thread at a
-    // time.
-    Result<uint64_t> append(const std::vector<const Message*>& messages);
+    // Writes messages[from..] -- as many as fit one record (a record holds
+    // up to half the log), at least one -- and syncs the record.  When the
+    // ring has no room before the oldest record not yet checkpointed it
+    // waits for checkpointed(), up to kRoomWait.  Fails for a message larger
+    // than a record, for a ring that stays full, and for a failed write or
+    // sync (a record whose sync failed may still be replayed after a crash).
+    // One record at a time keeps a large batch from waiting for room only
+    // its own earlier records hold.  One thread at a time.
+    struct Appended {
+        uint64_t seq;  // the record's sequence number (1, 2, ...)
+        size_t count;  // messages[from .. from+count) are in it
+    };
+    Result<Appended> append(const std::vector<const Message*>& messages, size_t from = 0);
     // Every record up to `seq` is in LMDB: its blocks may be reused.  Any thread.
     void checkpointed(uint64_t seq);
     // Whether every record appended is checkpointed.
@@ -92,7 +96,7 @@ private:
 
     CommitLog(std::string dir, std::string name, Fd fd, size_t blocks, uint64_t nonce);
     // One record, written but not synced; returns its sequence number.
-    Result<uint64_t> write_record(const std::string& payload, const std::string& path);
+    Result<uint64_t> write_record(const std::string& payload);
     // First block of a free run of `count` blocks, or 0; mutex held.
     size_t place(size_t count) const;
 

@@ -138,7 +138,7 @@ struct Committer::Impl {
     void commit_loop();
     void sync_directories(std::vector<Shared>& batch);
     void commit(std::vector<Shared>& batch);
-    Status write_log(const std::vector<const Message*>& messages);
+    size_t write_log(const std::vector<const Message*>& messages, Status* failure);
     void store_loop();
     void run_finished();
     static void on_done(evutil_socket_t, short, void* arg) { static_cast<Impl*>(arg)->run_finished(); }
@@ -227,17 +227,22 @@ void Committer::Impl::commit(std::vector<Shared>& batch) {
     for (auto& s : batch) stamp(*s, CommitStamp::CommitStart);
     sync_directories(batch);
     std::vector<const Message*> messages;
+    std::vector<Pending*> owners;  // of messages[i]
     for (auto& s : batch) {
         s->body.reset();  // synced or copied: no longer needed
-        if (s->result) messages.push_back(&s->message);
+        if (s->result) {
+            messages.push_back(&s->message);
+            owners.push_back(s.get());
+        }
     }
     if (!messages.empty()) {
         sys::fault_point("COMMIT_BEFORE_RECORD");  // tests: bodies durable, no record yet
-        Status st = write_log(messages);
-        if (!st) {
-            log::error("queue commit of %zu message(s) failed: %s", messages.size(), st.message().c_str());
-            for (auto& s : batch)
-                if (s->result) s->result = st;
+        Status failure;
+        size_t logged_count = write_log(messages, &failure);
+        if (logged_count < messages.size()) {
+            log::error("queue commit of %zu message(s) failed: %s", messages.size() - logged_count,
+                       failure.message().c_str());
+            for (size_t i = logged_count; i < messages.size(); ++i) owners[i]->result = failure;
         }
     }
     for (auto& s : batch) stamp(*s, CommitStamp::Committed);
@@ -249,21 +254,31 @@ void Committer::Impl::commit(std::vector<Shared>& batch) {
             ::unlink(store.body_path(s->message.envelope.id).c_str());
 }
 
-// The batch into the log (one sync however many records it takes), then
-// to the store thread.  A failure fails the whole batch; a record written
-// before it may still be replayed after a crash, as a message the client
-// was told failed and may send again (a duplicate, never a loss).
-Status Committer::Impl::write_log(const std::vector<const Message*>& messages) {
-    auto seq = log->append(messages);
-    if (!seq) return seq.error();
-    Logged record{*seq, {}};
-    for (const Message* m : messages) record.messages.push_back(*m);
-    {
-        std::lock_guard lock(mutex);
-        logged.push_back(std::move(record));
+// The batch into the log, a record at a time, each synced and handed to
+// the store thread at once (so that a batch larger than the log's free
+// space waits only for LMDB to take its own earlier records).  Returns how
+// many messages, from the front, are logged; the rest failed with
+// *failure.  A record whose sync failed may still be replayed after a
+// crash: a message the client was told failed and may send again (a
+// duplicate, never a loss).
+size_t Committer::Impl::write_log(const std::vector<const Message*>& messages, Status* failure) {
+    size_t done = 0;
+    while (done < messages.size()) {
+        auto appended = log->append(messages, done);
+        if (!appended) {
+            *failure = appended.error();
+            break;
+        }
+        Logged record{appended->seq, {}};
+        for (size_t i = done; i < done + appended->count; ++i) record.messages.push_back(*messages[i]);
+        done += appended->count;
+        {
+            std::lock_guard lock(mutex);
+            logged.push_back(std::move(record));
+        }
+        store_wakeup.notify_one();
     }
-    store_wakeup.notify_one();
-    return {};
+    return done;
 }
 
 // Step 4: logged batches into LMDB, everything waiting in one transaction,

@@ -85,8 +85,10 @@ TEST_CASE("commit log: records come back whole and in order, past a checkpoint",
     auto second = (*log)->append({&sent[2]});
     REQUIRE(first.ok());
     REQUIRE(second.ok());
-    CHECK(*first == 1);
-    CHECK(*second == 2);
+    CHECK(first->seq == 1);
+    CHECK(first->count == 2);
+    CHECK(second->seq == 2);
+    CHECK(second->count == 1);
 
     auto all = read_file(dir.file(**log), 0);
     REQUIRE(all.size() == 2);
@@ -118,7 +120,7 @@ TEST_CASE("commit log: the ring wraps and reuses only checkpointed blocks", "[qu
         ids.push_back(m.envelope.id);
         auto s = (*log)->append({&m});
         REQUIRE(s.ok());
-        seq = *s;
+        seq = s->seq;
         if (i < 37) (*log)->checkpointed(seq);  // the last three stay pending
     }
     CHECK_FALSE((*log)->drained());
@@ -145,7 +147,7 @@ TEST_CASE("commit log: a full ring waits for a checkpoint", "[queue][commit-log]
     auto fourth = (*log)->append({&m});  // waits until blocks are free
     store.join();
     REQUIRE(fourth.ok());
-    CHECK(*fourth == 4);
+    CHECK(fourth->seq == 4);
 }
 
 TEST_CASE("commit log: a message too large for a record fails, writing nothing", "[queue][commit-log]") {
@@ -157,6 +159,30 @@ TEST_CASE("commit log: a message too large for a record fails, writing nothing",
     REQUIRE_FALSE(r.ok());
     CHECK_THAT(r.message(), Catch::Contains("too large"));
     CHECK(read_file(dir.file(**log), 0).empty());
+    CHECK((*log)->drained());
+}
+
+TEST_CASE("commit log: a batch larger than a record goes a record at a time", "[queue][commit-log]") {
+    LogDir dir;
+    auto log = CommitLog::create(dir.path, 16 * CommitLog::kBlock);  // records of up to 7 blocks
+    REQUIRE(log.ok());
+    std::vector<Message> batch;
+    for (int i = 0; i < 12; ++i) batch.push_back(message("m" + std::to_string(i), 5000));
+    std::vector<const Message*> pointers;
+    for (const auto& m : batch) pointers.push_back(&m);
+    // 12 messages of ~5 KB: 60 KB, more than the whole ring.  Each record
+    // is checkpointed before the next (as the store thread would).
+    size_t done = 0, records = 0;
+    while (done < pointers.size()) {
+        auto appended = (*log)->append(pointers, done);
+        REQUIRE(appended.ok());
+        CHECK(appended->count >= 1);
+        CHECK(appended->count <= 5);  // 7 blocks hold five 5 KB messages
+        done += appended->count;
+        ++records;
+        (*log)->checkpointed(appended->seq);
+    }
+    CHECK(records >= 3);
     CHECK((*log)->drained());
 }
 
