@@ -29,6 +29,7 @@ namespace tern::queue {
 namespace {
 
 constexpr size_t kInitialMapSize = size_t{32} << 20;  // grows by doubling
+constexpr time_t kStagingAge = 60;  // seconds before a commit log's .new is taken for a leftover
 
 // Creates `path` if missing; a new directory's entry is made durable by
 // syncing its parent (the spool layout must survive a crash like the mail).
@@ -610,8 +611,11 @@ size_t Store::recover_logs() {
         if (!fd || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // alive, or not ours
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0 || st.st_nlink == 0) continue;  // recovered meanwhile
-        if (staging) {  // its creator died before the first record
-            ::unlink(path.c_str());
+        if (staging) {
+            // Its creator died before the first record -- or is between
+            // its create and its flock() this very moment: only an old one
+            // goes (a creation takes well under a second).
+            if (st.st_mtime < ::time(nullptr) - kStagingAge) ::unlink(path.c_str());
             continue;
         }
         auto checkpoint = log_checkpoint(name);
@@ -640,7 +644,11 @@ size_t Store::recover_logs() {
         (void)forget_log(name);  // else the stale-key pass below, next time
     }
     // Checkpoints whose file is gone for good (a crash between unlink and
-    // forget): the unlinks are made durable first, then the keys go.
+    // forget): the unlinks are made durable first, then the keys go.  The
+    // listing above is older than the keys read here: a log made since has
+    // a checkpoint and no entry in it, so each file is looked for again
+    // (names are random and never reused, and a key is only ever written
+    // after its file exists).
     std::vector<std::string> stale;
     if (auto txn = impl_->env->begin_read()) {
         if (auto cur = txn->cursor(impl_->log_db))
@@ -650,7 +658,11 @@ size_t Store::recover_logs() {
     if (!stale.empty()) {
         Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (d && ::fsync(d.get()) == 0)
-            for (const auto& name : stale) (void)forget_log(name);
+            for (const auto& name : stale) {
+                struct stat st {};
+                if (::fstatat(d.get(), (name + ".log").c_str(), &st, 0) != 0 && errno == ENOENT)
+                    (void)forget_log(name);
+            }
     }
     return recovered;
 }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -267,7 +268,7 @@ TEST_CASE("store: a dead process's log is replayed past its checkpoint, once", "
     CHECK(s.list_all().size() == 2);
 }
 
-TEST_CASE("store: open() recovers; a staging file of a dead creator goes", "[queue][commit-log]") {
+TEST_CASE("store: open() recovers; an old staging file of a dead creator goes, a new one stays", "[queue][commit-log]") {
     LogDir dir;
     Message kept = message("kept");
     {
@@ -277,10 +278,41 @@ TEST_CASE("store: open() recovers; a staging file of a dead creator goes", "[que
         REQUIRE(log.ok());
         REQUIRE((*log)->append({&kept}).ok());
     }
-    { std::ofstream(dir.path + "/commitlog/0123456789abcdef.new") << "half made"; }
+    // A staging file of a creator that died long ago goes; one just made
+    // may be a creator between its create and its lock, and stays.
+    const std::string old_staging = dir.path + "/commitlog/0123456789abcdef.new";
+    const std::string new_staging = dir.path + "/commitlog/fedcba9876543210.new";
+    { std::ofstream(old_staging) << "half made"; }
+    { std::ofstream(new_staging) << "being made"; }
+    const timeval long_ago[2] = {{::time(nullptr) - 3600, 0}, {::time(nullptr) - 3600, 0}};
+    REQUIRE(::utimes(old_staging.c_str(), long_ago) == 0);
     auto store = Store::open(dir.path);
     REQUIRE(store.ok());
     CHECK((*store)->recovered_at_open() == 1);
     CHECK((*store)->load(kept.envelope.id));
-    CHECK(dir.files() == 0);
+    CHECK_FALSE(std::filesystem::exists(old_staging));
+    CHECK(std::filesystem::exists(new_staging));
+    CHECK(dir.files() == 1);
+}
+
+TEST_CASE("store: a checkpoint whose log is gone is dropped, a live log's stays", "[queue][commit-log]") {
+    LogDir dir;
+    auto store = Store::open(dir.path);
+    REQUIRE(store.ok());
+    Store& s = **store;
+    auto live = CommitLog::create(dir.path);
+    REQUIRE(live.ok());
+    Message a = message("a"), b = message("b");
+    REQUIRE((*live)->append({&a}).ok());
+    REQUIRE(s.insert_logged({a}, (*live)->name(), 1).ok());
+    REQUIRE(s.insert_logged({b}, "00000000deadbeef", 7).ok());  // its file was unlinked, the key stayed
+    CHECK(s.recover_logs() == 0);
+    auto gone = s.log_checkpoint("00000000deadbeef");
+    auto kept = s.log_checkpoint((*live)->name());
+    REQUIRE(gone.ok());
+    REQUIRE(kept.ok());
+    CHECK(*gone == 0);
+    CHECK(*kept == 1);
+    CHECK(s.load(a.envelope.id));
+    CHECK(s.load(b.envelope.id));
 }
