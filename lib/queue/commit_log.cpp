@@ -14,6 +14,7 @@
 #include "lib/core/errno_text.hpp"
 #include "lib/log/log.hpp"
 #include "lib/queue/records.hpp"
+#include "lib/sys/files.hpp"
 
 namespace tern::queue {
 
@@ -29,24 +30,6 @@ uint64_t get_le(const char* at, int bytes) {
     uint64_t v = 0;
     for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | uint8_t(at[i]);
     return v;
-}
-
-Status write_all(int fd, const char* data, size_t size, off_t offset, const std::string& path) {
-    while (size > 0) {
-        ssize_t n = ::pwrite(fd, data, size, offset);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return errno_error("write " + path);
-        data += n;
-        size -= size_t(n);
-        offset += n;
-    }
-    return {};
-}
-
-Status sync_directory(const std::string& dir) {
-    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd || ::fsync(fd.get()) != 0) return errno_error("fsync " + dir);
-    return {};
 }
 
 Result<uint64_t> random_u64() {
@@ -101,12 +84,13 @@ Result<std::unique_ptr<CommitLog>> CommitLog::create(const std::string& queue_di
             put_le(chunk.data() + 8, *nonce, 8);
             put_le(chunk.data() + 16, crc32c(std::string_view(chunk.data(), 16)), 4);
         }
-        filled = write_all(fd.get(), chunk.data(), n, off_t(offset), staging);
+        filled = sys::pwrite_all(fd.get(), std::string_view(chunk.data(), n), off_t(offset));
+        if (!filled) filled = Error{staging + ": " + filled.message()};
         if (offset == 0) std::fill_n(chunk.data(), kBlock, '\0');
     }
     if (filled && ::fsync(fd.get()) != 0) filled = errno_error("fsync " + staging);
     if (filled && ::rename(staging.c_str(), path.c_str()) != 0) filled = errno_error("rename " + staging);
-    if (filled) filled = sync_directory(dir);  // a record acknowledged must not lose its file
+    if (filled) filled = sys::fsync_dir(dir);  // a record acknowledged must not lose its file
     if (!filled) {
         ::unlink(staging.c_str());
         return filled.error();
@@ -184,9 +168,10 @@ Result<uint64_t> CommitLog::write_record(const std::string& payload) {
     put_le(header + 16, payload.size(), 4);
     put_le(header + 20, crc32c(payload, crc32c(std::string_view(header, 20))), 4);
     std::memcpy(header + kHeaderSize, payload.data(), payload.size());
-    const std::string path = dir_ + "/" + name_ + ".log";
-    if (Status st = write_all(direct_ ? direct_.get() : fd_.get(), header, bytes, off_t(first * kBlock), path); !st)
-        return st.error();
+    if (Status st = sys::pwrite_all(direct_ ? direct_.get() : fd_.get(), std::string_view(header, bytes),
+                                    off_t(first * kBlock));
+        !st)
+        return Error{dir_ + "/" + name_ + ".log: " + st.message()};
     return seq;
 }
 
@@ -206,7 +191,7 @@ bool CommitLog::drained() const {
 Status CommitLog::remove() {
     const std::string path = dir_ + "/" + name_ + ".log";
     if (::unlink(path.c_str()) != 0) return errno_error("unlink " + path);
-    return sync_directory(dir_);
+    return sys::fsync_dir(dir_);
 }
 
 Result<std::vector<CommitLog::Record>> CommitLog::read(int fd, uint64_t after) {

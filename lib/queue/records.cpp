@@ -213,6 +213,17 @@ std::optional<Message> decode_message(std::string_view bytes) {
     return m;
 }
 
+std::string encode_checkpoint(uint64_t seq) {
+    std::string out;
+    put_be(out, seq, 8);
+    return out;
+}
+
+std::optional<uint64_t> decode_checkpoint(std::string_view bytes) {
+    if (bytes.size() != 8) return std::nullopt;
+    return get_be(bytes, 8);
+}
+
 std::string rcpt_key(std::string_view id, uint32_t index) {
     std::string key(id);
     put_be(key, index, 4);

@@ -35,6 +35,10 @@ std::optional<Recipient> decode_recipient(uint32_t index, std::string_view bytes
 std::string encode_message(const Message& message);
 std::optional<Message> decode_message(std::string_view bytes);
 
+// A commit log's checkpoint in the "log" database: 8 bytes big-endian.
+std::string encode_checkpoint(uint64_t seq);
+std::optional<uint64_t> decode_checkpoint(std::string_view bytes);
+
 std::string rcpt_key(std::string_view id, uint32_t index);
 // Splits an "rcpt" key; nullopt if it is not id + 4 bytes.
 std::optional<std::pair<std::string_view, uint32_t>> split_rcpt_key(std::string_view key);

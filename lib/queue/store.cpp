@@ -394,9 +394,7 @@ Status Store::insert_logged(const std::vector<Message>& batch, std::string_view 
             }
             if (auto st = p->put_message(txn, m, now); !st) return st;
         }
-        std::string value;
-        for (int i = 7; i >= 0; --i) value.push_back(char(uint8_t(seq >> (8 * i))));
-        return txn.put(p->log_db, log, value);
+        return txn.put(p->log_db, log, records::encode_checkpoint(seq));
     });
 }
 
@@ -569,10 +567,8 @@ Result<uint64_t> Store::log_checkpoint(std::string_view log) const {
     if (!txn) return txn.error();
     auto value = txn->get(impl_->log_db, log);
     if (!value) return value.error();
-    if (!*value || (*value)->size() != 8) return uint64_t{0};
-    uint64_t seq = 0;
-    for (unsigned char c : **value) seq = (seq << 8) | c;
-    return seq;
+    if (!*value) return uint64_t{0};
+    return records::decode_checkpoint(**value).value_or(0);
 }
 
 Status Store::forget_log(std::string_view log) {
@@ -637,9 +633,7 @@ size_t Store::recover_logs() {
                 log::info("%s: recovered from the commit log of a stopped smtpd", m.envelope.id.c_str());
             recovered += messages.size();
         }
-        if (::unlink(path.c_str()) != 0) continue;
-        Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (!d || ::fsync(d.get()) != 0) continue;
+        if (::unlink(path.c_str()) != 0 || !sys::fsync_dir(dir)) continue;
         present.erase(name);
         (void)forget_log(name);  // else the stale-key pass below, next time
     }
@@ -655,15 +649,11 @@ size_t Store::recover_logs() {
             for (auto e = cur->first(); e && *e; e = cur->next())
                 if (!present.count(std::string((*e)->key))) stale.emplace_back((*e)->key);
     }
-    if (!stale.empty()) {
-        Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (d && ::fsync(d.get()) == 0)
-            for (const auto& name : stale) {
-                struct stat st {};
-                if (::fstatat(d.get(), (name + ".log").c_str(), &st, 0) != 0 && errno == ENOENT)
-                    (void)forget_log(name);
-            }
-    }
+    if (!stale.empty() && sys::fsync_dir(dir))
+        for (const auto& name : stale) {
+            struct stat st {};
+            if (::stat((dir + "/" + name + ".log").c_str(), &st) != 0 && errno == ENOENT) (void)forget_log(name);
+        }
     return recovered;
 }
 

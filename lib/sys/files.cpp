@@ -9,16 +9,22 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 
 namespace tern::sys {
 
-Status write_all(int fd, std::string_view data) {
+namespace {
+
+// write() or, with an offset, pwrite() until everything is written.
+Status write_whole(int fd, std::string_view data, std::optional<off_t> offset) {
     size_t off = 0;
     while (off < data.size()) {
-        ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+        const char* at = data.data() + off;
+        size_t left = data.size() - off;
+        ssize_t n = offset ? ::pwrite(fd, at, left, *offset + off_t(off)) : ::write(fd, at, left);
         if (n < 0) {
             if (errno == EINTR) continue;
             return errno_error("write");
@@ -28,6 +34,12 @@ Status write_all(int fd, std::string_view data) {
     }
     return {};
 }
+
+}  // namespace
+
+Status write_all(int fd, std::string_view data) { return write_whole(fd, data, std::nullopt); }
+
+Status pwrite_all(int fd, std::string_view data, off_t offset) { return write_whole(fd, data, offset); }
 
 Result<Fd> memory_file(const char* name, std::string_view data) {
     Fd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));

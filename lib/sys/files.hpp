@@ -15,6 +15,8 @@ namespace tern::sys {
 
 // write() until everything is written (retries EINTR and short writes).
 Status write_all(int fd, std::string_view data);
+// The same at an offset (pwrite), the file position untouched.
+Status pwrite_all(int fd, std::string_view data, off_t offset);
 // An anonymous in-memory file (memfd) holding data, sealed against writes
 // and positioned at 0: something to hand out as a read-only fd (pread,
 // fstat, passing over a socket) for bytes that live elsewhere.
