@@ -62,7 +62,11 @@ void ControlSocket::handle(uint64_t id, ipc::Message& message) {
     // Only clients that ask get an answer: smtpd's persistent wake channel
     // sends and never reads.
     bool answer = message.get("reply").has_value();
-    if (type == "wake" || type == "pickup") {
+    if (type == "wake" && message.get("id")) {
+        std::vector<std::string> ids;
+        for (auto id : message.get_all("id")) ids.emplace_back(id);
+        scheduler_.arrived(std::move(ids));
+    } else if (type == "wake" || type == "pickup") {
         scheduler_.wake();
     } else if (type == "flush") {
         scheduler_.flush();

@@ -1,7 +1,9 @@
 // The qmgr socket: other processes poke the scheduler here.
 //
 //   "wake"    from smtpd after a commit, and from sendmail after a maildrop
-//             write: new mail, look now (pickup included).
+//             write: new mail, look now (pickup included).  smtpd's wakes
+//             name the messages it stored ("id" attributes): those are
+//             activated without a scan of the queue or the maildrop.
 //   "pickup"  the same, named for the maildrop.
 //   "flush"   from `mailctl queue flush` / `sendmail -q`: everything due now.
 //

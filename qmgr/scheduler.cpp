@@ -107,10 +107,14 @@ Scheduler::Scheduler(event_base* base, SchedulerSettings settings, queue::Store&
       pickup_(pickup),
       bookkeeper_(base, store) {
     run_soon_ = event::timer(base_, [this](short) { run(); });
-    due_timer_ = event::timer(base_, [this](short) { run(); });
+    due_timer_ = event::timer(base_, [this](short) {
+        scan_wanted_ = true;
+        run();
+    });
     scan_timer_ = event::timer(base_, [this](short) {
         // The safety net: anything a lost wake-up or a failed step left behind.
         pickup_wanted_ = true;
+        scan_wanted_ = true;
         skipped_.clear();
         router_.reload_domains();
         // A stopped smtpd's commit log (its restart replays it; this is for
@@ -138,6 +142,17 @@ void Scheduler::start() {
 
 void Scheduler::wake() {
     pickup_wanted_ = true;
+    scan_wanted_ = true;
+    run_soon_.activate();
+}
+
+void Scheduler::arrived(std::vector<std::string> ids) {
+    if (arrived_.size() + ids.size() > kDueBatch) {
+        arrived_.clear();  // a scan finds them all
+        scan_wanted_ = true;
+    } else if (!scan_wanted_) {
+        arrived_.insert(arrived_.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+    }
     run_soon_.activate();
 }
 
@@ -202,28 +217,55 @@ void Scheduler::run() {
     if (stopping_) return;
     if (pickup_wanted_) {
         pickup_wanted_ = false;
-        pickup_.run();
+        if (pickup_.run() > 0) scan_wanted_ = true;
     }
     int64_t now = sys::now_s();
-    if (active_.size() < kActiveLimit) {
-        for (const auto& id : store_.due(now, kDueBatch)) {
-            if (active_.size() >= kActiveLimit) break;
+    std::vector<std::string> arrived;
+    arrived.swap(arrived_);
+    if (!scan_wanted_) {
+        for (const auto& id : arrived) {
+            if (active_.size() >= kActiveLimit) {
+                scan_wanted_ = true;  // the rest wait in the due index
+                break;
+            }
             if (!active_.count(id) && !skipped_.count(id)) activate(id, now);
+        }
+    }
+    if (scan_wanted_ && active_.size() < kActiveLimit) {
+        scan_wanted_ = false;
+        auto due = store_.due(now, kDueBatch, [this](std::string_view id) {
+            return active_.find(id) != active_.end() || skipped_.find(id) != skipped_.end();
+        });
+        // A full batch may have more behind it.
+        if (due.size() == kDueBatch) scan_wanted_ = true;
+        for (const auto& id : due) {
+            if (active_.size() >= kActiveLimit) {
+                scan_wanted_ = true;
+                break;
+            }
+            activate(id, now);
         }
     }
     arm_due_timer();
 }
 
 void Scheduler::arm_due_timer() {
-    due_timer_.del();
     if (stopping_) return;
     auto next = store_.next_due_time();
-    if (!next) return;
+    if (!next) {
+        due_timer_.del();
+        return;
+    }
     int64_t now = sys::now_s();
-    // Due now but everything due is active: a finishing message runs the
-    // scheduler again, so no timer is needed until then.
-    if (*next <= now) return;
-    due_timer_.add(std::chrono::seconds(std::min<int64_t>(*next - now, settings_.scan_interval)));
+    // Due now, and all of that active (or the scan wanted already): a look
+    // once a second, for a message whose time comes while the head of the
+    // index is busy.  A timer already due by then is kept, or steady work
+    // would push it back for ever.
+    int64_t at = *next <= now ? now + 1 : now + std::min<int64_t>(*next - now, settings_.scan_interval);
+    if (due_timer_.pending() && due_timer_at_ <= at) return;
+    due_timer_.del();
+    due_timer_at_ = at;
+    due_timer_.add(std::chrono::seconds(at - now));
 }
 
 void Scheduler::activate(const std::string& id, int64_t now) {
@@ -451,7 +493,9 @@ void Scheduler::pass_done(const std::string& id) {
     if (it == active_.end()) return;
     queue::Message m = std::move(it->second.message);
     active_.erase(it);
-    if (!has_pending(m)) complete(m, sys::now_s());
+    // Its recipients left pending may be due again (an unrecorded result).
+    if (has_pending(m)) scan_wanted_ = true;
+    else complete(m, sys::now_s());
     // Capacity freed, and the due index changed: look again.
     run_soon_.activate();
 }

@@ -69,6 +69,9 @@ public:
     // Orphan cleanup, pickup, finishing leftovers, first run, timers.
     void start();
     void wake();   // new mail may be in the queue or the maildrop (coalesced)
+    // These messages were just queued (smtpd's wake): activated without a
+    // scan of the due index (coalesced).
+    void arrived(std::vector<std::string> ids);
     void flush();  // everything due now (`mailctl queue flush`, `sendmail -q`)
     void stop();   // no new dispatches; in-flight requests finish
     size_t active_count() const { return active_.size(); }
@@ -111,10 +114,17 @@ private:
     queue::Store& store_;
     Router router_;
     Pickup& pickup_;
-    std::map<std::string, Active> active_;
+    std::map<std::string, Active, std::less<>> active_;
     std::map<std::string, std::unique_ptr<Transport>> transports_;
     std::set<std::string> unfinished_;  // done messages whose notice or removal failed
-    std::set<std::string> skipped_;     // due by the index but nothing due inside: until the next scan
+    std::set<std::string, std::less<>> skipped_;  // due by the index but nothing due inside: until the next scan
+    // The due index is scanned only when it may list a message that is due
+    // and not active: new mail of unknown ids, a timer, a pass that left
+    // recipients pending, a scan cut short.  Messages named by arrived()
+    // are activated directly.
+    bool scan_wanted_ = true;
+    std::vector<std::string> arrived_;
+    int64_t due_timer_at_ = 0;  // when the armed due_timer_ fires (seconds)
     // Idempotent delivery (docs/queue.md): a request is marked
     // maybe_delivered when an earlier attempt's result may have been lost:
     // a recipient tried before, a message queued before this qmgr started

@@ -10,6 +10,12 @@
 #include "lib/log/log.hpp"
 
 namespace tern::smtpd {
+namespace {
+
+// qmgr's socket takes frames of up to 64 KiB; an id attribute is ~30 bytes.
+constexpr size_t kMaxIdsPerWake = 1000;
+
+}  // namespace
 
 void QmgrWake::init(event_base* base, std::string socket_path) {
     base_ = base;
@@ -17,12 +23,25 @@ void QmgrWake::init(event_base* base, std::string socket_path) {
     timer_ = event::timer(base_, [this](short) { send_now(); });
 }
 
-void QmgrWake::poke() {
-    if (!base_ || timer_.pending()) return;
-    timer_.add(std::chrono::milliseconds(1));
+void QmgrWake::poke(std::vector<std::string> ids) {
+    if (!base_) return;
+    if (ids.empty() || ids_.size() + ids.size() > kMaxIdsPerWake) {
+        scan_ = true;
+        ids_.clear();
+    } else if (!scan_) {
+        ids_.insert(ids_.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+    }
+    if (!timer_.pending()) timer_.add(std::chrono::milliseconds(1));
 }
 
 void QmgrWake::send_now() {
+    // Taken now: a wake that cannot be sent is dropped with its ids (qmgr's
+    // start and its periodic scan find those messages).
+    ipc::Message wake("wake");
+    if (!scan_)
+        for (const auto& id : ids_) wake.add("id", id);
+    ids_.clear();
+    scan_ = false;
     if (channel_ && channel_->closed()) channel_.reset();
     if (!channel_) {
         sockaddr_un sun{};
@@ -42,7 +61,7 @@ void QmgrWake::send_now() {
                 if (!reason.empty()) log::debug("qmgr wake: connection closed: %s", reason.c_str());
             });
     }
-    channel_->send(ipc::Message("wake"));
+    channel_->send(wake);
 }
 
 }  // namespace tern::smtpd

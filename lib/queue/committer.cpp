@@ -106,7 +106,7 @@ struct Committer::Impl {
     event_base* base;
     Store& store;
     std::unique_ptr<CommitLog> log;
-    std::function<void()> on_stored;        // loop thread
+    std::function<void(std::vector<std::string>)> on_stored;  // loop thread
     const bool timed = CommitTiming::enabled();
     CommitTiming timing;                     // loop thread, batches under mutex
     std::mutex mutex;
@@ -116,7 +116,7 @@ struct Committer::Impl {
     std::condition_variable store_wakeup;    // store thread: logged not empty or log_done
     std::vector<Logged> logged;              // guarded by mutex; in the log, not yet in LMDB
     bool log_done = false;                   // guarded by mutex; the commit thread ended
-    bool stored = false;                     // guarded by mutex; on_stored is due
+    std::vector<std::string> stored_ids;     // guarded by mutex; in LMDB, on_stored not run yet
     std::deque<Shared> to_sync;              // guarded by mutex; bodies not yet synced
     std::vector<Shared> synced;              // guarded by mutex; body durable (or failed)
     std::vector<Shared> finished;            // guarded by mutex; Done not yet run
@@ -319,7 +319,7 @@ void Committer::Impl::store_loop() {
         last = std::chrono::steady_clock::now();
         {
             std::lock_guard lock(mutex);
-            stored = true;
+            for (const auto& m : messages) stored_ids.push_back(m.envelope.id);
         }
         event_active(stored_event, EV_READ, 0);
     }
@@ -327,12 +327,12 @@ void Committer::Impl::store_loop() {
 
 void Committer::Impl::on_store(evutil_socket_t, short, void* arg) {
     auto* impl = static_cast<Impl*>(arg);
+    std::vector<std::string> ids;
     {
         std::lock_guard lock(impl->mutex);
-        if (!impl->stored) return;
-        impl->stored = false;
+        ids.swap(impl->stored_ids);
     }
-    if (impl->on_stored) impl->on_stored();
+    if (!ids.empty() && impl->on_stored) impl->on_stored(std::move(ids));
 }
 
 // Step 2, first half: the entries of the batch's bodies.  They exist since
@@ -471,6 +471,6 @@ void Committer::submit(Message message, Fd body, Done done) {
 
 size_t Committer::in_flight() const { return impl_->in_flight.load(); }
 
-void Committer::on_stored(std::function<void()> callback) { impl_->on_stored = std::move(callback); }
+void Committer::on_stored(std::function<void(std::vector<std::string>)> callback) { impl_->on_stored = std::move(callback); }
 
 }  // namespace tern::queue

@@ -14,6 +14,8 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "lib/core/fd.hpp"
 #include "lib/core/result.hpp"
@@ -50,8 +52,9 @@ public:
     size_t in_flight() const;
 
     // Runs on the loop thread after logged messages reached LMDB (where
-    // qmgr reads them); several stores may make one call.
-    void on_stored(std::function<void()> callback);
+    // qmgr reads them), with their queue ids; several stores may make one
+    // call.
+    void on_stored(std::function<void(std::vector<std::string> ids)> callback);
 
 private:
     struct Pending;

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -149,8 +150,10 @@ public:
     std::optional<Message> load(std::string_view id) const;
     std::vector<Message> list_all() const;  // arrival order; for mailq
     // Up to `limit` ids with a pending recipient due at or before `now`,
-    // oldest due first, excluding held messages.
-    std::vector<std::string> due(int64_t now, size_t limit) const;
+    // oldest due first, excluding held messages and those `skip` names
+    // (qmgr's active ones: passed over without a copy).
+    std::vector<std::string> due(int64_t now, size_t limit,
+                                 const std::function<bool(std::string_view id)>& skip = {}) const;
     std::optional<int64_t> next_due_time() const;  // earliest next_try, if any
 
     // Replaces the recipients' stored state (attempts, next_try, errors) and

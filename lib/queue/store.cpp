@@ -428,7 +428,8 @@ std::vector<Message> Store::list_all() const {
     return out;
 }
 
-std::vector<std::string> Store::due(int64_t now, size_t limit) const {
+std::vector<std::string> Store::due(int64_t now, size_t limit,
+                                    const std::function<bool(std::string_view id)>& skip) const {
     std::vector<std::string> out;
     auto txn = impl_->env->begin_read();
     if (!txn) {
@@ -441,6 +442,7 @@ std::vector<std::string> Store::due(int64_t now, size_t limit) const {
         auto key = records::split_due_key((*e)->key);
         if (!key) continue;
         if (key->first > now) break;
+        if (skip && skip(key->second)) continue;
         out.emplace_back(key->second);
     }
     return out;

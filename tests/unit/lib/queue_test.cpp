@@ -301,6 +301,10 @@ TEST_CASE("queue store: due ordering, hold and set_all_due", "[queue]") {
     CHECK(s.due(10000, 2) == std::vector<std::string>{ids[3], ids[2]});
     CHECK(s.due(600, 10).empty());
     CHECK(s.next_due_time() == 700);
+    // qmgr's active messages are passed over, and do not count to the limit.
+    auto busy = [&](std::string_view id) { return id == ids[3] || id == ids[1]; };
+    CHECK(s.due(10000, 10, busy) == std::vector<std::string>{ids[2], ids[0]});
+    CHECK(s.due(10000, 1, busy) == std::vector<std::string>{ids[2]});
 
     REQUIRE(s.set_hold(ids[4], false).ok());
     CHECK(s.due(600, 10) == std::vector<std::string>{ids[4]});
