@@ -302,7 +302,10 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     // by sync_to_disk().  Flags survive in file names anyway.
     opt.flags = MDB_NOSUBDIR | MDB_NOMETASYNC;
     opt.max_dbs = 8;
-    opt.map_size = size_t{16} << 20;
+    // Room for a 100,000-message folder's first build (~20 MB of records,
+    // names and view): a smaller map filled up mid-build, and the batch
+    // that hit MDB_MAP_FULL was written again into a grown one.
+    opt.map_size = size_t{64} << 20;
     auto env = lmdb::Env::open(index_path, opt);
     if (!env) return env.error();
     idx.reset(new FolderIndex);
