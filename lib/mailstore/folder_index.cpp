@@ -302,7 +302,10 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     // by sync_to_disk().  Flags survive in file names anyway.
     opt.flags = MDB_NOSUBDIR | MDB_NOMETASYNC;
     opt.max_dbs = 8;
-    opt.map_size = size_t{16} << 20;
+    // Room for a 100,000-message folder's first build (~20 MB of records,
+    // names and view): a smaller map filled up mid-build, and the batch
+    // that hit MDB_MAP_FULL was written again into a grown one.
+    opt.map_size = size_t{64} << 20;
     auto env = lmdb::Env::open(index_path, opt);
     if (!env) return env.error();
     idx.reset(new FolderIndex);
@@ -1067,9 +1070,12 @@ Status FolderIndex::sync(RecentClaim* claim) {
     // Pass 2: unknown files in arrival order (names start with the time:
     // "<sec>.M<usec>..." compared number by number), indexed in batches.
     sort_by_arrival(fresh);
+    // One buffer for every batch: a new one each time (25,000 entries of
+    // ~200 bytes) was fresh memory from the kernel, a page fault per 4 KB.
+    std::vector<ScannedFile> files;
+    files.reserve(std::min(fresh.size(), kNameBatch));
     for (size_t start = 0, end = 0; start < fresh.size(); start = end) {
-        std::vector<ScannedFile> files;
-        files.reserve(std::min(fresh.size() - start, kNameBatch));
+        files.clear();
         size_t read = 0;
         while (end < fresh.size() && read < kBatch && files.size() < kNameBatch) {
             name_only(files.emplace_back(), std::move(fresh[end]));

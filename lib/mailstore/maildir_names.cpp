@@ -36,26 +36,31 @@ bool needs_escape(unsigned char c, bool first) {
 }  // namespace
 
 MessageName parse_message_name(std::string_view name) {
-    // One pass (a first SELECT parses every name of the folder): the first
+    // A first SELECT parses every name of the folder: the bytes are not
+    // visited one by one, memchr() jumps to each ':' and ','.  The first
     // ":2," ends the base; the first ",S=" and ",W=" in the base give the sizes.
     MessageName m;
     m.base = name;
-    size_t s_at = std::string_view::npos, w_at = std::string_view::npos;
-    for (size_t i = 0; i + 2 < name.size(); ++i) {
-        char c = name[i];
-        if (c == ':' && name[i + 1] == '2' && name[i + 2] == ',') {
+    for (size_t i = 0; (i = name.find(':', i)) != std::string_view::npos; ++i)
+        if (name.substr(i + 1, 2) == "2,") {
             m.base = name.substr(0, i);
             m.letters = name.substr(i + 3);
             m.has_info = true;
             break;
         }
-        if (c == ',' && name[i + 2] == '=') {
-            if (name[i + 1] == 'S' && s_at == std::string_view::npos) s_at = i;
-            if (name[i + 1] == 'W' && w_at == std::string_view::npos) w_at = i;
+    std::string_view base = m.base;
+    bool s_seen = false, w_seen = false;
+    for (size_t i = 0; (i = base.find(',', i)) != std::string_view::npos && i + 2 < base.size(); ++i) {
+        if (base[i + 2] != '=') continue;
+        if (base[i + 1] == 'S' && !s_seen) {
+            s_seen = true;
+            m.size = field_number(base, i);
+        }
+        if (base[i + 1] == 'W' && !w_seen) {
+            w_seen = true;
+            m.crlf_size = field_number(base, i);
         }
     }
-    if (s_at != std::string_view::npos) m.size = field_number(m.base, s_at);
-    if (w_at != std::string_view::npos) m.crlf_size = field_number(m.base, w_at);
     return m;
 }
 

@@ -131,6 +131,22 @@ TEST_CASE("mailstore names: folders and message files", "[mailstore]") {
         CHECK_FALSE(c.has_info);
     }
     CHECK(parse_message_name("c,S=1:").size == std::optional<uint64_t>(1));
+    // A ':' that does not start ":2," (another info version, "::2,"), and
+    // a ',' at the base's end.
+    auto colons = parse_message_name("e:1,x,S=4::2,F");
+    CHECK(colons.base == "e:1,x,S=4:");
+    CHECK(colons.letters == "F");
+    CHECK(colons.size == std::optional<uint64_t>(4));
+    auto v1 = parse_message_name("f,W=3:1,S=2");
+    CHECK_FALSE(v1.has_info);
+    CHECK(v1.base == "f,W=3:1,S=2");
+    CHECK(v1.crlf_size == std::optional<uint64_t>(3));
+    CHECK(v1.size == std::optional<uint64_t>(2));
+    auto tail = parse_message_name("g,S=5,:2,");
+    CHECK(tail.base == "g,S=5,");
+    CHECK(tail.size == std::optional<uint64_t>(5));
+    CHECK(tail.letters.empty());
+    CHECK(tail.has_info);
     CHECK(parse_message_name("d,S=12345678901234567890123,W=2").size == std::optional<uint64_t>(1234567890123456789));
     CHECK(message_file_name("b", kSeen | kAnswered, "Pa") == "b:2,PRSa");
     CHECK(message_file_name("b", 0) == "b:2,");
