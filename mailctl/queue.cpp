@@ -21,9 +21,20 @@ namespace {
 
 constexpr size_t kMaxHeaderBytes = 256 * 1024;
 
+constexpr std::chrono::seconds kLoggedWait{5};
+
+// Opens the queue once what smtpd acknowledged so far is in it (its commit
+// log reaches LMDB a few milliseconds after the 250): a queue id a client
+// was just given can be listed, shown, held or deleted.
 Result<std::unique_ptr<queue::Store>> open_store(const config::Config& config) {
     auto store = queue::Store::open(config.get("queue_directory"));
-    if (!store) print_error("cannot open the queue: " + store.message());
+    if (!store) {
+        print_error("cannot open the queue: " + store.message());
+        return store;
+    }
+    if (!(*store)->wait_for_logged(kLoggedWait))
+        std::fputs("mailctl: note: messages smtpd accepted in the last seconds may be missing "
+                   "(its commit log is not yet in the queue database)\n", stderr);
     return store;
 }
 

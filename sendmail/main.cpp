@@ -40,6 +40,7 @@ int list_queue(const config::Config& config) {
         std::fprintf(stderr, "mailq: cannot read the queue: %s\n", store.message().c_str());
         return EX_TEMPFAIL;
     }
+    (void)(*store)->wait_for_logged(std::chrono::seconds(5));  // mail just accepted is listed (mailctl's open_store)
     std::fputs(mailq::format_listing((*store)->list_all(), ::time(nullptr)).c_str(), stdout);
     return EX_OK;
 }

@@ -20,6 +20,7 @@
 // LMDB serialises writers across them.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -146,6 +147,12 @@ public:
     // came back.
     size_t recover_logs();
     size_t recovered_at_open() const;
+    // Waits until every record that running smtpd processes had logged when
+    // the call began is in LMDB (their store threads insert within ~10 ms),
+    // so that what a client was told "queued as" before an admin command
+    // started is seen by it (mailq, `mailctl queue`).  False if `limit`
+    // passed first.
+    bool wait_for_logged(std::chrono::milliseconds limit) const;
 
     std::optional<Message> load(std::string_view id) const;
     std::vector<Message> list_all() const;  // arrival order; for mailq

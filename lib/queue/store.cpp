@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <set>
+#include <thread>
 
 #include "lib/core/errno_text.hpp"
 #include "lib/lmdb/lmdb.hpp"
@@ -590,13 +592,24 @@ size_t Store::recovered_at_open() const { return impl_->recovered; }
 // file unlinked and that synced, and only then the checkpoint forgotten --
 // a crash in between finds either the file with its checkpoint (nothing is
 // replayed twice) or neither.
+namespace {
+
+// The names in a commit log directory; none when it is missing or not ours
+// to read (a user's mailctl).
+std::vector<std::string> log_directory_names(const std::string& dir) {
+    std::vector<std::string> names;
+    std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
+    if (!listing) return names;
+    while (dirent* d = ::readdir(listing.get())) names.emplace_back(d->d_name);
+    return names;
+}
+
+}  // namespace
+
 size_t Store::recover_logs() {
     const std::string dir = impl_->dir + "/commitlog";
-    std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
-    if (!listing) return 0;  // none yet, or not ours to read (a user's mailctl)
-    std::vector<std::string> names;
-    while (dirent* d = ::readdir(listing.get())) names.emplace_back(d->d_name);
-    listing.reset();
+    std::vector<std::string> names = log_directory_names(dir);
+    if (names.empty()) return 0;
 
     size_t recovered = 0;
     std::set<std::string> present;
@@ -691,5 +704,32 @@ std::vector<std::string> Store::orphan_bodies(int64_t min_age_seconds) const {
     }
     return out;
 }
+
+bool Store::wait_for_logged(std::chrono::milliseconds limit) const {
+    const std::string dir = impl_->dir + "/commitlog";
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (const auto& file : log_directory_names(dir)) {
+        if (!file.ends_with(".log")) continue;
+        const std::string name = file.substr(0, file.size() - 4);
+        Fd fd(::open((dir + "/" + file).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) continue;
+        // A log nobody holds was replayed by open() (or its owner is just
+        // gone, and the next opener replays it): nothing to wait for.
+        if (::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) continue;
+        auto checkpoint = log_checkpoint(name);
+        if (!checkpoint) continue;
+        auto records = CommitLog::read(fd.get(), *checkpoint);
+        if (!records || records->empty()) continue;
+        const uint64_t last = records->back().seq;
+        for (;;) {
+            auto now_at = log_checkpoint(name);
+            if (!now_at || *now_at >= last) break;
+            if (std::chrono::steady_clock::now() >= deadline) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
+    }
+    return true;
+}
+
 
 }  // namespace tern::queue

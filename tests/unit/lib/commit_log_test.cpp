@@ -316,3 +316,31 @@ TEST_CASE("store: a checkpoint whose log is gone is dropped, a live log's stays"
     CHECK(s.load(a.envelope.id));
     CHECK(s.load(b.envelope.id));
 }
+
+TEST_CASE("store: wait_for_logged() returns once a live log's records are in LMDB", "[queue][commit-log]") {
+    LogDir dir;
+    auto store = Store::open(dir.path);
+    REQUIRE(store.ok());
+    Store& s = **store;
+    CHECK(s.wait_for_logged(std::chrono::milliseconds(0)));  // no log at all
+    Message one = message("one"), two = message("two");
+    auto log = CommitLog::create(dir.path);
+    REQUIRE(log.ok());
+    const std::string name = (*log)->name();
+    CHECK(s.wait_for_logged(std::chrono::milliseconds(0)));  // a live log with nothing pending
+    REQUIRE((*log)->append({&one}).ok());
+    REQUIRE((*log)->append({&two}).ok());
+    // Logged (the clients have their 250), not yet stored: a wait times out.
+    CHECK_FALSE(s.wait_for_logged(std::chrono::milliseconds(30)));
+    // The store thread takes record 1 now and record 2 a little later.
+    REQUIRE(s.insert_logged({one}, name, 1).ok());
+    bool stored = false;  // Catch2's assertions are for this thread only
+    std::thread store_thread([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        stored = s.insert_logged({two}, name, 2).ok();
+    });
+    CHECK(s.wait_for_logged(std::chrono::seconds(10)));
+    store_thread.join();
+    CHECK(stored);
+    CHECK(s.load(two.envelope.id));
+}
