@@ -342,14 +342,12 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
         opened = txn->commit().ok();
     }
     if (!opened) {
-        // This commit only creates empty databases: one lost in a crash is
-        // created again by the next open, so it is not synced (a folder's
-        // first SELECT: one fdatasync fewer).  The next commit's sync
-        // writes its pages too.  The flag is this process's, and no other
-        // Mailbox has this environment yet (registry_mutex).
-        (void)mdb_env_set_flags(idx->env_->get(), MDB_NOSYNC, 1);
+        // Synced like every commit (its pages; the meta page is not,
+        // MDB_NOMETASYNC): unsynced, a crash could keep the meta page and
+        // lose the root page it names, a torn index that no open repairs
+        // (ext4 does not order the writes).  Losing only the meta page
+        // leaves an empty file: created again by the next open.
         auto st = idx->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); });
-        (void)mdb_env_set_flags(idx->env_->get(), MDB_NOSYNC, 0);
         if (!st) return st.error();
     }
     point_reads.reset();
