@@ -222,31 +222,29 @@ void Scheduler::run() {
     int64_t now = sys::now_s();
     std::vector<std::string> arrived;
     arrived.swap(arrived_);
-    if (!scan_wanted_) {
-        for (const auto& id : arrived) {
-            if (active_.size() >= kActiveLimit) {
-                scan_wanted_ = true;  // the rest wait in the due index
-                break;
-            }
-            if (!active_.count(id) && !skipped_.count(id)) activate(id, now);
-        }
-    }
+    if (!scan_wanted_) activate_all(arrived, now);
     if (scan_wanted_ && active_.size() < kActiveLimit) {
         scan_wanted_ = false;
-        auto due = store_.due(now, kDueBatch, [this](std::string_view id) {
-            return active_.find(id) != active_.end() || skipped_.find(id) != skipped_.end();
-        });
+        auto due = store_.due(now, kDueBatch, [this](std::string_view id) { return taken(id); });
         // A full batch may have more behind it.
         if (due.size() == kDueBatch) scan_wanted_ = true;
-        for (const auto& id : due) {
-            if (active_.size() >= kActiveLimit) {
-                scan_wanted_ = true;
-                break;
-            }
-            activate(id, now);
-        }
+        activate_all(due, now);
     }
     arm_due_timer();
+}
+
+bool Scheduler::taken(std::string_view id) const {
+    return active_.find(id) != active_.end() || skipped_.find(id) != skipped_.end();
+}
+
+void Scheduler::activate_all(const std::vector<std::string>& ids, int64_t now) {
+    for (const auto& id : ids) {
+        if (active_.size() >= kActiveLimit) {
+            scan_wanted_ = true;  // the rest wait in the due index
+            return;
+        }
+        if (!taken(id)) activate(id, now);
+    }
 }
 
 void Scheduler::arm_due_timer() {

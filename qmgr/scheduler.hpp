@@ -32,6 +32,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lib/config/config.hpp"
@@ -88,6 +89,9 @@ private:
     };
 
     void run();
+    bool taken(std::string_view id) const;  // active, or skipped until the next scan
+    // Activates these ids in order until the active limit (then a scan is wanted).
+    void activate_all(const std::vector<std::string>& ids, int64_t now);
     void activate(const std::string& id, int64_t now);
     void on_results(const std::string& id, const std::vector<delivery::RecipientResult>& results,
                     bool agent_answered);

@@ -74,7 +74,8 @@ Result<std::unique_ptr<Server>> Server::create(event_base* base, const config::C
     server->committer_ = std::make_unique<queue::Committer>(base, *server->store_);
     // qmgr reads new mail from LMDB: woken when a logged batch got there
     // (the 250 went out before, after the commit log's sync).
-    server->committer_->on_stored([srv = server.get()](std::vector<std::string> ids) { srv->wake_.poke(std::move(ids)); });
+    server->committer_->on_stored(
+        [srv = server.get()](std::vector<std::string> ids) { srv->wake_.poke(std::move(ids)); });
 
     std::string cert = config.get("smtpd_tls_cert_file"), key = config.get("smtpd_tls_key_file");
     struct stat st;

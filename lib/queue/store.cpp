@@ -731,5 +731,4 @@ bool Store::wait_for_logged(std::chrono::milliseconds limit) const {
     return true;
 }
 
-
 }  // namespace tern::queue
