@@ -15,6 +15,7 @@
 #include "lib/imap/mutf7.hpp"
 #include "lib/imap/response.hpp"
 #include "lib/log/log.hpp"
+#include "lib/tls/server_connection.hpp"
 
 namespace tern::imapd {
 
@@ -360,10 +361,9 @@ void Session::cmd_select(Parser& p, bool read_only) {
     if (!p.sp()) return bad_syntax(p);
     auto name = mailbox_arg(p);
     if (!name) return;
-    bool condstore = false;
-    std::optional<uint32_t> q_uidvalidity;
-    uint64_t q_modseq = 0;
-    std::optional<imap::SequenceSet> q_known;
+    SelectRequest r;
+    r.name = std::move(*name);
+    r.read_only = read_only;
     if (p.take(' ')) {
         if (!p.expect('(')) return bad_syntax(p);
         while (!p.take(')')) {
@@ -371,7 +371,7 @@ void Session::cmd_select(Parser& p, bool read_only) {
             if (!w) return bad_syntax(p);
             std::string o = imap::upper(*w);
             if (o == "CONDSTORE") {
-                condstore = true;
+                r.condstore = true;
             } else if (o == "QRESYNC") {
                 if (!qresync_) return (void)tagged("BAD", "", "QRESYNC must be enabled first (ENABLE QRESYNC)");
                 // QRESYNC (uidvalidity modseq [known-uids [seq-match-data]])
@@ -380,12 +380,12 @@ void Session::cmd_select(Parser& p, bool read_only) {
                 if (!v || !p.sp()) return bad_syntax(p);
                 auto m = p.number64();
                 if (!m) return bad_syntax(p);
-                q_uidvalidity = *v;
-                q_modseq = *m;
+                r.q_uidvalidity = *v;
+                r.q_modseq = *m;
                 if (p.take(' ')) {
                     if (!p.peek('(')) {
-                        q_known = imap::SequenceSet::parse(p);
-                        if (!q_known) return bad_syntax(p);
+                        r.q_known = imap::SequenceSet::parse(p);
+                        if (!r.q_known) return bad_syntax(p);
                         p.take(' ');
                     }
                     if (p.take('(')) {  // seq-match-data: accepted, not needed for a correct answer
@@ -401,63 +401,100 @@ void Session::cmd_select(Parser& p, bool read_only) {
         }
     }
     if (!p.end()) return bad_syntax(p);
-    bool had_mailbox = mailbox_ != nullptr;
-    if (had_mailbox) {
+    // A folder's first SELECT builds its index: the answer leaves as soon
+    // as the build knows it, before the records are written (see
+    // mailstore::EarlyAnswer), straight to the socket, since this loop is
+    // busy until the build is stored and no command is read meanwhile.
+    // (Not with QRESYNC's known state: a new index has a new UIDVALIDITY.)
+    bool answer_early = !r.q_uidvalidity && store_->index_missing(r.name) && tls::may_send_now(bev_);
+    std::string closed;
+    if (mailbox_) {
         unselect();
         // RFC 7162 3.2.11 / RFC 9051 7.1: the previous mailbox is closed.
+        capture_ = &closed;
         untagged("OK [CLOSED] previous mailbox closed");
+        capture_ = nullptr;
+        if (!answer_early) send(closed);
     }
-    auto box = store_->open(*name, read_only, /*claim_recent=*/true);
+    bool answered = false, broken = false;
+    mailstore::EarlyAnswer early = [&](const mailstore::OpenAnswer& a) {
+        std::string text = closed;
+        capture_ = &text;
+        select_answer(r, a, read_only);
+        tagged("OK", read_only ? "READ-ONLY" : "READ-WRITE", std::string(read_only ? "EXAMINE" : "SELECT") + " completed");
+        capture_ = nullptr;
+        auto sent = tls::send_now(bev_, text);
+        answered = sent == tls::SendNow::Sent;
+        broken = sent == tls::SendNow::Broken;
+    };
+    auto box = store_->open(r.name, read_only, /*claim_recent=*/true, answer_early ? &early : nullptr);
+    if (broken) return close_now("lost connection while sending");
+    if (answer_early && !answered) send(closed);
     if (!box) {
-        auto exists = store_->exists(*name);
-        if (exists && !*exists) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
-        log::warning("user %s: SELECT %s: %s", user_.c_str(), name->c_str(), box.message().c_str());
+        auto exists = store_->exists(r.name);
+        if (!answered && exists && !*exists) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
+        log::warning("user %s: SELECT %s: %s", user_.c_str(), r.name.c_str(), box.message().c_str());
+        // The client was told of a state that was never stored: it must not
+        // go on with it (RFC 9051 7.1.5).
+        if (answered) return bye_and_close("[UNAVAILABLE] the mailbox could not be indexed, try again later");
         return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox, try again later");
     }
-    mailbox_ = std::move(*box);
+    selected(std::move(*box), r, answered);
+}
+
+void Session::select_answer(const SelectRequest& r, const mailstore::OpenAnswer& a, bool read_only) {
+    std::string flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
+    for (const auto& k : a.keywords) flags += " " + k;
+    untagged("FLAGS (" + flags + ")");
+    untagged("OK [PERMANENTFLAGS (" + (read_only ? std::string() : flags + " \\*") + ")] flags permitted");
+    untagged(std::to_string(a.status.messages) + " EXISTS");
+    if (!rev2_) {
+        untagged(std::to_string(a.status.recent) + " RECENT");
+        if (a.first_unseen) untagged("OK [UNSEEN " + std::to_string(a.first_unseen) + "] first unseen message");
+    }
+    untagged("OK [UIDVALIDITY " + std::to_string(a.status.uidvalidity) + "] UIDs valid");
+    untagged("OK [UIDNEXT " + std::to_string(a.status.uidnext) + "] predicted next UID");
+    untagged("OK [HIGHESTMODSEQ " + std::to_string(a.status.highestmodseq) + "] highest mod-sequence");
+    if (rev2_) untagged("LIST () \"/\" " + wire_name(r.name));
+}
+
+void Session::selected(std::unique_ptr<mailstore::Mailbox> box, const SelectRequest& r, bool answered) {
+    mailbox_ = std::move(box);
     // Every SELECT takes the messages that arrived since the last one as
     // its \Recent ones (RFC 3501 2.3.2), also in IMAP4rev2 where they are
     // not shown: "recent" means new since any session last looked.
     if (auto claimed = mailbox_->claim_recent(); !claimed)
-        log::warning("user %s: SELECT %s: \\Recent: %s", user_.c_str(), name->c_str(), claimed.message().c_str());
-    if (condstore) condstore_ = true;
+        log::warning("user %s: SELECT %s: \\Recent: %s", user_.c_str(), r.name.c_str(), claimed.message().c_str());
+    if (r.condstore) condstore_ = true;
     state_ = State::Selected;
     saved_.clear();
-    auto st = mailbox_->status();
-    std::string flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
-    for (const auto& k : mailbox_->keywords()) flags += " " + k;
-    untagged("FLAGS (" + flags + ")");
-    untagged("OK [PERMANENTFLAGS (" + (mailbox_->read_only() ? std::string() : flags + " \\*") + ")] flags permitted");
-    untagged(std::to_string(st.messages) + " EXISTS");
-    if (!rev2_) {
-        untagged(std::to_string(mailbox_->recent_count()) + " RECENT");
-        auto unseen = mailbox_->first_unseen();
-        if (unseen && *unseen)
-            untagged("OK [UNSEEN " + std::to_string(*unseen) + "] first unseen message");
-    }
+    if (answered) return;
+    mailstore::OpenAnswer a;
+    a.status = mailbox_->status();
+    a.keywords = mailbox_->keywords();
+    if (!rev2_)
+        if (auto unseen = mailbox_->first_unseen(); unseen) a.first_unseen = *unseen;
+    select_answer(r, a, mailbox_->read_only());
     // FETCH FLAGS usually follows: the view's pages are asked for after
     // [UNSEEN n] read what it needs (not queued behind them), and after the
     // answer has left (asking for 3 MB of a 100,000-message folder takes
     // the kernel ~0.4 ms): a timer due at once runs after the loop has
     // polled the client's socket, so its write goes first.
     view_prefetch_.add_after_poll();
-    untagged("OK [UIDVALIDITY " + std::to_string(st.uidvalidity) + "] UIDs valid");
-    untagged("OK [UIDNEXT " + std::to_string(st.uidnext) + "] predicted next UID");
-    untagged("OK [HIGHESTMODSEQ " + std::to_string(st.highestmodseq) + "] highest mod-sequence");
-    if (rev2_) untagged("LIST () \"/\" " + wire_name(*name));
-    if (q_uidvalidity && *q_uidvalidity == st.uidvalidity) {
+    const auto& st = a.status;
+    if (r.q_uidvalidity && *r.q_uidvalidity == st.uidvalidity) {
         // RFC 7162 3.2.5: what vanished and what changed since the client's modseq.
         bool complete = true;
-        auto gone = mailbox_->vanished_since(q_modseq, complete);
+        auto gone = mailbox_->vanished_since(r.q_modseq, complete);
         std::vector<uint32_t> vanished;
         uint32_t uidmax = st.uidnext > 0 ? st.uidnext - 1 : 0;
         if (gone)
             for (uint32_t u : *gone)
-                if (!q_known || q_known->contains(u, uidmax)) vanished.push_back(u);
-        if (!complete && q_known) {
+                if (!r.q_known || r.q_known->contains(u, uidmax)) vanished.push_back(u);
+        if (!complete && r.q_known) {
             // The store forgot old expunges: every known UID not in the view vanished.
-            for (const auto& r : q_known->resolve(uidmax))
-                for (uint64_t u = r.lo; u <= r.hi && u < st.uidnext; ++u)
+            for (const auto& range : r.q_known->resolve(uidmax))
+                for (uint64_t u = range.lo; u <= range.hi && u < st.uidnext; ++u)
                     if (!mailbox_->seq_of(static_cast<uint32_t>(u))) vanished.push_back(static_cast<uint32_t>(u));
             std::sort(vanished.begin(), vanished.end());
             vanished.erase(std::unique(vanished.begin(), vanished.end()), vanished.end());
@@ -465,13 +502,13 @@ void Session::cmd_select(Parser& p, bool read_only) {
         if (!vanished.empty()) untagged("VANISHED (EARLIER) " + imap::format_sequence_set(vanished));
         auto view = mailbox_->view();
         for (size_t i = 0; i < view.size(); ++i) {
-            if (view[i].modseq <= q_modseq) continue;
+            if (view[i].modseq <= r.q_modseq) continue;
             untagged(std::to_string(i + 1) + " FETCH (UID " + std::to_string(view[i].uid) + " FLAGS (" +
                      flags_text(view[i].uid, view[i].flags, view[i].keywords) + ") MODSEQ (" + std::to_string(view[i].modseq) + "))");
         }
     }
     tagged("OK", mailbox_->read_only() ? "READ-ONLY" : "READ-WRITE",
-           std::string(read_only ? "EXAMINE" : "SELECT") + " completed");
+           std::string(r.read_only ? "EXAMINE" : "SELECT") + " completed");
 }
 
 void Session::cmd_close(Parser& p, bool expunge) {

@@ -179,7 +179,8 @@ void Session::resume() {
 }
 
 void Session::send(std::string_view text) {
-    if (bev_ && input_ != Input::Closing) bufferevent_write(bev_, text.data(), text.size());
+    if (capture_) capture_->append(text);
+    else if (bev_ && input_ != Input::Closing) bufferevent_write(bev_, text.data(), text.size());
 }
 
 void Session::untagged(std::string_view text) {

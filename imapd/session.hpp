@@ -67,6 +67,9 @@ private:
     void install_callbacks();
     void process();
     void send(std::string_view text);
+    // While set, send() appends here instead (an answer that leaves by
+    // tls::send_now()).
+    std::string* capture_ = nullptr;
     void untagged(std::string_view text);  // "* " text CRLF
     void tagged(std::string_view status, std::string_view code, std::string_view text);
     void bye_and_close(std::string_view text);
@@ -103,6 +106,18 @@ private:
     void cmd_list(imap::Parser& p, bool lsub);
     void cmd_status(imap::Parser& p);
     void cmd_select(imap::Parser& p, bool read_only);
+    struct SelectRequest {  // SELECT/EXAMINE's arguments
+        std::string name;
+        bool read_only = false, condstore = false;
+        std::optional<uint32_t> q_uidvalidity;  // QRESYNC (RFC 7162 3.2.5)
+        uint64_t q_modseq = 0;
+        std::optional<imap::SequenceSet> q_known;
+    };
+    // The untagged lines of SELECT's answer (FLAGS ... HIGHESTMODSEQ, LIST).
+    void select_answer(const SelectRequest& r, const mailstore::OpenAnswer& a, bool read_only);
+    // The mailbox opened: the session is in it; the rest of the answer
+    // (QRESYNC's lines, the tagged OK) unless `answered` early.
+    void selected(std::unique_ptr<mailstore::Mailbox> box, const SelectRequest& r, bool answered);
     void cmd_create(imap::Parser& p);
     void cmd_delete(imap::Parser& p);
     void cmd_rename(imap::Parser& p);

@@ -99,6 +99,26 @@ int main(int argc, char** argv) {
     mailstore::MaildirOptions opt;
     opt.root = root;
     {
+        // A first SELECT as imapd does it: answered early, on the build's thread.
+        auto store = mailstore::open_maildir_store(opt);
+        t0 = Clock::now();
+        cpu0 = cpu_ms();
+        double answer_ms = -1, answer_cpu = -1;
+        mailstore::EarlyAnswer early = [&](const mailstore::OpenAnswer&) {
+            answer_ms = ms_since(t0);
+            answer_cpu = cpu_since();
+        };
+        auto mb = (*store)->open("INBOX", false, true, &early);
+        if (!mb) {
+            std::fprintf(stderr, "open: %s\n", mb.message().c_str());
+            return 1;
+        }
+        std::printf("cold-open-early answered in %.1f ms, cpu %.1f ms; built in %.1f ms, cpu %.1f ms\n", answer_ms,
+                    answer_cpu, ms_since(t0), cpu_since());
+        ::unlink((root + "/tern-index.lmdb").c_str());
+        ::unlink((root + "/tern-index.lmdb-lock").c_str());
+    }
+    {
         auto store = mailstore::open_maildir_store(opt);
         t0 = Clock::now();
     cpu0 = cpu_ms();

@@ -238,6 +238,12 @@ Status Env::grow(size_t seen) {
     return {};
 }
 
+Status Env::reserve(size_t bytes) {
+    while (map_size() < bytes)
+        if (auto g = grow(map_size()); !g) return g;
+    return {};
+}
+
 Result<Txn> Env::begin(bool read_only) {
     for (int attempt = 0; attempt < 3; ++attempt) {
         gate_.enter(t_open_txns > 0);

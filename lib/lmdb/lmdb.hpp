@@ -184,6 +184,10 @@ public:
     // map is already bigger than that (another thread grew it), nothing is
     // done.  0 = grow unconditionally.
     Status grow(size_t seen = 0);
+    // Makes the map at least `bytes` (a writer that knows ahead how much it
+    // will write, and must not be run again after MDB_MAP_FULL).  Like
+    // grow(), refused while this thread holds a transaction.
+    Status reserve(size_t bytes);
     size_t map_size() const;
 
     MDB_env* get() const { return env_; }

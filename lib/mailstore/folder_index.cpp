@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -41,6 +42,13 @@ constexpr size_t kNameBatch = 25000;
 // Expunges remembered for QRESYNC, and how far past that the table may grow
 // before the oldest are forgotten (one scan of it per that many expunges).
 constexpr size_t kMaxVanished = 100000;
+// A first build that answers early (build_first()) is one transaction: up
+// to this many files (LMDB's dirty pages of one transaction are bounded;
+// 500,000 records are ~100 MB of ~512 MB), its map grown first to what
+// the records, names and view take (~200 bytes a message) with room.
+constexpr size_t kMaxEarlyBuild = 500000;
+constexpr size_t kEarlyBuildBytesPerMessage = 512;
+constexpr size_t kEarlyBuildMapSlack = size_t{16} << 20;
 constexpr size_t kVanishedSlack = kMaxVanished / 4;
 // meta "counts": stamp modseq u64, stamp uidnext u32, then FolderCounts as five u64.
 constexpr size_t kCountsSize = 8 + 4 + 5 * 8;
@@ -88,6 +96,10 @@ bool decode_header_copy(std::string_view copy, uint64_t& txnid, std::optional<st
 
 std::mutex registry_mutex;
 std::map<std::string, std::weak_ptr<FolderIndex>> registry;
+// A new index whose databases its first build creates (FolderIndex::open's
+// defer_creation) is not used by another thread before: signalled when
+// one is created.  Guarded by registry_mutex, with uncreated_.
+std::condition_variable creation_done;
 // Indexes kept open after their last Mailbox closed, most recently used
 // last: a new session's SELECT of a folder used a moment ago (a client's
 // second connection, a poll) skips opening the LMDB environment and
@@ -248,6 +260,18 @@ ScannedFile scan_file(const std::string& dir, const std::string& name) {
     return f;
 }
 
+// new/ → cur/ for every file there (with the ":2," info a name without it
+// gets); a name already taken in cur/ is left in new/ for the next sync.
+void move_all_new(const std::string& new_dir, const std::string& cur_dir) {
+    auto names_in_new = list_dir(new_dir);
+    if (!names_in_new) return;
+    for (const auto& n : *names_in_new) {
+        auto parsed = parse_message_name(n);
+        std::string target = parsed.has_info ? n : n + ":2,";
+        (void)rename_no_replace(new_dir + "/" + n, cur_dir + "/" + target);
+    }
+}
+
 }  // namespace
 
 int64_t file_mtime_ns(const std::string& path) {
@@ -267,11 +291,12 @@ bool FolderIndex::still_at_path() const {
     return ::stat(index_path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
 }
 
-Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, const std::string& index_path) {
+Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, const std::string& index_path,
+                                                      bool defer_creation) {
     // Destroyed after the lock is released (~FolderIndex takes it), also
     // on the error returns below.
     std::shared_ptr<FolderIndex> stale, evicted, idx;
-    std::lock_guard lock(registry_mutex);
+    std::unique_lock lock(registry_mutex);
     auto it = registry.find(index_path);
     if (it != registry.end()) {
         if (auto existing = it->second.lock()) {
@@ -284,6 +309,9 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
                 std::erase(kept_open, nullptr);
                 new std::shared_ptr<FolderIndex>(std::move(existing));
             } else if (existing->still_at_path()) {
+                // Its first build creates its databases: wait for it (it
+                // never waits for this thread).
+                creation_done.wait(lock, [&] { return !existing->uncreated_; });
                 evicted = keep_open(existing);
                 return existing;
             } else {
@@ -321,33 +349,23 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     }
     // The databases' roots are a few scattered pages: no read-ahead around them.
     std::optional<PointReads> point_reads(std::in_place, *idx);
-    // "view" is missing in an index of an older tern: created here, filled
-    // by the first rebuild_header().
-    const char* names[] = {"meta", "msgs", "names", "cache", "vanished", "view"};
-    lmdb::Dbi* dbis[] = {&idx->meta, &idx->msgs, &idx->names, &idx->cache, &idx->vanished, &idx->view};
-    auto open_all = [&](lmdb::Txn& txn, unsigned flags) -> Status {
-        for (int i = 0; i < 6; ++i) {
-            auto d = txn.open_dbi(names[i], flags);
-            if (!d) return d.error();
-            *dbis[i] = *d;
-        }
-        return {};
-    };
     // An existing index opens in a read transaction (committed: that keeps
     // the handles), so that SELECT does not wait for a writer; a new one
     // gets its databases created.
     bool opened = false;
-    if (auto txn = idx->env_->begin_read(); txn && open_all(*txn, 0)) {
+    if (auto txn = idx->env_->begin_read(); txn && idx->open_databases(*txn, 0)) {
         idx->prefetch_roots(*txn);
         opened = txn->commit().ok();
     }
-    if (!opened) {
+    if (!opened && defer_creation) {
+        idx->uncreated_ = true;
+    } else if (!opened) {
         // Synced like every commit (its pages; the meta page is not,
         // MDB_NOMETASYNC): unsynced, a crash could keep the meta page and
         // lose the root page it names, a torn index that no open repairs
         // (ext4 does not order the writes).  Losing only the meta page
         // leaves an empty file: created again by the next open.
-        auto st = idx->write([&](lmdb::Txn& txn) { return open_all(txn, MDB_CREATE); });
+        auto st = idx->write([&](lmdb::Txn& txn) { return idx->open_databases(txn, MDB_CREATE); });
         if (!st) return st.error();
     }
     point_reads.reset();
@@ -355,6 +373,31 @@ Result<std::shared_ptr<FolderIndex>> FolderIndex::open(const std::string& dir, c
     registry[index_path] = idx;
     evicted = keep_open(idx);
     return idx;
+}
+
+Status FolderIndex::open_databases(lmdb::Txn& txn, unsigned flags) {
+    // "view" is missing in an index of an older tern: created here, filled
+    // by the first rebuild_header().
+    const char* names_of[] = {"meta", "msgs", "names", "cache", "vanished", "view"};
+    lmdb::Dbi* dbis[] = {&meta, &msgs, &names, &cache, &vanished, &view};
+    for (int i = 0; i < 6; ++i) {
+        auto d = txn.open_dbi(names_of[i], flags);
+        if (!d) return d.error();
+        *dbis[i] = *d;
+    }
+    return {};
+}
+
+void FolderIndex::settle_creation(bool committed) {
+    if (!uncreated_) return;
+    // A build that failed before its commit: the databases are created
+    // (and synced, see open()) as any new index's are.
+    if (!committed) (void)write([&](lmdb::Txn& txn) { return open_databases(txn, MDB_CREATE); });
+    {
+        std::lock_guard lock(registry_mutex);
+        uncreated_ = false;
+    }
+    creation_done.notify_all();
 }
 
 Status FolderIndex::write(const std::function<Status(lmdb::Txn&)>& fn) {
@@ -746,19 +789,26 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     return {};
 }
 
-// Indexes a batch of files found in cur/ (in arrival order) under new
-// UIDs, except those another process indexed meanwhile (looked up when
-// `look_up`).  `names` is filled in key order (appended to, no search
-// of the tree per name); of two files with one base ("x:2,S" and "x:2," side by side in
-// cur/) the earlier in arrival order is indexed, the other is left to the
-// next scan, as a lookup of each would do.
-Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta,
-                       const std::vector<ScannedFile>& files, bool look_up, uint64_t modseq, bool& changed) {
+// A batch of files found in cur/ (in arrival order) that get new UIDs:
+// all but those another process indexed meanwhile (looked up when
+// `look_up`) and, of two files with one base ("x:2,S" and "x:2," side by
+// side in cur/), the later in arrival order, which is left to the next
+// scan, as a lookup of each would do.
+struct NewFiles {
     struct Unknown {
         const ScannedFile* file;
         uint32_t uid = 0;  // 0: a second file of the same base, not indexed
+        bool twin = false;
     };
-    std::vector<Unknown> unknown;
+    std::vector<Unknown> unknown;  // arrival order
+    std::vector<Unknown*> by_base;
+    size_t indexed = 0;  // the ones that get a UID
+};
+
+Result<NewFiles> plan_new_files(FolderIndex& idx, lmdb::Txn& txn, const std::vector<ScannedFile>& files,
+                                bool look_up) {
+    NewFiles plan;
+    auto& unknown = plan.unknown;
     unknown.reserve(files.size());
     for (const auto& f : files) {
         if (!f.ok) continue;  // vanished meanwhile
@@ -769,30 +819,44 @@ Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta
         }
         unknown.push_back({&f});
     }
-    std::vector<Unknown*> by_base;
+    auto& by_base = plan.by_base;
     by_base.reserve(unknown.size());
     for (auto& u : unknown) by_base.push_back(&u);
-    auto base_order = [](const Unknown* a, const Unknown* b) { return a->file->base() < b->file->base(); };
+    auto base_order = [](const NewFiles::Unknown* a, const NewFiles::Unknown* b) {
+        return a->file->base() < b->file->base();
+    };
     // Arrival order is usually the names' order already.
     if (!std::is_sorted(by_base.begin(), by_base.end(), base_order))
         std::stable_sort(by_base.begin(), by_base.end(), base_order);
-    std::vector<bool> twin(unknown.size(), false);
     for (size_t i = 1; i < by_base.size(); ++i)
-        if (by_base[i]->file->base() == by_base[i - 1]->file->base())
-            twin[static_cast<size_t>(by_base[i] - unknown.data())] = true;
-    delta.reserve(unknown.size());
+        if (by_base[i]->file->base() == by_base[i - 1]->file->base()) by_base[i]->twin = true;
+    for (const auto& u : unknown) plan.indexed += u.twin ? 0 : 1;
+    return plan;
+}
+
+// Writes the planned files' records under new UIDs; `names` is filled in
+// key order (appended to, no search of the tree per name).
+Status write_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta, NewFiles& plan,
+                       uint64_t modseq, bool& changed) {
+    delta.reserve(plan.indexed);
     std::string record;
-    for (size_t i = 0; i < unknown.size(); ++i) {
-        if (twin[i]) continue;
-        const ScannedFile& f = *unknown[i].file;
-        if (auto s = index_file(idx, txn, m, delta, f, f.flags, 0, f.mtime, 0, modseq, unknown[i].uid, record); !s)
-            return s;
+    for (auto& u : plan.unknown) {
+        if (u.twin) continue;
+        const ScannedFile& f = *u.file;
+        if (auto s = index_file(idx, txn, m, delta, f, f.flags, 0, f.mtime, 0, modseq, u.uid, record); !s) return s;
         changed = true;
     }
-    for (const Unknown* u : by_base)
+    for (const auto* u : plan.by_base)
         if (u->uid != 0)
             if (auto s = txn.put_ascending(idx.names, u->file->base(), uid_key(u->uid)); !s) return s;
     return {};
+}
+
+Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta,
+                       const std::vector<ScannedFile>& files, bool look_up, uint64_t modseq, bool& changed) {
+    auto plan = plan_new_files(idx, txn, files, look_up);
+    if (!plan) return plan.error();
+    return write_new_files(idx, txn, m, delta, *plan, modseq, changed);
 }
 
 }  // namespace
@@ -968,13 +1032,7 @@ Status FolderIndex::sync(RecentClaim* claim) {
         auto m = read_meta(txn);
         if (!m) return m.error();
         init_meta(*m);
-        if (auto names_in_new = list_dir(new_dir); names_in_new) {
-            for (const auto& n : *names_in_new) {
-                auto parsed = parse_message_name(n);
-                std::string target = parsed.has_info ? n : n + ":2,";
-                (void)rename_no_replace(new_dir + "/" + n, cur_dir + "/" + target);
-            }
-        }
+        move_all_new(new_dir, cur_dir);
         scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
         auto listing = list_cur(cur_dir);
         if (!listing) return listing.error();
@@ -1110,6 +1168,127 @@ Status FolderIndex::sync(RecentClaim* claim) {
         written_uidnext = committing_uidnext;
     }
     return sync_to_disk(*env_);
+}
+
+Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& early, IndexMeta& written) {
+    const std::string new_dir = dir_ + "/new", cur_dir = dir_ + "/cur";
+    bool answered = false, declined = false;
+    size_t wanted_map = 0;
+    std::vector<ScannedFile> files;
+    // The map grown before the listing, from cur/'s size (a directory entry
+    // takes at least 32 bytes for a Maildir name): growing it after would
+    // mean listing twice.
+    struct stat cur_st {};
+    if (::stat(cur_dir.c_str(), &cur_st) == 0) {
+        size_t most = static_cast<size_t>(cur_st.st_size) / 32;
+        if (auto g = env_->reserve(most * kEarlyBuildBytesPerMessage + kEarlyBuildMapSlack); !g) {
+            settle_creation(false);
+            return g.error();
+        }
+    }
+    for (;;) {
+        auto st = write([&](lmdb::Txn& txn) -> Status {
+            // Run again after MDB_MAP_FULL: the client was told already, and
+            // the folder may hold something else now.  Nothing is committed.
+            if (answered) return Error{"the first index build filled its map after it answered"};
+            declined = false;
+            wanted_map = 0;
+            // A new index's databases, created in this synced commit (not
+            // one of their own: its sync was in the answer's path).
+            if (uncreated_)
+                if (auto s = open_databases(txn, MDB_CREATE); !s) return s;
+            MDB_stat records{};
+            if (int rc = mdb_stat(txn.get(), msgs.handle, &records); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+            if (records.ms_entries != 0) {
+                declined = true;  // another writer came first
+                return {};
+            }
+            auto m = read_meta(txn);
+            if (!m) return m.error();
+            init_meta(*m);
+            move_all_new(new_dir, cur_dir);
+            int64_t scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
+            auto listing = list_cur(cur_dir);
+            if (!listing) return listing.error();
+            if (listing->empty() || listing->size() > kMaxEarlyBuild) {
+                declined = true;
+                return {};
+            }
+            sort_by_arrival(*listing);
+            files.clear();
+            files.reserve(listing->size());
+            for (auto& name : *listing) {
+                name_only(files.emplace_back(), std::move(name));
+                if (!files.back().ok) {
+                    declined = true;  // a file to read: not before an answer
+                    return {};
+                }
+            }
+            // The map grown now, not by a run again after the answer.
+            size_t wanted = files.size() * kEarlyBuildBytesPerMessage + kEarlyBuildMapSlack;
+            if (env_->map_size() < wanted) {
+                wanted_map = wanted;
+                return {};
+            }
+            auto plan = plan_new_files(*this, txn, files, false);
+            if (!plan) return plan.error();
+            OpenAnswer answer;
+            MailboxStatus& a = answer.status;
+            a.uidvalidity = m->uidvalidity;
+            a.uidnext = m->uidnext + static_cast<uint32_t>(plan->indexed);
+            a.highestmodseq = m->modseq + 1;
+            a.messages = a.recent = static_cast<uint32_t>(plan->indexed);
+            uint32_t seq = 0;
+            for (const auto& u : plan->unknown) {
+                if (u.twin) continue;
+                ++seq;
+                if (!(u.file->flags & kSeen) && a.unseen++ == 0) answer.first_unseen = seq;
+                if (u.file->flags & kDeleted) ++a.deleted;
+                a.size += u.file->crlf_size;
+            }
+            answer.keywords = m->keywords;
+            early(answer);
+            answered = true;
+
+            ViewDelta delta;
+            bool changed = false;
+            uint64_t modseq = m->modseq + 1;
+            if (auto s = write_new_files(*this, txn, *m, delta, *plan, modseq, changed); !s) return s;
+            m->modseq = modseq;
+            record_listing(*m, scanned_mtime);
+            if (claim) {
+                *claim = {m->recent_uid + 1, m->uidnext - 1, m->counts.unclaimed};
+                m->recent_uid = m->uidnext - 1;
+                m->counts.unclaimed = 0;
+            }
+            if (auto s = write_meta(txn, *m, &delta); !s) return s;
+            auto w = read_meta(txn, false);
+            if (!w) return w.error();
+            uint64_t recent = claim ? claim->taken : w->counts.unclaimed;
+            uint32_t unseen_seq = w->first_unseen.uid ? static_cast<uint32_t>(w->first_unseen.below + 1) : 0;
+            if (w->uidvalidity != a.uidvalidity || w->uidnext != a.uidnext || w->modseq != a.highestmodseq ||
+                w->counts.messages != a.messages || recent != a.recent || w->counts.unseen != a.unseen ||
+                w->counts.deleted != a.deleted || w->counts.crlf_size != a.size || !w->unseen_valid ||
+                unseen_seq != answer.first_unseen)
+                return Error{"the first index build wrote other figures than it answered"};
+            written = std::move(*w);
+            return {};
+        });
+        if (!st) {
+            settle_creation(false);
+            return st.error();
+        }
+        if (wanted_map == 0) break;
+        // (Nothing was written: the databases, too, wait for the next run.)
+        if (auto g = env_->reserve(wanted_map); !g) {
+            settle_creation(false);
+            return g.error();
+        }
+    }
+    settle_creation(true);
+    if (declined) return false;
+    if (auto s = sync_to_disk(*env_); !s) return s.error();
+    return true;
 }
 
 Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming, AdoptSyncs* deferred) {

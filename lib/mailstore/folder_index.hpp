@@ -26,6 +26,7 @@
 #include "lib/core/result.hpp"
 #include "lib/lmdb/lmdb.hpp"
 #include "lib/mailstore/index_records.hpp"
+#include "lib/mailstore/mailstore.hpp"
 #include "lib/mailstore/root_hint.hpp"
 #include "lib/mailstore/view_chunks.hpp"
 
@@ -117,7 +118,11 @@ struct AdoptSyncs {
 class FolderIndex {
 public:
     // dir: the folder's Maildir; index_path: the LMDB file.
-    static Result<std::shared_ptr<FolderIndex>> open(const std::string& dir, const std::string& index_path);
+    // defer_creation: the caller runs build_first() next, and a new index's
+    // databases are created in its commit; other threads that open the
+    // folder meanwhile wait for that.
+    static Result<std::shared_ptr<FolderIndex>> open(const std::string& dir, const std::string& index_path,
+                                                     bool defer_creation = false);
     ~FolderIndex();
 
     const std::string& dir() const { return dir_; }
@@ -204,6 +209,14 @@ public:
     // session does not list cur/: cur_before() before the first change
     // (the mtime when cur/ is as the index says, 0 otherwise), cur_after()
     // once done, both in the transaction that writes m.
+    // sync() for a folder's first SELECT with an early answer (see
+    // EarlyAnswer): one write transaction from the listing to the commit,
+    // `early` called once the listing is sorted and before any record is
+    // written; `written`: the header committed.  false, with nothing
+    // written and nothing answered, when it is not such a build (the
+    // index has records already, the folder is empty or too big for one
+    // transaction, or a file must be read to index it): sync() then does.
+    Result<bool> build_first(RecentClaim* claim, const EarlyAnswer& early, IndexMeta& written);
     int64_t cur_before(const IndexMeta& m) const;
     void cur_after(IndexMeta& m, int64_t before) const;
     // How many times this process listed the folder's cur/ (tests and
@@ -234,6 +247,11 @@ private:
     Status record_unchanged(const IndexMeta& seen, int64_t scanned);
     Result<bool> move_delivered(const std::string& new_dir, const std::string& cur_dir);
     Result<std::vector<std::string>> list_cur(const std::string& cur_dir) const;
+    Status open_databases(lmdb::Txn& txn, unsigned flags);
+    // The end of a deferred creation (open()'s defer_creation): after the
+    // commit that created the databases, or creating them now.
+    void settle_creation(bool committed);
+    bool uncreated_ = false;  // the databases are not created yet (registry_mutex)
     mutable std::atomic<uint64_t> cur_listings_{0};
     std::mutex hint_mutex_;
     std::optional<RootHint> hinted_;  // the root hint this process stored last

@@ -123,7 +123,7 @@ private:
 
 Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<FolderIndex> index, std::string name,
                                                              bool read_only, FolderContext context,
-                                                             bool claim_recent) {
+                                                             bool claim_recent, const EarlyAnswer* early) {
     std::unique_ptr<MaildirMailbox> mb(new MaildirMailbox);
     mb->name_ = std::move(name);
     mb->read_only_ = read_only;
@@ -134,8 +134,22 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     // SELECT reads a few pages of the index: no read-ahead around them.
     FolderIndex::PointReads scattered(*mb->index_);
     RecentClaim claimed;
-    if (auto s = mb->index_->sync(claim_recent ? &claimed : nullptr); !s) return s.error();
-    if (auto s = mb->read_header(); !s) return s.error();
+    RecentClaim* claim = claim_recent ? &claimed : nullptr;
+    bool built = false;
+    if (early) {
+        // The header as built, not as read later: a delivery after the
+        // build's commit is news for the next refresh(), as the answer
+        // already went out without it.
+        IndexMeta written;
+        auto b = mb->index_->build_first(claim, *early, written);
+        if (!b) return b.error();
+        built = *b;
+        if (built) mb->use_header(written);
+    }
+    if (!built) {
+        if (auto s = mb->index_->sync(claim); !s) return s.error();
+        if (auto s = mb->read_header(); !s) return s.error();
+    }
     if (claimed.from != 0) {
         mb->claiming_ = true;
         mb->note_claim(claimed.from, claimed.upto, claimed.taken);
@@ -154,19 +168,23 @@ Status MaildirMailbox::read_header() {
             if (auto s = index_->rebuild_header(); !s) return s;
             continue;
         }
-        uidvalidity_ = m->uidvalidity;
-        uidnext_ = m->uidnext;
-        highestmodseq_ = m->modseq;
-        keywords_ = m->keywords;
-        recent_floor_ = m->recent_uid;
-        counts_ = m->counts;
-        if (m->unseen_valid && m->counts_valid) first_unseen_ = m->first_unseen;
-        else first_unseen_.reset();
+        use_header(*m);
         txn->abort();
         // A writer without counts came between the rebuild and us: count now.
         if (!m->counts_valid) return read_view();
         return {};
     }
+}
+
+void MaildirMailbox::use_header(const IndexMeta& m) {
+    uidvalidity_ = m.uidvalidity;
+    uidnext_ = m.uidnext;
+    highestmodseq_ = m.modseq;
+    keywords_ = m.keywords;
+    recent_floor_ = m.recent_uid;
+    counts_ = m.counts;
+    if (m.unseen_valid && m.counts_valid) first_unseen_ = m.first_unseen;
+    else first_unseen_.reset();
 }
 
 // The view as the session was told at open(): the records below that

@@ -27,7 +27,8 @@ class MaildirMailbox final : public Mailbox {
 public:
     static Result<std::unique_ptr<MaildirMailbox>> open(std::shared_ptr<FolderIndex> index, std::string name,
                                                         bool read_only, FolderContext context,
-                                                        bool claim_recent = false);
+                                                        bool claim_recent = false,
+                                                        const EarlyAnswer* early = nullptr);
 
     const std::string& name() const override { return name_; }
     MailboxStatus status() const override;
@@ -64,6 +65,7 @@ private:
     // Reads the folder's header (counts, UIDNEXT, ...) as of now: what
     // open() reports.  The records are not read.
     Status read_header();
+    void use_header(const IndexMeta& m);  // what read_header() read
     // The view is read from the records at its first use, not at open():
     // SELECT and STATUS answer from the folder's counts.  It is rebuilt as
     // the session was told at open() (see maildir_mailbox.cpp).

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -80,8 +81,9 @@ public:
     Status subscribe(const std::string& name, bool on) override;
     Result<std::vector<std::string>> subscriptions() override;
     Status create_default_folders() override;
-    Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false,
-                                          bool claim_recent = false) override;
+    Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false, bool claim_recent = false,
+                                          const EarlyAnswer* early = nullptr) override;
+    bool index_missing(const std::string& name) override;
     Result<MailboxStatus> status(const std::string& name) override;
     Result<QuotaUsage> quota_usage() override;
     Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) override;
@@ -108,12 +110,14 @@ private:
         if (o.index_dir.empty()) return folder_dir(o, name) + "/" + kIndexFile;
         return o.index_dir + "/" + (name == kInbox ? std::string("INBOX") : folder_dir_name(name)) + "." + kIndexFile;
     }
-    static Result<std::shared_ptr<FolderIndex>> open_index(const MaildirOptions& o, const std::string& raw_name) {
+    // defer_creation: see FolderIndex::open.
+    static Result<std::shared_ptr<FolderIndex>> open_index(const MaildirOptions& o, const std::string& raw_name,
+                                                         bool defer_creation = false) {
         std::string name = canonical_name(raw_name);
         std::string dir = folder_dir(o, name);
         if (!is_dir(dir + "/cur")) return make_error("mailbox does not exist: " + name);
         if (auto s = maildir::ensure_maildir(dir); !s) return s.error();
-        return FolderIndex::open(dir, index_path(o, name));
+        return FolderIndex::open(dir, index_path(o, name), defer_creation);
     }
     FolderContext context() const {
         FolderContext c;
@@ -327,15 +331,24 @@ Status MaildirStore::create_default_folders() {
     return {};
 }
 
-Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool read_only, bool claim_recent) {
+Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool read_only, bool claim_recent,
+                                                   const EarlyAnswer* early) {
     std::string name = canonical_name(raw);
     if (name != kInbox)
         if (auto v = valid_name(name); !v) return v.error();
-    auto idx = open_index(opt_, name);
+    auto idx = open_index(opt_, name, early != nullptr);
     if (!idx) return idx.error();
-    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context(), claim_recent && !read_only);
+    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context(), claim_recent && !read_only, early);
     if (!mb) return mb.error();
     return std::unique_ptr<Mailbox>(std::move(*mb));
+}
+
+bool MaildirStore::index_missing(const std::string& raw) {
+    std::string name = canonical_name(raw);
+    if (name != kInbox && !valid_name(name)) return false;
+    struct stat st {};
+    return ::stat(index_path(opt_, name).c_str(), &st) != 0 && errno == ENOENT &&
+           is_dir(folder_dir(opt_, name) + "/cur");
 }
 
 Result<MailboxStatus> MaildirStore::status(const std::string& name) {

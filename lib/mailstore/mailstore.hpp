@@ -85,6 +85,24 @@ struct MailboxStatus {
     uint32_t recent = 0;  // RFC 3501 2.3.2 (see Mailbox::recent_count())
 };
 
+// What SELECT answers about a folder (RFC 9051 6.3.2): its status,
+// \Recent count (in status), first unseen message (0: none) and keywords.
+struct OpenAnswer {
+    MailboxStatus status;
+    uint32_t first_unseen = 0;
+    std::vector<std::string> keywords;
+};
+
+// A folder's first index build can tell what SELECT answers before it
+// writes the records: it holds the index's write lock from its listing of
+// the folder to its synced commit, so no other writer comes between, and
+// the figures are those the Mailbox it returns will show.  The answer
+// names no UID (only UIDNEXT, UIDVALIDITY and counts): the caller must not
+// run another command until open() has returned.  If open() then fails,
+// nothing was committed and the caller must end the session (the client
+// was told of a state that was never stored).
+using EarlyAnswer = std::function<void(const OpenAnswer&)>;
+
 // One message in a Mailbox's view (kept in memory; FETCH FLAGS needs nothing else).
 struct ViewEntry {
     uint32_t uid = 0;
@@ -332,8 +350,13 @@ public:
     // claim_recent: the caller will call claim_recent() next (SELECT); an
     // open that writes the index anyway (a folder's first SELECT) takes the
     // claim in its own last transaction, which saves a commit and its sync.
+    // early: see EarlyAnswer (called at most once, from inside open()).
     virtual Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false,
-                                                  bool claim_recent = false) = 0;
+                                                  bool claim_recent = false, const EarlyAnswer* early = nullptr) = 0;
+    // Whether open(name) will build the folder's index first (its first
+    // SELECT): worth an EarlyAnswer.  A guess (another process may build it
+    // meanwhile), never an error.
+    virtual bool index_missing(const std::string& name) = 0;
     // STATUS without selecting (brings the folder's index up to date).
     virtual Result<MailboxStatus> status(const std::string& name) = 0;
     virtual Result<QuotaUsage> quota_usage() = 0;

@@ -3,8 +3,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <climits>
 
 #include "lib/log/log.hpp"
 
@@ -45,6 +51,57 @@ bool output_sent(bufferevent* bev) {
     for (bufferevent* b = bev; b; b = bufferevent_get_underlying(b))
         if (evbuffer_get_length(bufferevent_get_output(b)) != 0) return false;
     return true;
+}
+
+namespace {
+
+// The socket under bev: itself (plain), or the one under its TLS layer,
+// where TLS is a filter (STARTTLS) or owns the socket (implicit TLS); -1
+// for any other stack (COMPRESS on top).
+// What a socket bufferevent's write callback does: its output's start is
+// frozen except while it writes.
+void write_out(bufferevent* socket_bev, int fd) {
+    evbuffer* out = bufferevent_get_output(socket_bev);
+    evbuffer_unfreeze(out, 1);
+    (void)evbuffer_write(out, fd);  // errors show when the loop writes the rest
+    evbuffer_freeze(out, 1);
+}
+
+int stack_socket(bufferevent* bev, SSL*& ssl, bufferevent*& under) {
+    ssl = bufferevent_openssl_get_ssl(bev);
+    under = bufferevent_get_underlying(bev);
+    if (under && (!ssl || bufferevent_get_underlying(under))) return -1;
+    return bufferevent_getfd(under ? under : bev);
+}
+
+}  // namespace
+
+bool may_send_now(bufferevent* bev) {
+    SSL* ssl = nullptr;
+    bufferevent* under = nullptr;
+    return bev && stack_socket(bev, ssl, under) >= 0 && output_sent(bev);
+}
+
+SendNow send_now(bufferevent* bev, std::string_view data) {
+    SSL* ssl = nullptr;
+    bufferevent* under = nullptr;
+    int fd = bev ? stack_socket(bev, ssl, under) : -1;
+    if (fd < 0 || !output_sent(bev) || data.size() > INT_MAX) return SendNow::NotSent;
+    // Room in the socket: a short reply then goes in one write (a TLS
+    // record that did not fit could not be taken back).
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) return SendNow::NotSent;
+    if (!ssl) {
+        evbuffer_add(bufferevent_get_output(bev), data.data(), data.size());
+        write_out(bev, fd);
+        return SendNow::Sent;
+    }
+    ERR_clear_error();
+    if (SSL_write(ssl, data.data(), static_cast<int>(data.size())) != static_cast<int>(data.size()))
+        return SendNow::Broken;
+    // A filter's records went into the socket bufferevent's output.
+    if (under) write_out(under, fd);
+    return SendNow::Sent;
 }
 
 }  // namespace tern::tls

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include <string>
+#include <string_view>
 
 #include "lib/core/result.hpp"
 #include "lib/tls/context.hpp"
@@ -43,5 +44,18 @@ bufferevent* start_tls_after_command(event_base* base, bufferevent* plain, SSL_C
 // True once every layer (compression, TLS, socket) has handed its output
 // to the kernel: a final reply has left.
 bool output_sent(bufferevent* bev);
+
+// Sending a reply at once, from inside a command that keeps the event loop
+// busy for a while after it (a first SELECT's answer, before its index is
+// written): libevent would only send it when the loop runs again, and its
+// TLS bufferevent has no flush.  Possible on a plain or TLS connection
+// (not under COMPRESS) with nothing queued before and room in the socket.
+bool may_send_now(bufferevent* bev);
+enum class SendNow {
+    Sent,     // handed to the kernel (on plain TCP, what did not fit goes when the loop runs)
+    NotSent,  // nothing happened: send it the usual way
+    Broken,   // TLS failed midway: the connection is unusable
+};
+SendNow send_now(bufferevent* bev, std::string_view data);
 
 }  // namespace tern::tls

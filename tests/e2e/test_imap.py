@@ -272,6 +272,71 @@ class ImapTest(unittest.TestCase):
         self.assertIn(b'("TEXT" "PLAIN" ("CHARSET" "utf-8")', data[0].upper().replace(b'"UTF-8"', b'"utf-8"'))
         m.logout()
 
+    def put_foreign_files(self, folder, flags):
+        """Files another MDA left in a folder imapd has not indexed yet
+        (sizes in their names, as Dovecot's and tern's deliveries name them);
+        flags None: in new/."""
+        d = os.path.join(self.demo_maildir(), "." + folder)
+        self.assertFalse([n for n in os.listdir(d) if n.startswith("tern-index")])
+        for i, f in enumerate(flags):
+            body = b"Subject: foreign %d\n\nbody\n" % i
+            base = "%d.M%dP1.other,S=%d,W=%d" % (1700000000 + i, i, len(body), len(body) + 3)
+            path = os.path.join(d, "new", base) if f is None else os.path.join(d, "cur", base + ":2," + f)
+            with open(path, "wb") as out:
+                out.write(body)
+
+    def test_first_select_is_answered_before_the_index_is_written(self):
+        # A folder's first SELECT builds its index; the answer leaves before
+        # the records are written.  Told figures, then what FETCH sees, on
+        # each transport (plain, STARTTLS, implicit TLS), and a FETCH
+        # pipelined behind the SELECT runs only after the build.
+        flags = ["S", "S", "", "FS", None, "ST"]
+        for n, transport in enumerate(("plain", "starttls", "tls", "plain, after another SELECT")):
+            folder = "first%d" % n
+            m = login(self.port)
+            self.assertEqual(m.create(folder)[0], "OK")
+            m.logout()
+            self.put_foreign_files(folder, flags)
+            if transport == "starttls":
+                r = Raw(self.port)
+                r.line()
+                r.send("s1 STARTTLS\r\n")
+                self.assertRegex(r.line(), r"^s1 OK")
+                r.sock = tls_context().wrap_socket(r.sock)
+            else:
+                r = Raw(self.tls_port if transport == "tls" else self.port, tls=transport == "tls")
+                r.line()
+            r.send("l1 LOGIN demo@tern.test demo\r\n")
+            self.assertRegex(r.until_tagged("l1")[-1], r"^l1 OK")
+            if "after" in transport:
+                r.send("s1 SELECT INBOX\r\n")
+                self.assertRegex(r.until_tagged("s1")[-1], r"^s1 OK")
+            r.send("s2 SELECT %s\r\ns3 UID FETCH 1:* (FLAGS)\r\n" % folder)
+            answer = r.until_tagged("s2")
+            if "after" in transport:
+                self.assertEqual(answer[0], "* OK [CLOSED] previous mailbox closed")
+            self.assertRegex(answer[-1], r"^s2 OK \[READ-WRITE\]", transport)
+            self.assertIn("* 6 EXISTS", answer, transport)
+            self.assertIn("* 6 RECENT", answer, transport)
+            self.assertIn("* OK [UNSEEN 3] first unseen message", answer, transport)
+            self.assertIn("* OK [UIDNEXT 7] predicted next UID", answer, transport)
+            fetched = r.until_tagged("s3")
+            self.assertRegex(fetched[-1], r"^s3 OK", transport)
+            got = [l for l in fetched if l.startswith("* ") and " FETCH " in l]
+            self.assertEqual(len(got), 6, fetched)
+            self.assertIn("* 3 FETCH (UID 3 FLAGS (\\Recent))", fetched, transport)
+            self.assertIn("* 4 FETCH (UID 4 FLAGS (\\Seen \\Flagged \\Recent))", fetched, transport)
+            self.assertIn("* 6 FETCH (UID 6 FLAGS (\\Seen \\Deleted \\Recent))", fetched, transport)
+            r.send("s4 LOGOUT\r\n")
+            r.until_tagged("s4")
+            r.close()
+            # A second session sees the same folder, UIDs and all.
+            m = login(self.port)
+            typ, data = m.select(folder)
+            self.assertEqual(data, [b"6"])
+            self.assertEqual(m.untagged_responses.get("UIDNEXT"), [b"7"])
+            m.logout()
+
     def test_store_search_copy_move_expunge(self):
         m = login(self.port)
         self.fresh_folder(m, "Work")

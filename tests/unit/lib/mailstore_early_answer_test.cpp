@@ -1,0 +1,183 @@
+// Unit tests for a folder's first SELECT answered before its records are
+// written (Store::open's EarlyAnswer, FolderIndex::build_first): the
+// figures told are those the Mailbox then shows; folders it does not
+// apply to are opened as before without an answer; a new index's
+// databases are created in the build's commit, and another thread that
+// opens the folder meanwhile waits for them.
+#include <catch2/catch.hpp>
+
+#include <lmdb.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "lib/mailstore/folder_index.hpp"
+#include "lib/mailstore/maildir_store.hpp"
+
+using namespace tern::mailstore;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EarlyRoot {
+    fs::path path;
+    std::unique_ptr<Store> store;
+    EarlyRoot() {
+        char tmpl[] = "/tmp/tern-early-XXXXXX";
+        path = ::mkdtemp(tmpl);
+        path /= "Maildir";
+        store = open_store();
+    }
+    ~EarlyRoot() { fs::remove_all(path.parent_path()); }
+    std::unique_ptr<Store> open_store() const {
+        MaildirOptions o;
+        o.root = path.string();
+        auto s = open_maildir_store(o);
+        REQUIRE(s.ok());
+        return std::move(*s);
+    }
+    // A message file as another MDA leaves it: sizes in the name when
+    // `sized`, flags after ":2,"; in cur/ or (without flags) in new/.
+    void put(const std::string& sub, const std::string& base, const std::string& flags, bool sized = true) const {
+        std::string body = "Subject: " + base + "\n\nx\n";
+        std::string name = base;
+        if (sized) name += ",S=" + std::to_string(body.size()) + ",W=" + std::to_string(body.size() + 3);
+        if (sub == "cur") name += ":2," + flags;
+        FILE* f = std::fopen((path / sub / name).c_str(), "w");
+        REQUIRE(f);
+        std::fputs(body.c_str(), f);
+        std::fclose(f);
+    }
+    uint64_t last_txnid() const {
+        auto idx = FolderIndex::open(path.string(), (path / "tern-index.lmdb").string());
+        REQUIRE(idx.ok());
+        MDB_envinfo info{};
+        REQUIRE(mdb_env_info((*idx)->env().get(), &info) == 0);
+        return info.me_last_txnid;
+    }
+};
+
+struct Told {
+    int calls = 0;
+    OpenAnswer answer;
+    EarlyAnswer callback() {
+        return [this](const OpenAnswer& a) {
+            ++calls;
+            answer = a;
+        };
+    }
+};
+
+}  // namespace
+
+TEST_CASE("mailstore early answer: a first SELECT tells what the mailbox then shows", "[mailstore][early]") {
+    EarlyRoot t;
+    t.put("cur", "1700000001.M1P1.host", "S");
+    t.put("cur", "1700000002.M2P1.host", "ST");   // seen and deleted
+    t.put("cur", "1700000003.M3P1.host", "");     // the first unseen: 3
+    t.put("cur", "1700000004.M4P1.host", "FS");
+    t.put("cur", "1700000003.M3P1.host", "S");    // the same base again: indexed once, later
+    t.put("new", "1700000005.M5P1.host", "");     // moved to cur/ by the build
+    REQUIRE(t.store->index_missing("INBOX"));
+    Told told;
+    auto early = told.callback();
+    auto mb = t.store->open("INBOX", false, true, &early);
+    REQUIRE(mb.ok());
+    REQUIRE(told.calls == 1);
+    REQUIRE((*mb)->claim_recent().ok());
+    auto st = (*mb)->status();
+    const auto& a = told.answer.status;
+    CHECK(a.messages == 5);
+    CHECK(st.messages == a.messages);
+    CHECK(st.uidvalidity == a.uidvalidity);
+    CHECK(st.uidnext == a.uidnext);
+    CHECK(a.uidnext == 6);
+    CHECK(st.highestmodseq == a.highestmodseq);
+    CHECK(st.recent == a.recent);
+    CHECK(a.recent == 5);
+    CHECK(st.unseen == a.unseen);
+    CHECK(a.unseen == 2);
+    CHECK(st.deleted == a.deleted);
+    CHECK(a.deleted == 1);
+    CHECK(st.size == a.size);
+    auto unseen = (*mb)->first_unseen();
+    REQUIRE(unseen.ok());
+    CHECK(*unseen == told.answer.first_unseen);
+    CHECK(told.answer.first_unseen == 3);
+    CHECK(told.answer.keywords == (*mb)->keywords());
+    CHECK(!t.store->index_missing("INBOX"));
+    // What was built is what any later session sees.
+    auto other = t.open_store()->open("INBOX");
+    REQUIRE(other.ok());
+    CHECK((*other)->status().messages == 5);
+    CHECK((*other)->status().uidnext == 6);
+}
+
+TEST_CASE("mailstore early answer: the databases are created in the build's one commit", "[mailstore][early]") {
+    EarlyRoot t;
+    for (int i = 0; i < 20; ++i) t.put("cur", std::to_string(1700000000 + i) + ".M1P1.host", "S");
+    Told told;
+    auto early = told.callback();
+    REQUIRE(t.store->open("INBOX", false, true, &early).ok());
+    CHECK(told.calls == 1);
+    CHECK(t.last_txnid() == 1);
+}
+
+TEST_CASE("mailstore early answer: folders it does not apply to are opened without one", "[mailstore][early]") {
+    EarlyRoot t;
+    Told told;
+    auto early = told.callback();
+    SECTION("an empty folder") {
+        auto mb = t.store->open("INBOX", false, true, &early);
+        REQUIRE(mb.ok());
+        CHECK((*mb)->status().messages == 0);
+    }
+    SECTION("a file whose name does not tell its sizes (it must be read)") {
+        t.put("cur", "1700000001.M1P1.host", "S");
+        t.put("cur", "1700000002.M2P1.host", "", false);
+        auto mb = t.store->open("INBOX", false, true, &early);
+        REQUIRE(mb.ok());
+        CHECK((*mb)->status().messages == 2);
+    }
+    SECTION("an index built already") {
+        t.put("cur", "1700000001.M1P1.host", "S");
+        REQUIRE(t.store->open("INBOX").ok());
+        CHECK(!t.store->index_missing("INBOX"));
+        t.put("cur", "1700000002.M2P1.host", "");
+        auto mb = t.store->open("INBOX", false, true, &early);
+        REQUIRE(mb.ok());
+        CHECK((*mb)->status().messages == 2);
+    }
+    CHECK(told.calls == 0);
+}
+
+TEST_CASE("mailstore early answer: another thread that opens the folder meanwhile waits for its databases",
+          "[mailstore][early]") {
+    EarlyRoot t;
+    for (int i = 0; i < 50; ++i) t.put("cur", std::to_string(1700000000 + i) + ".M1P1.host", "S");
+    std::atomic<bool> opened{false};
+    std::atomic<uint32_t> seen{0};
+    std::thread other;
+    auto second = t.open_store();
+    EarlyAnswer early = [&](const OpenAnswer&) {
+        // The build holds its write transaction; its databases are not created yet.
+        other = std::thread([&] {
+            auto mb = second->open("INBOX");
+            if (mb.ok()) seen = (*mb)->status().messages;
+            opened = true;
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        CHECK(!opened);
+    };
+    auto mb = t.store->open("INBOX", false, true, &early);
+    REQUIRE(mb.ok());
+    REQUIRE(other.joinable());
+    other.join();
+    CHECK(opened);
+    CHECK(seen == 50);
+}
