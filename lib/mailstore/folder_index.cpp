@@ -163,10 +163,17 @@ bool cur_known(const IndexMeta& m, int64_t mtime, int64_t now) {
 }
 
 // Records that a listing of cur/ stamped `scanned` (its mtime, taken
-// before the listing) matched the records: trusted when old enough.
+// before the listing) matched the records: trusted when old enough; a
+// newer one for a second, then checked by one listing (cur_known()), as
+// a delivery's move is: a change another tool made in the clock tick of
+// the listing would not show in the mtime.  (Not trusted at all, it made
+// the refresh right after a folder's first SELECT list it again.)
 void record_listing(IndexMeta& m, int64_t scanned) {
-    m.cur_mtime = now_ns() - scanned >= kTrustedAgeNs ? scanned : 0;
-    m.cur_dirty_mtime = m.cur_dirty_since = 0;
+    int64_t now = now_ns();
+    bool old_enough = now - scanned >= kTrustedAgeNs;
+    m.cur_mtime = old_enough ? scanned : 0;
+    m.cur_dirty_mtime = old_enough ? 0 : scanned;
+    m.cur_dirty_since = old_enough ? 0 : now;
 }
 
 Result<std::vector<std::string>> list_dir(const std::string& dir) {
