@@ -4,7 +4,11 @@
 Both servers get the same messages (hard links of one generated set) in a
 folder of each size, then, alternating tern and Dovecot over several rounds:
 
-  SELECT first    the first SELECT after the fill (index not built; once)
+  SELECT first    the first SELECT after the fill (index not built), on
+                  --first copies of the folder (hard links), each once
+  SELECT first + NOOP  the same and a NOOP after it: until the index is
+                  stored (tern answers SELECT before it writes the index,
+                  and reads the next command after)
   SELECT cold     server restarted, the folder's index files dropped from
                   the page cache (posix_fadvise DONTNEED), new connection
   SELECT warm     a second connection right after
@@ -25,7 +29,7 @@ rounds and the ratio tern/Dovecot are printed.  Bounded: every command has
 a deadline, every loop a count; 127.0.0.1 only; everything lives in one
 temporary directory under /var/tmp that is removed at the end.
 
-    bench/imap/run [--sizes 10000,100000] [--rounds 3] [--idle 1000] [--only tern|dovecot]
+    bench/imap/run [--sizes 10000,100000] [--rounds 3] [--first 3] [--idle 1000] [--only tern|dovecot]
 """
 import argparse
 import os
@@ -488,16 +492,46 @@ class Dovecot:
 # --- measurements ------------------------------------------------------------
 
 
-OPS = ["SELECT first", "SELECT cold", "SELECT warm", "FETCH 1:* (FLAGS)", "UID FETCH 1:* (ENVELOPE)",
-       f"SEARCH SUBJECT {SUBJECT_NEEDLE}", f"SEARCH BODY {BODY_NEEDLE}"]
+FIRST_OPS = ["SELECT first", "SELECT first + NOOP"]
+OPS = FIRST_OPS + ["SELECT cold", "SELECT warm", "FETCH 1:* (FLAGS)", "UID FETCH 1:* (ENVELOPE)",
+                   f"SEARCH SUBJECT {SUBJECT_NEEDLE}", f"SEARCH BODY {BODY_NEEDLE}"]
+WARM_OPS = OPS[4:]  # on the warm connection, after SELECT warm
 
-SHORT = dict(zip(OPS, ["select-first", "select-cold", "select-warm", "flags", "envelope", "subject", "body"]))
+SHORT = dict(zip(OPS, ["select-first", "select-first+noop", "select-cold", "select-warm", "flags", "envelope",
+                       "subject", "body"]))
+
+
+def first_copies(folder, n):
+    """The folder and its copies for SELECT first (the first is the one
+    every other operation uses)."""
+    return [folder] + [f"{folder}f{k}" for k in range(2, max(n, 1) + 1)]
 
 
 def login(port):
     c = Imap(port)
     c.cmd(f"LOGIN {USER} {PASSWORD}")
     return c
+
+
+def timed_command(srv, conn, op, text, results, cpu):
+    """Runs one command; appends its wall and CPU seconds to results[op] and cpu[op]."""
+    c0 = cpu_ns(srv.pids())
+    dt, reply = conn.cmd(text)
+    cpu.setdefault(op, []).append(cpu_used(c0, cpu_ns(srv.pids())) / 1e9)
+    results.setdefault(op, []).append(dt)
+    return reply
+
+
+def first_select(srv, folder, results, cpu):
+    """SELECT of a folder whose index is not built, then a NOOP: both the
+    answer's time and the time until the next command ran."""
+    a = login(srv.port)
+    c0 = cpu_ns(srv.pids())
+    timed_command(srv, a, "SELECT first", f"SELECT {folder}", results, cpu)
+    dt, _ = a.cmd("NOOP")
+    cpu.setdefault("SELECT first + NOOP", []).append(cpu_used(c0, cpu_ns(srv.pids())) / 1e9)
+    results.setdefault("SELECT first + NOOP", []).append(results["SELECT first"][-1] + dt)
+    a.close()
 
 
 def measure_round(srv, folder, cold, results, counts, cpu):
@@ -509,17 +543,16 @@ def measure_round(srv, folder, cold, results, counts, cpu):
         srv.start()
 
     def timed(conn, op, text):
-        c0 = cpu_ns(srv.pids())
-        dt, reply = conn.cmd(text)
-        cpu.setdefault(op, []).append(cpu_used(c0, cpu_ns(srv.pids())) / 1e9)
-        results.setdefault(op, []).append(dt)
-        return reply
-    a = login(srv.port)
-    timed(a, "SELECT first" if cold == "first" else "SELECT cold", f"SELECT {folder}")
-    a.close()
+        return timed_command(srv, conn, op, text, results, cpu)
+    if cold == "first":
+        first_select(srv, folder, results, cpu)
+    else:
+        a = login(srv.port)
+        timed(a, "SELECT cold", f"SELECT {folder}")
+        a.close()
     b = login(srv.port)
     timed(b, "SELECT warm", f"SELECT {folder}")
-    for op in OPS[3:]:
+    for op in WARM_OPS:
         reply = timed(b, op, op)
         if op.startswith("SEARCH"):
             counts.setdefault(op, set()).add(search_count(reply))
@@ -557,6 +590,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000", help="messages per folder, comma-separated")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--first", type=int, default=3, help="copies of each folder for SELECT first (one each)")
     ap.add_argument("--idle", type=int, default=1000, help="idle IDLE connections for the PSS figure (0: skip)")
     ap.add_argument("--only", choices=["tern", "dovecot"])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -584,7 +618,8 @@ def main():
             srv.start()
             c = login(srv.port)
             for size in sizes:
-                c.cmd(f"CREATE m{size}")
+                for copy in first_copies(f"m{size}", args.first):
+                    c.cmd(f"CREATE {copy}")
             c.close()
         srv_results = {s.name: {} for s in servers}
         for size in sizes:
@@ -594,7 +629,8 @@ def main():
             names = generate(src, size, seed=size)
             mb = sum(os.path.getsize(os.path.join(src, n)) for n in names) / 1e6
             for srv in servers:
-                link_into(src, names, srv.folder_dir(folder), getattr(srv, "owner", None))
+                for copy in first_copies(folder, args.first):
+                    link_into(src, names, srv.folder_dir(copy), getattr(srv, "owner", None))
             print(f"\n== {folder}: {size} messages, {mb:.0f} MB, generated and linked in "
                   f"{time.monotonic() - t0:.1f} s", flush=True)
             res = {s.name: {} for s in servers}
@@ -605,10 +641,13 @@ def main():
                 for srv in order:
                     measure_round(srv, folder, "first" if rnd == 0 else True, res[srv.name], counts[srv.name],
                                   cpu[srv.name])
+                    if rnd == 0:
+                        for copy in first_copies(folder, args.first)[1:]:
+                            first_select(srv, copy, res[srv.name], cpu[srv.name])
                     r = res[srv.name]
                     print(f"  round {rnd} {srv.name:8s} " + " ".join(
                         f"{SHORT[op]}={r[op][-1] * 1000:.0f}" for op in OPS if op in r and
-                        (op != "SELECT first" or rnd == 0) and (op != "SELECT cold" or rnd > 0)) + " ms",
+                        (op not in FIRST_OPS or rnd == 0) and (op != "SELECT cold" or rnd > 0)) + " ms",
                         flush=True)
                 order.reverse()
             for name, c in counts.items():
@@ -623,7 +662,7 @@ def main():
             for title, data in (("wall time (command sent -> tagged OK)", res),
                                 ("CPU time of the server's processes", cpu)):
                 print(f"\n  {folder} ({size} messages), {title}, medians of {args.rounds} rounds in ms "
-                      f"(SELECT first: one run)")
+                      f"(SELECT first: one per folder, {args.first} folders)")
                 print(f"  {'operation':30s} " + " ".join(f"{s.name:>9s}" for s in servers)
                       + ("      ratio  goal <= 0.5" if len(servers) == 2 else ""))
                 for op in OPS:
