@@ -212,7 +212,9 @@ struct ScannedFile {
     std::string name;
     uint64_t size = 0, crlf_size = 0;
     int64_t mtime = 0;
-    ParsedCache cache;
+    // Only for a file that was read (`cached`): a first SELECT makes one
+    // ScannedFile per file of the folder, most known from their names.
+    std::unique_ptr<ParsedCache> cache;
     bool ok = false;
     bool cached = true;  // false: cache and mtime not read yet
     // The name parsed once (parse_message_name()): its base is the first
@@ -261,7 +263,7 @@ ScannedFile scan_file(const std::string& dir, const std::string& name) {
         bytes = std::string_view(static_cast<const char*>(map), static_cast<size_t>(st.st_size));
     }
     f.crlf_size = mime::crlf_size(bytes);
-    f.cache = build_cache(bytes);
+    f.cache = std::make_unique<ParsedCache>(build_cache(bytes));
     if (map) ::munmap(map, static_cast<size_t>(st.st_size));
     f.ok = true;
     return f;
@@ -791,7 +793,7 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     m.count_in(uid, r);
     delta.put(uid, r);
     if (f.cached)
-        if (auto s = txn.put_ascending(idx.cache, key, encode_cache(f.cache.view())); !s) return s;
+        if (auto s = txn.put_ascending(idx.cache, key, encode_cache(f.cache->view())); !s) return s;
     uid_out = uid;
     return {};
 }
@@ -1337,7 +1339,8 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             f.name = final_names[i];
             f.size = in.size;
             f.crlf_size = in.crlf_size;
-            f.cache = in.cache;
+            // (A copy: the transaction may run again after MDB_MAP_FULL.)
+            if (in.cached) f.cache = std::make_unique<ParsedCache>(in.cache);
             f.cached = in.cached;
             if (auto s = index_file(*this, txn, *m, delta, f, in.flags, kw, in.internal_date, in.date_offset, modseq,
                                     uids[i], record);
@@ -1412,7 +1415,7 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                 }
                 if (auto s = txn.put(msgs, key, encode_record(upd)); !s) return s;
                 // Usually filled in UID order (a FETCH 1:*): appended.
-                if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache.view())); !s) return s;
+                if (auto s = txn.put_ascending(cache, key, encode_cache(f.cache->view())); !s) return s;
                 filled = true;
             }
             // The header did not change, but a commit must leave a copy of
