@@ -108,6 +108,10 @@ Status write_file_atomic(const std::string& path, std::string_view data, mode_t 
 
 Status mkdir_p(const std::string& path, mode_t mode) {
     if (path.empty()) return make_error("mkdir: empty path");
+    // Usually there already (an index's directory at each open): one stat,
+    // not a mkdir and a stat per component.
+    struct stat existing;
+    if (::stat(path.c_str(), &existing) == 0 && S_ISDIR(existing.st_mode)) return {};
     std::string partial;
     size_t pos = 0;
     while (pos <= path.size()) {
