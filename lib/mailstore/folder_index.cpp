@@ -861,6 +861,38 @@ Status write_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta
     return {};
 }
 
+// What SELECT answers once `plan` (of an index without records, header
+// m) is written: build_first()'s early answer.
+OpenAnswer answer_of(const IndexMeta& m, const NewFiles& plan) {
+    OpenAnswer answer;
+    MailboxStatus& a = answer.status;
+    a.uidvalidity = m.uidvalidity;
+    a.uidnext = m.uidnext + static_cast<uint32_t>(plan.indexed);
+    a.highestmodseq = m.modseq + 1;
+    a.messages = a.recent = static_cast<uint32_t>(plan.indexed);  // all above the claim mark
+    uint32_t seq = 0;
+    for (const auto& u : plan.unknown) {
+        if (u.twin) continue;
+        ++seq;
+        if (!(u.file->flags & kSeen) && a.unseen++ == 0) answer.first_unseen = seq;
+        if (u.file->flags & kDeleted) ++a.deleted;
+        a.size += u.file->crlf_size;
+    }
+    answer.keywords = m.keywords;
+    return answer;
+}
+
+// Whether the header written (w, with `recent` claimed or unclaimed) says
+// what was told.
+bool told_is_written(const OpenAnswer& told, const IndexMeta& w, uint64_t recent) {
+    const MailboxStatus& a = told.status;
+    uint32_t unseen_seq = w.first_unseen.uid ? static_cast<uint32_t>(w.first_unseen.below + 1) : 0;
+    return w.uidvalidity == a.uidvalidity && w.uidnext == a.uidnext && w.modseq == a.highestmodseq &&
+           w.counts.messages == a.messages && recent == a.recent && w.counts.unseen == a.unseen &&
+           w.counts.deleted == a.deleted && w.counts.crlf_size == a.size && w.unseen_valid &&
+           unseen_seq == told.first_unseen && w.keywords == told.keywords;
+}
+
 Status index_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta,
                        const std::vector<ScannedFile>& files, bool look_up, uint64_t modseq, bool& changed) {
     auto plan = plan_new_files(idx, txn, files, look_up);
@@ -1215,6 +1247,10 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
             auto m = read_meta(txn);
             if (!m) return m.error();
             init_meta(*m);
+            if (!m->counts_valid || !m->view_valid) {
+                declined = true;  // an index of an older tern, records expunged
+                return {};
+            }
             move_all_new(new_dir, cur_dir);
             int64_t scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
             auto listing = list_cur(cur_dir);
@@ -1241,21 +1277,7 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
             }
             auto plan = plan_new_files(*this, txn, files, false);
             if (!plan) return plan.error();
-            OpenAnswer answer;
-            MailboxStatus& a = answer.status;
-            a.uidvalidity = m->uidvalidity;
-            a.uidnext = m->uidnext + static_cast<uint32_t>(plan->indexed);
-            a.highestmodseq = m->modseq + 1;
-            a.messages = a.recent = static_cast<uint32_t>(plan->indexed);
-            uint32_t seq = 0;
-            for (const auto& u : plan->unknown) {
-                if (u.twin) continue;
-                ++seq;
-                if (!(u.file->flags & kSeen) && a.unseen++ == 0) answer.first_unseen = seq;
-                if (u.file->flags & kDeleted) ++a.deleted;
-                a.size += u.file->crlf_size;
-            }
-            answer.keywords = m->keywords;
+            OpenAnswer answer = answer_of(*m, *plan);
             early(answer);
             answered = true;
 
@@ -1273,12 +1295,7 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
             if (auto s = write_meta(txn, *m, &delta); !s) return s;
             auto w = read_meta(txn, false);
             if (!w) return w.error();
-            uint64_t recent = claim ? claim->taken : w->counts.unclaimed;
-            uint32_t unseen_seq = w->first_unseen.uid ? static_cast<uint32_t>(w->first_unseen.below + 1) : 0;
-            if (w->uidvalidity != a.uidvalidity || w->uidnext != a.uidnext || w->modseq != a.highestmodseq ||
-                w->counts.messages != a.messages || recent != a.recent || w->counts.unseen != a.unseen ||
-                w->counts.deleted != a.deleted || w->counts.crlf_size != a.size || !w->unseen_valid ||
-                unseen_seq != answer.first_unseen)
+            if (!told_is_written(answer, *w, claim ? claim->taken : w->counts.unclaimed))
                 return Error{"the first index build wrote other figures than it answered"};
             written = std::move(*w);
             return {};
