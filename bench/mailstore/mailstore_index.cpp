@@ -5,6 +5,8 @@
 //
 // Fills DIR/Maildir/cur with N small real-shaped messages (no fsync; the
 // files are the fixture, not the measured part), then times:
+//   cold-open-early  first open as imapd's first SELECT does it: the time to
+//                its early answer (EarlyAnswer) and to the stored index
 //   cold-open    first open: the folder indexed from the directory listing
 //   cold-envelope  first UID FETCH 1:* ENVELOPE: every file read and parsed once
 //   warm-open    open of an indexed folder in a fresh Store (SELECT)
@@ -16,7 +18,8 @@
 //   store-deliver+refresh  a delivery through Store::begin_delivery (as
 //                local-delivery does: the record already names the file), then
 //                refresh() of the open session; three times, cur/'s mtime aged
-//   reopen-fresh  open right after a full scan (cur/'s mtime < 1 s old)
+//   reopen-fresh  open right after a full scan (cur/'s mtime < 1 s old:
+//                trusted for that second, so nothing is listed)
 //   store+refresh  a flag change by one session, then refresh() of another
 #include <sys/stat.h>
 #include <time.h>
