@@ -203,12 +203,6 @@ public:
     // commit and sync fewer than a claim of its own); *claim says what it
     // took, nothing when no transaction assigned UIDs.
     Status sync(RecentClaim* claim = nullptr);
-    // A writer's own changes to cur/ (flag renames, removals, APPEND's
-    // files), made under the writer lock, are recorded as a delivery's move
-    // is (IndexMeta::cur_dirty_mtime), so that the next refresh() of every
-    // session does not list cur/: cur_before() before the first change
-    // (the mtime when cur/ is as the index says, 0 otherwise), cur_after()
-    // once done, both in the transaction that writes m.
     // sync() for a folder's first SELECT with an early answer (see
     // EarlyAnswer): one write transaction from the listing to the commit,
     // `early` called once the listing is sorted and before any record is
@@ -217,6 +211,12 @@ public:
     // index has records already, the folder is empty or too big for one
     // transaction, or a file must be read to index it): sync() then does.
     Result<bool> build_first(RecentClaim* claim, const EarlyAnswer& early, IndexMeta& written);
+    // A writer's own changes to cur/ (flag renames, removals, APPEND's
+    // files), made under the writer lock, are recorded as a delivery's move
+    // is (IndexMeta::cur_dirty_mtime), so that the next refresh() of every
+    // session does not list cur/: cur_before() before the first change
+    // (the mtime when cur/ is as the index says, 0 otherwise), cur_after()
+    // once done, both in the transaction that writes m.
     int64_t cur_before(const IndexMeta& m) const;
     void cur_after(IndexMeta& m, int64_t before) const;
     // How many times this process listed the folder's cur/ (tests and
