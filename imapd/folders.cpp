@@ -406,7 +406,7 @@ void Session::cmd_select(Parser& p, bool read_only) {
     // mailstore::EarlyAnswer), straight to the socket, since this loop is
     // busy until the build is stored and no command is read meanwhile.
     // (Not with QRESYNC's known state: a new index has a new UIDVALIDITY.)
-    bool answer_early = !r.q_uidvalidity && store_->index_missing(r.name) && tls::may_send_now(bev_);
+    bool answer_early = !r.q_uidvalidity && tls::may_send_now(bev_) && store_->index_missing(r.name);
     std::string closed;
     if (mailbox_) {
         unselect();
@@ -431,8 +431,9 @@ void Session::cmd_select(Parser& p, bool read_only) {
     if (broken) return close_now("lost connection while sending");
     if (answer_early && !answered) send(closed);
     if (!box) {
-        auto exists = store_->exists(r.name);
-        if (!answered && exists && !*exists) return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
+        if (!answered)
+            if (auto exists = store_->exists(r.name); exists && !*exists)
+                return (void)tagged("NO", "NONEXISTENT", "no such mailbox");
         log::warning("user %s: SELECT %s: %s", user_.c_str(), r.name.c_str(), box.message().c_str());
         // The client was told of a state that was never stored: it must not
         // go on with it (RFC 9051 7.1.5).

@@ -1215,19 +1215,25 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
     const std::string new_dir = dir_ + "/new", cur_dir = dir_ + "/cur";
     bool answered = false, declined = false;
     size_t wanted_map = 0;
-    std::vector<ScannedFile> files;
+    // A new index's databases exist once this returns: created by the
+    // build's commit, or by settle_creation() if there was none.
+    bool committed = false;
+    struct Settle {
+        FolderIndex& idx;
+        const bool& committed;
+        ~Settle() { idx.settle_creation(committed); }
+    } settle{*this, committed};
     // The map grown before the listing, from cur/'s size (a directory entry
-    // takes at least 32 bytes for a Maildir name): growing it after would
-    // mean listing twice.
+    // takes at least 32 bytes for a Maildir name on ext4): growing it after
+    // would mean listing twice.  (Where a directory's size says less, the
+    // check after the listing grows it, before the answer.)
     struct stat cur_st {};
     if (::stat(cur_dir.c_str(), &cur_st) == 0) {
         size_t most = static_cast<size_t>(cur_st.st_size) / 32;
-        if (auto g = env_->reserve(most * kEarlyBuildBytesPerMessage + kEarlyBuildMapSlack); !g) {
-            settle_creation(false);
-            return g.error();
-        }
+        if (auto g = env_->reserve(most * kEarlyBuildBytesPerMessage + kEarlyBuildMapSlack); !g) return g.error();
     }
     for (;;) {
+        std::vector<ScannedFile> files;
         auto st = write([&](lmdb::Txn& txn) -> Status {
             // Run again after MDB_MAP_FULL: the client was told already, and
             // the folder may hold something else now.  Nothing is committed.
@@ -1260,7 +1266,7 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
                 return {};
             }
             sort_by_arrival(*listing);
-            files.clear();
+            files.clear();  // (a run again after MDB_MAP_FULL)
             files.reserve(listing->size());
             for (auto& name : *listing) {
                 name_only(files.emplace_back(), std::move(name));
@@ -1300,18 +1306,12 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
             written = std::move(*w);
             return {};
         });
-        if (!st) {
-            settle_creation(false);
-            return st.error();
-        }
+        if (!st) return st.error();
         if (wanted_map == 0) break;
         // (Nothing was written: the databases, too, wait for the next run.)
-        if (auto g = env_->reserve(wanted_map); !g) {
-            settle_creation(false);
-            return g.error();
-        }
+        if (auto g = env_->reserve(wanted_map); !g) return g.error();
     }
-    settle_creation(true);
+    committed = true;
     if (declined) return false;
     if (auto s = sync_to_disk(*env_); !s) return s.error();
     return true;

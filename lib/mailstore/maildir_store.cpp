@@ -344,11 +344,12 @@ Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool
 }
 
 bool MaildirStore::index_missing(const std::string& raw) {
+    // One stat on every SELECT (a folder that does not exist fails open()
+    // before anything is answered).
     std::string name = canonical_name(raw);
     if (name != kInbox && !valid_name(name)) return false;
     struct stat st {};
-    return ::stat(index_path(opt_, name).c_str(), &st) != 0 && errno == ENOENT &&
-           is_dir(folder_dir(opt_, name) + "/cur");
+    return ::stat(index_path(opt_, name).c_str(), &st) != 0 && errno == ENOENT;
 }
 
 Result<MailboxStatus> MaildirStore::status(const std::string& name) {
