@@ -6,6 +6,8 @@
 //
 // Names: the store keeps UTF-8 with "/" between levels; the wire carries
 // UTF-8 for IMAP4rev2 / UTF8=ACCEPT clients and modified UTF-7 otherwise.
+#include <sched.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -401,12 +403,13 @@ void Session::cmd_select(Parser& p, bool read_only) {
         }
     }
     if (!p.end()) return bad_syntax(p);
-    // A folder's first SELECT builds its index: the answer leaves as soon
-    // as the build knows it, before the records are written (see
-    // mailstore::EarlyAnswer), straight to the socket, since this loop is
-    // busy until the build is stored and no command is read meanwhile.
-    // (Not with QRESYNC's known state: a new index has a new UIDVALIDITY.)
-    bool answer_early = !r.q_uidvalidity && tls::may_send_now(bev_) && store_->index_missing(r.name);
+    // The answer leaves as soon as the store knows it (see
+    // mailstore::EarlyAnswer: before a folder's first build writes the
+    // records, or before a cold index is opened), straight to the socket,
+    // since this loop is busy until open() returns and no command is read
+    // meanwhile.  (Not with QRESYNC's known state: its answer needs the
+    // records, and a new index has a new UIDVALIDITY.)
+    bool answer_early = !r.q_uidvalidity && tls::may_send_now(bev_);
     std::string closed;
     if (mailbox_) {
         unselect();
@@ -426,6 +429,10 @@ void Session::cmd_select(Parser& p, bool read_only) {
         auto sent = tls::send_now(bev_, text);
         answered = sent == tls::SendNow::Sent;
         broken = sent == tls::SendNow::Broken;
+        // The socket's wake-up puts a local client on this CPU, expecting
+        // this process to sleep next; it works on instead (the open, the
+        // build): let the client read its answer first.
+        if (answered) ::sched_yield();
     };
     auto box = store_->open(r.name, read_only, /*claim_recent=*/true, answer_early ? &early : nullptr);
     if (broken) return close_now("lost connection while sending");
@@ -437,7 +444,7 @@ void Session::cmd_select(Parser& p, bool read_only) {
         log::warning("user %s: SELECT %s: %s", user_.c_str(), r.name.c_str(), box.message().c_str());
         // The client was told of a state that was never stored: it must not
         // go on with it (RFC 9051 7.1.5).
-        if (answered) return bye_and_close("[UNAVAILABLE] the mailbox could not be indexed, try again later");
+        if (answered) return bye_and_close("[UNAVAILABLE] the mailbox could not be opened, try again later");
         return (void)tagged("NO", "UNAVAILABLE", "cannot open the mailbox, try again later");
     }
     selected(std::move(*box), r, answered);
@@ -469,6 +476,12 @@ void Session::selected(std::unique_ptr<mailstore::Mailbox> box, const SelectRequ
     if (r.condstore) condstore_ = true;
     state_ = State::Selected;
     saved_.clear();
+    // FETCH FLAGS usually follows: the view's pages are asked for after
+    // [UNSEEN n] read what it needs (not queued behind them), and after the
+    // answer has left (asking for 3 MB of a 100,000-message folder takes
+    // the kernel ~0.4 ms): a timer due at once runs after the loop has
+    // polled the client's socket, so its write goes first.
+    view_prefetch_.add_after_poll();
     if (answered) return;
     mailstore::OpenAnswer a;
     a.status = mailbox_->status();
@@ -476,12 +489,6 @@ void Session::selected(std::unique_ptr<mailstore::Mailbox> box, const SelectRequ
     if (!rev2_)
         if (auto unseen = mailbox_->first_unseen(); unseen) a.first_unseen = *unseen;
     select_answer(r, a, mailbox_->read_only());
-    // FETCH FLAGS usually follows: the view's pages are asked for after
-    // [UNSEEN n] read what it needs (not queued behind them), and after the
-    // answer has left (asking for 3 MB of a 100,000-message folder takes
-    // the kernel ~0.4 ms): a timer due at once runs after the loop has
-    // polled the client's socket, so its write goes first.
-    view_prefetch_.add_after_poll();
     const auto& st = a.status;
     if (r.q_uidvalidity && *r.q_uidvalidity == st.uidvalidity) {
         // RFC 7162 3.2.5: what vanished and what changed since the client's modseq.

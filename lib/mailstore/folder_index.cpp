@@ -21,6 +21,7 @@
 
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
+#include "lib/lmdb/raw_file.hpp"
 #include "lib/mailstore/arrival_order.hpp"
 #include "lib/mailstore/maildir_names.hpp"
 #include "lib/mailstore/name_table.hpp"
@@ -429,84 +430,55 @@ FolderIndex::~FolderIndex() {
     if (it != registry.end() && it->second.expired()) registry.erase(it);
 }
 
-Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn, bool use_copy) const {
-    IndexMeta m;
-    // The copy counts only when the last commit wrote it: a commit that did
-    // not (an older tern, a test changing `meta` directly) makes it stale.
-    // A write transaction's id is the one it will commit with: never equal.
-    std::optional<std::string_view> copied[kHeaderKeyCount];
-    if (use_copy) {
-        auto copy = txn.get(kMainDb, kHeaderCopy);
-        if (!copy) return copy.error();
-        uint64_t txnid = 0;
-        m.from_copy = *copy && decode_header_copy(**copy, txnid, copied) && txnid == mdb_txn_id(txn.get());
-    }
-    auto get = [&](const char* key) -> Result<std::optional<std::string_view>> {
-        if (!m.from_copy) return txn.get(meta, key);
+namespace {
+
+// The header from its values (by kHeaderKeys index), the msgs database
+// holding `records` records.
+IndexMeta decode_header(const std::optional<std::string_view> (&values)[kHeaderKeyCount], uint64_t records) {
+    auto get = [&](std::string_view key) {
         for (size_t i = 0; i < kHeaderKeyCount; ++i)
-            if (std::strcmp(kHeaderKeys[i], key) == 0) return copied[i];
+            if (kHeaderKeys[i] == key) return values[i];
         return std::optional<std::string_view>();
     };
-    auto uv = get("uidvalidity");
-    if (!uv) return uv.error();
-    m.uidvalidity = from_raw<uint32_t>(*uv, 0);
-    auto un = get("uidnext");
-    if (!un) return un.error();
-    m.uidnext = from_raw<uint32_t>(*un, 1);
+    IndexMeta m;
+    m.uidvalidity = from_raw<uint32_t>(get("uidvalidity"), 0);
+    m.uidnext = from_raw<uint32_t>(get("uidnext"), 1);
     m.uidnext_read = m.uidnext;
-    auto ms = get("modseq");
-    if (!ms) return ms.error();
-    m.modseq = from_raw<uint64_t>(*ms, 1);
-    auto cm = get("cur_mtime");
-    if (!cm) return cm.error();
-    m.cur_mtime = from_raw<int64_t>(*cm, 0);
-    auto cd = get("cur_dirty");
-    if (!cd) return cd.error();
-    if (*cd && (*cd)->size() == 2 * sizeof(int64_t)) {
-        std::memcpy(&m.cur_dirty_mtime, (*cd)->data(), sizeof(int64_t));
-        std::memcpy(&m.cur_dirty_since, (*cd)->data() + sizeof(int64_t), sizeof(int64_t));
+    m.modseq = from_raw<uint64_t>(get("modseq"), 1);
+    m.cur_mtime = from_raw<int64_t>(get("cur_mtime"), 0);
+    if (auto cd = get("cur_dirty"); cd && cd->size() == 2 * sizeof(int64_t)) {
+        std::memcpy(&m.cur_dirty_mtime, cd->data(), sizeof(int64_t));
+        std::memcpy(&m.cur_dirty_since, cd->data() + sizeof(int64_t), sizeof(int64_t));
     }
-    auto vf = get("vanished_floor");
-    if (!vf) return vf.error();
-    m.vanished_floor = from_raw<uint64_t>(*vf, 0);
-    auto ru = get("recent_uid");
-    if (!ru) return ru.error();
-    m.recent_uid = from_raw<uint32_t>(*ru, 0);
-    MDB_stat st{};
-    if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+    m.vanished_floor = from_raw<uint64_t>(get("vanished_floor"), 0);
+    m.recent_uid = from_raw<uint32_t>(get("recent_uid"), 0);
     auto vs = get("view_stamp");
-    if (!vs) return vs.error();
-    if (*vs && (*vs)->size() == kViewStampSize) {
+    if (vs && vs->size() == kViewStampSize) {
         uint64_t stamp_modseq, stamp_records;
         uint32_t stamp_uidnext;
-        std::memcpy(&stamp_modseq, (*vs)->data(), 8);
-        std::memcpy(&stamp_uidnext, (*vs)->data() + 8, 4);
-        std::memcpy(&stamp_records, (*vs)->data() + 12, 8);
-        m.view_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && stamp_records == st.ms_entries;
+        std::memcpy(&stamp_modseq, vs->data(), 8);
+        std::memcpy(&stamp_uidnext, vs->data() + 8, 4);
+        std::memcpy(&stamp_records, vs->data() + 12, 8);
+        m.view_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && stamp_records == records;
     }
     auto fu = get("first_unseen");
-    if (!fu) return fu.error();
-    if (m.view_valid && *fu && (*fu)->size() == kFirstUnseenSize && (*vs)->substr(0, kViewStampSize) == (*fu)->substr(0, kViewStampSize)) {
-        std::memcpy(&m.first_unseen.uid, (*fu)->data() + kViewStampSize, 4);
-        std::memcpy(&m.first_unseen.below, (*fu)->data() + kViewStampSize + 4, 8);
+    if (m.view_valid && fu && fu->size() == kFirstUnseenSize && vs->substr(0, kViewStampSize) == fu->substr(0, kViewStampSize)) {
+        std::memcpy(&m.first_unseen.uid, fu->data() + kViewStampSize, 4);
+        std::memcpy(&m.first_unseen.below, fu->data() + kViewStampSize + 4, 8);
         m.unseen_valid = true;
     }
-    auto counts = get("counts");
-    if (!counts) return counts.error();
-    if (*counts && (*counts)->size() == kCountsSize) {
-        const char* p = (*counts)->data();
-        uint64_t stamp_modseq, values[5];
+    if (auto counts = get("counts"); counts && counts->size() == kCountsSize) {
+        const char* p = counts->data();
+        uint64_t stamp_modseq, v[5];
         uint32_t stamp_uidnext;
         std::memcpy(&stamp_modseq, p, 8);
         std::memcpy(&stamp_uidnext, p + 8, 4);
-        std::memcpy(values, p + 12, sizeof values);
-        m.counts = {values[0], values[1], values[2], values[3], values[4]};
-        m.counts_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && st.ms_entries == m.counts.messages;
+        std::memcpy(v, p + 12, sizeof v);
+        m.counts = {v[0], v[1], v[2], v[3], v[4]};
+        m.counts_valid = stamp_modseq == m.modseq && stamp_uidnext == m.uidnext && records == m.counts.messages;
     }
-    auto kw = get("keywords");
-    if (!kw) return kw.error();
-    if (*kw && !(*kw)->empty()) {
-        std::string_view list = **kw;
+    if (auto kw = get("keywords"); kw && !kw->empty()) {
+        std::string_view list = *kw;
         size_t start = 0;
         while (start <= list.size()) {
             size_t nul = list.find('\0', start);
@@ -515,6 +487,99 @@ Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn, bool use_copy) co
             start = nul + 1;
         }
     }
+    return m;
+}
+
+}  // namespace
+
+Result<IndexMeta> FolderIndex::read_meta(const lmdb::Txn& txn, bool use_copy) const {
+    // The copy counts only when the last commit wrote it: a commit that did
+    // not (an older tern, a test changing `meta` directly) makes it stale.
+    // A write transaction's id is the one it will commit with: never equal.
+    std::optional<std::string_view> values[kHeaderKeyCount];
+    bool from_copy = false;
+    if (use_copy) {
+        auto copy = txn.get(kMainDb, kHeaderCopy);
+        if (!copy) return copy.error();
+        uint64_t txnid = 0;
+        from_copy = *copy && decode_header_copy(**copy, txnid, values) && txnid == mdb_txn_id(txn.get());
+    }
+    if (!from_copy) {
+        for (size_t i = 0; i < kHeaderKeyCount; ++i) {
+            auto v = txn.get(meta, kHeaderKeys[i]);
+            if (!v) return v.error();
+            values[i] = *v;
+        }
+    }
+    MDB_stat st{};
+    if (int rc = mdb_stat(txn.get(), msgs.handle, &st); rc != 0) return lmdb::mdb_error("mdb_stat", rc);
+    IndexMeta m = decode_header(values, st.ms_entries);
+    m.from_copy = from_copy;
+    return m;
+}
+
+OpenAnswer answer_of(const IndexMeta& m) {
+    OpenAnswer answer;
+    MailboxStatus& a = answer.status;
+    a.uidvalidity = m.uidvalidity;
+    a.uidnext = m.uidnext;
+    a.highestmodseq = m.modseq;
+    a.messages = static_cast<uint32_t>(m.counts.messages);
+    a.unseen = static_cast<uint32_t>(m.counts.unseen);
+    a.deleted = static_cast<uint32_t>(m.counts.deleted);
+    a.size = m.counts.crlf_size;
+    a.recent = static_cast<uint32_t>(m.counts.unclaimed);
+    if (m.counts.unseen != 0 && m.first_unseen.uid != 0) answer.first_unseen = static_cast<uint32_t>(m.first_unseen.below + 1);
+    answer.keywords = m.keywords;
+    return answer;
+}
+
+std::optional<IndexMeta> FolderIndex::answerable_header(const std::string& dir, const std::string& index_path) {
+    {
+        // Open here already (not merely inherited over fork()): opening it
+        // again costs nothing to wait for.
+        std::lock_guard lock(registry_mutex);
+        if (auto it = registry.find(index_path); it != registry.end())
+            if (auto known = it->second.lock(); known && known->pid_ == ::getpid()) return std::nullopt;
+    }
+    int64_t cur_mtime = file_mtime_ns(dir + "/cur");
+    if (cur_mtime < 0) return std::nullopt;
+    auto m = peek_header(dir, index_path);
+    // The header must be whole (SELECT's figures and [UNSEEN n]), say what
+    // cur/ holds, with nothing in new/ to index and no \Recent to claim:
+    // otherwise open() writes first, and its answer is another.
+    if (!m || !m->counts_valid || !m->unseen_valid || m->counts.unclaimed != 0 || !cur_known(*m, cur_mtime, now_ns()) ||
+        dir_has_entries(dir + "/new"))
+        return std::nullopt;
+    return m;
+}
+
+void FolderIndex::drop_kept_open() {
+    std::vector<std::shared_ptr<FolderIndex>> dropped;
+    {
+        std::lock_guard lock(registry_mutex);
+        dropped.swap(kept_open);
+    }
+}
+
+std::optional<IndexMeta> FolderIndex::peek_header(const std::string& dir, const std::string& index_path) {
+    Fd fd(::open(index_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return std::nullopt;
+    // The root's read asked for beside the meta pages' (root_hint.hpp).
+    auto hint = load_root_hint(dir);
+    if (hint)
+        (void)::posix_fadvise(fd.get(), static_cast<off_t>(hint->root * hint->page_size), hint->page_size,
+                              POSIX_FADV_WILLNEED);
+    auto leaf = lmdb::raw::read_main_leaf(fd.get(), hint ? hint->page_size : 0);
+    if (!leaf) return std::nullopt;
+    const auto* copy = leaf->find(kHeaderCopy);
+    const auto* records = leaf->find("msgs");
+    if (!copy || copy->named_db || !records || !records->named_db) return std::nullopt;
+    std::optional<std::string_view> values[kHeaderKeyCount];
+    uint64_t txnid = 0;
+    if (!decode_header_copy(copy->value, txnid, values) || txnid != leaf->meta.txnid) return std::nullopt;
+    IndexMeta m = decode_header(values, records->entries);
+    m.from_copy = true;
     return m;
 }
 

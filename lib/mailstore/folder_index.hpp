@@ -115,6 +115,10 @@ struct AdoptSyncs {
     bool new_dir = false;
 };
 
+// What SELECT answers from a whole header (counts and first unseen valid)
+// before any \Recent claim: FolderIndex::answerable_header()'s answer.
+OpenAnswer answer_of(const IndexMeta& m);
+
 class FolderIndex {
 public:
     // dir: the folder's Maildir; index_path: the LMDB file.
@@ -124,6 +128,19 @@ public:
     static Result<std::shared_ptr<FolderIndex>> open(const std::string& dir, const std::string& index_path,
                                                      bool defer_creation = false);
     ~FolderIndex();
+    // Closes the indexes kept open after their last Mailbox closed: what a
+    // new process starts with (tests of a cold index).
+    static void drop_kept_open();
+    // The header as the index file's last commit left it, read without
+    // opening the environment (lmdb/raw_file.hpp): from the main
+    // database's copy, when that commit wrote it.  nullopt: no index, or
+    // not readable so.
+    static std::optional<IndexMeta> peek_header(const std::string& dir, const std::string& index_path);
+    // SELECT's answer for a folder whose index this process has not open (a
+    // cold one): peek_header(), when it is whole and cur/ and new/ say it
+    // is the folder's state, with no \Recent to claim; what open() and a
+    // sync would then show, unless another process writes meanwhile.
+    static std::optional<IndexMeta> answerable_header(const std::string& dir, const std::string& index_path);
 
     const std::string& dir() const { return dir_; }
     const std::string& index_path() const { return index_path_; }

@@ -123,7 +123,8 @@ private:
 
 Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<FolderIndex> index, std::string name,
                                                              bool read_only, FolderContext context,
-                                                             bool claim_recent, const EarlyAnswer* early) {
+                                                             bool claim_recent, const EarlyAnswer* early,
+                                                             const IndexMeta* told) {
     std::unique_ptr<MaildirMailbox> mb(new MaildirMailbox);
     mb->name_ = std::move(name);
     mb->read_only_ = read_only;
@@ -148,7 +149,10 @@ Result<std::unique_ptr<MaildirMailbox>> MaildirMailbox::open(std::shared_ptr<Fol
     }
     if (!built) {
         if (auto s = mb->index_->sync(claim); !s) return s.error();
-        if (auto s = mb->read_header(); !s) return s.error();
+        // Told already (FolderIndex::answerable_header()): what a writer
+        // changed since is news for the next refresh(), as above.
+        if (told) mb->use_header(*told);
+        else if (auto s = mb->read_header(); !s) return s.error();
     }
     if (claimed.from != 0) {
         mb->claiming_ = true;

@@ -28,7 +28,8 @@ public:
     static Result<std::unique_ptr<MaildirMailbox>> open(std::shared_ptr<FolderIndex> index, std::string name,
                                                         bool read_only, FolderContext context,
                                                         bool claim_recent = false,
-                                                        const EarlyAnswer* early = nullptr);
+                                                        const EarlyAnswer* early = nullptr,
+                                                        const IndexMeta* told = nullptr);
 
     const std::string& name() const override { return name_; }
     MailboxStatus status() const override;

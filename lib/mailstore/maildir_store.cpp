@@ -83,7 +83,6 @@ public:
     Status create_default_folders() override;
     Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false, bool claim_recent = false,
                                           const EarlyAnswer* early = nullptr) override;
-    bool index_missing(const std::string& name) override;
     Result<MailboxStatus> status(const std::string& name) override;
     Result<QuotaUsage> quota_usage() override;
     Result<DeliveryStart> begin_delivery(const DeliveryOptions& options) override;
@@ -336,20 +335,23 @@ Result<std::unique_ptr<Mailbox>> MaildirStore::open(const std::string& raw, bool
     std::string name = canonical_name(raw);
     if (name != kInbox)
         if (auto v = valid_name(name); !v) return v.error();
-    auto idx = open_index(opt_, name, early != nullptr);
+    // An early answer (EarlyAnswer): from the build of a folder's first
+    // SELECT, or, for an index this process has not open, from its file's
+    // last commit, before the environment is opened.
+    const EarlyAnswer* build_answer = nullptr;
+    std::optional<IndexMeta> told;
+    if (early) {
+        std::string path = index_path(opt_, name);
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) build_answer = early;
+        else if ((told = FolderIndex::answerable_header(folder_dir(opt_, name), path))) (*early)(answer_of(*told));
+    }
+    auto idx = open_index(opt_, name, build_answer != nullptr);
     if (!idx) return idx.error();
-    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context(), claim_recent && !read_only, early);
+    auto mb = MaildirMailbox::open(std::move(*idx), name, read_only, context(), claim_recent && !read_only, build_answer,
+                                   told ? &*told : nullptr);
     if (!mb) return mb.error();
     return std::unique_ptr<Mailbox>(std::move(*mb));
-}
-
-bool MaildirStore::index_missing(const std::string& raw) {
-    // One stat on every SELECT (a folder that does not exist fails open()
-    // before anything is answered).
-    std::string name = canonical_name(raw);
-    if (name != kInbox && !valid_name(name)) return false;
-    struct stat st {};
-    return ::stat(index_path(opt_, name).c_str(), &st) != 0 && errno == ENOENT;
 }
 
 Result<MailboxStatus> MaildirStore::status(const std::string& name) {

@@ -93,14 +93,21 @@ struct OpenAnswer {
     std::vector<std::string> keywords;
 };
 
-// A folder's first index build can tell what SELECT answers before it
-// writes the records: it holds the index's write lock from its listing of
-// the folder to its synced commit, so no other writer comes between, and
-// the figures are those the Mailbox it returns will show.  The answer
-// names no UID (only UIDNEXT, UIDVALIDITY and counts): the caller must not
-// run another command until open() has returned.  If open() then fails,
-// nothing was committed and the caller must end the session (the client
-// was told of a state that was never stored).
+// What SELECT answers, told before open() has done all its work, where
+// the store knows it early:
+//  * a folder's first index build, before it writes the records: it holds
+//    the index's write lock from its listing of the folder to its synced
+//    commit, so no other writer comes between, and the figures are those
+//    the Mailbox it returns will show;
+//  * a folder whose index is not open in this process (a cold one), from
+//    the index's last commit, before its database is opened, when the
+//    folder's directories say that commit is the folder's state.  The
+//    Mailbox starts from what was told; a writer's change since is news
+//    for its next refresh().
+// The answer names no UID (only UIDNEXT, UIDVALIDITY and counts): the
+// caller must not run another command until open() has returned.  If
+// open() then fails, the caller must end the session (the client was told
+// of a state it cannot use, or one that was never stored).
 using EarlyAnswer = std::function<void(const OpenAnswer&)>;
 
 // One message in a Mailbox's view (kept in memory; FETCH FLAGS needs nothing else).
@@ -353,10 +360,6 @@ public:
     // early: see EarlyAnswer (called at most once, from inside open()).
     virtual Result<std::unique_ptr<Mailbox>> open(const std::string& name, bool read_only = false,
                                                   bool claim_recent = false, const EarlyAnswer* early = nullptr) = 0;
-    // Whether open(name) will build the folder's index first (its first
-    // SELECT): worth an EarlyAnswer.  A guess (another process may build it
-    // meanwhile), never an error.
-    virtual bool index_missing(const std::string& name) = 0;
     // STATUS without selecting (brings the folder's index up to date).
     virtual Result<MailboxStatus> status(const std::string& name) = 0;
     virtual Result<QuotaUsage> quota_usage() = 0;

@@ -8,41 +8,20 @@
 #include <cstring>
 
 #include "lib/core/fd.hpp"
+#include "lib/lmdb/raw_file.hpp"
 
 namespace tern::mailstore {
 namespace {
 
 constexpr const char* kAttribute = "user.tern.index-root";
-// LMDB's meta page (lmdb 0.9, 64-bit): a 16-byte page header, then
-// mm_magic u32, mm_version u32, mm_address, mm_mapsize, mm_dbs[2] (48
-// bytes each: md_pad u32 — the page size in the free database's —, md_flags
-// u16, md_depth u16, four size_t counts, md_root), mm_last_pg, mm_txnid.
-constexpr size_t kMagicAt = 16, kPageSizeAt = 40, kMainRootAt = 128, kTxnidAt = 144, kMetaBytes = 152;
-constexpr uint32_t kMagic = 0xBEEFC0DE;
-
-template <typename T>
-T field(const char* page, size_t at) {
-    T v;
-    std::memcpy(&v, page + at, sizeof v);
-    return v;
-}
 
 }  // namespace
 
 std::optional<RootHint> read_main_root(int fd) {
-    static_assert(sizeof(size_t) == 8, "LMDB's 64-bit meta page layout");
-    char first[kMetaBytes];
-    if (::pread(fd, first, sizeof first, 0) != static_cast<ssize_t>(sizeof first)) return std::nullopt;
-    if (field<uint32_t>(first, kMagicAt) != kMagic) return std::nullopt;
-    uint32_t page_size = field<uint32_t>(first, kPageSizeAt);
-    if (page_size < 512 || (page_size & (page_size - 1)) != 0) return std::nullopt;
-    char second[kMetaBytes];
-    if (::pread(fd, second, sizeof second, page_size) != static_cast<ssize_t>(sizeof second)) return std::nullopt;
-    if (field<uint32_t>(second, kMagicAt) != kMagic) return std::nullopt;
-    const char* newer = field<uint64_t>(second, kTxnidAt) > field<uint64_t>(first, kTxnidAt) ? second : first;
-    uint64_t root = field<uint64_t>(newer, kMainRootAt);
-    if (root < 2 || root == ~uint64_t{0}) return std::nullopt;  // pages 0, 1: meta; all ones: empty
-    return RootHint{page_size, root};
+    auto meta = lmdb::raw::read_meta(fd);
+    // Pages 0 and 1 are the meta pages; all ones: an empty database.
+    if (!meta || meta->main_root < 2 || meta->main_root == ~uint64_t{0}) return std::nullopt;
+    return RootHint{meta->page_size, meta->main_root};
 }
 
 void store_root_hint(const std::string& dir, const RootHint& hint) {

@@ -337,6 +337,62 @@ class ImapTest(unittest.TestCase):
             self.assertEqual(m.untagged_responses.get("UIDNEXT"), [b"7"])
             m.logout()
 
+    def test_select_after_a_restart_is_answered_from_the_index_file(self):
+        # imapd restarted: a folder's index is cold, and SELECT is answered
+        # from the index file's last commit before imapd opens it
+        # (mailstore::EarlyAnswer).  The answer is the one before the
+        # restart, a FETCH pipelined behind it sees those messages, and a
+        # message appended after it is news at the next command.
+        with Stack(config={"imapd_timeout": "2h"}) as s:
+            port = s.port("imap")
+            m = login(port)
+            self.assertEqual(m.create("cold")[0], "OK")
+            for flags in (r"(\Seen)", None, r"(\Flagged $Work)", r"(\Seen \Deleted)", None):
+                self.assertEqual(m.append("cold", flags, None, MESSAGE)[0], "OK")
+            m.logout()
+
+            def select_lines(pipelined=""):
+                r = Raw(port)
+                r.line()
+                r.send("l1 LOGIN demo@tern.test demo\r\n")
+                self.assertRegex(r.until_tagged("l1")[-1], r"^l1 OK")
+                # (Not behind the LOGIN: an answer goes early only when
+                # nothing is waiting to be sent before it.)
+                r.send("s1 SELECT cold\r\n" + pipelined)
+                lines = r.until_tagged("s1")
+                self.assertRegex(lines[-1], r"^s1 OK \[READ-WRITE\]")
+                return r, lines
+            r, first = select_lines()  # claims the \Recent ones
+            r.close()
+            # A listing of cur/ is trusted once a second old (the first one
+            # after that records it, mail-store.md).
+            time.sleep(1.1)
+            r, before = select_lines()
+            r.close()
+            self.assertIn("* 5 EXISTS", before)
+            self.assertIn("* 0 RECENT", before)
+            self.assertIn("* OK [UNSEEN 2] first unseen message", before)
+            self.assertTrue(any(l.startswith("* FLAGS (") and "$Work" in l for l in before), before)
+            s.stop()
+            s.start()
+            r, after = select_lines("f1 UID FETCH 1:* (FLAGS)\r\n")
+            self.assertEqual(after, before)
+            fetched = r.until_tagged("f1")
+            self.assertRegex(fetched[-1], r"^f1 OK")
+            self.assertIn("* 3 FETCH (UID 3 FLAGS (\\Flagged $Work))", fetched)
+            self.assertIn("* 4 FETCH (UID 4 FLAGS (\\Seen \\Deleted))", fetched)
+            self.assertEqual(len([l for l in fetched if " FETCH (" in l]), 5, fetched)
+            other = login(port)
+            self.assertEqual(other.append("cold", None, None, MESSAGE)[0], "OK")
+            other.logout()
+            r.send("n1 NOOP\r\n")
+            noop = r.until_tagged("n1")
+            self.assertIn("* 6 EXISTS", noop)
+            self.assertRegex(noop[-1], r"^n1 OK")
+            r.send("z LOGOUT\r\n")
+            r.until_tagged("z")
+            r.close()
+
     def test_store_search_copy_move_expunge(self):
         m = login(self.port)
         self.fresh_folder(m, "Work")
