@@ -545,11 +545,15 @@ std::optional<IndexMeta> FolderIndex::answerable_header(const std::string& dir, 
     int64_t cur_mtime = file_mtime_ns(dir + "/cur");
     if (cur_mtime < 0) return std::nullopt;
     auto m = peek_header(dir, index_path);
-    // The header must be whole (SELECT's figures and [UNSEEN n]), say what
-    // cur/ holds, with nothing in new/ to index and no \Recent to claim:
-    // otherwise open() writes first, and its answer is another.
-    if (!m || !m->counts_valid || !m->unseen_valid || m->counts.unclaimed != 0 || !cur_known(*m, cur_mtime, now_ns()) ||
-        dir_has_entries(dir + "/new"))
+    // The header must be whole (SELECT's figures and [UNSEEN n]), with
+    // nothing in new/ to index and no \Recent to claim, and cur/'s mtime
+    // must be one the index recorded: otherwise open() writes first, and its
+    // answer is another.  A recorded mtime may still await its one check
+    // (cur_known(): a listing younger than a second); sync() makes it in
+    // open(), after the answer, and what it finds (a change another tool
+    // made in that clock tick) is news for the next refresh().
+    if (!m || !m->counts_valid || !m->unseen_valid || m->counts.unclaimed != 0 || m->uidvalidity == 0 ||
+        (cur_mtime != m->cur_mtime && cur_mtime != m->cur_dirty_mtime) || dir_has_entries(dir + "/new"))
         return std::nullopt;
     return m;
 }

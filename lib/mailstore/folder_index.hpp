@@ -138,8 +138,9 @@ public:
     static std::optional<IndexMeta> peek_header(const std::string& dir, const std::string& index_path);
     // SELECT's answer for a folder whose index this process has not open (a
     // cold one): peek_header(), when it is whole and cur/ and new/ say it
-    // is the folder's state, with no \Recent to claim; what open() and a
-    // sync would then show, unless another process writes meanwhile.
+    // is the folder's state, with no \Recent to claim; what open() would
+    // then show, unless another process writes meanwhile or the one check
+    // of a young listing (cur_known()) finds a change.
     static std::optional<IndexMeta> answerable_header(const std::string& dir, const std::string& index_path);
 
     const std::string& dir() const { return dir_; }

@@ -364,9 +364,6 @@ class ImapTest(unittest.TestCase):
                 return r, lines
             r, first = select_lines()  # claims the \Recent ones
             r.close()
-            # A listing of cur/ is trusted once a second old (the first one
-            # after that records it, mail-store.md).
-            time.sleep(1.1)
             r, before = select_lines()
             r.close()
             self.assertIn("* 5 EXISTS", before)
