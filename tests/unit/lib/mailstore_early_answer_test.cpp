@@ -105,6 +105,17 @@ void check_shows_told(Mailbox& mb, const OpenAnswer& told) {
     CHECK(told.keywords == mb.keywords());
 }
 
+// SELECT's open of INBOX with an early answer: it must come, once, and be
+// what the mailbox shows.
+std::unique_ptr<Mailbox> open_told(EarlyRoot& t, Told& told) {
+    auto early = told.callback();
+    auto mb = t.store->open("INBOX", false, true, &early);
+    REQUIRE(mb.ok());
+    REQUIRE(told.calls == 1);
+    check_shows_told(**mb, told.answer);
+    return std::move(*mb);
+}
+
 }  // namespace
 
 TEST_CASE("mailstore early answer: a first SELECT tells what the mailbox then shows", "[mailstore][early]") {
@@ -117,11 +128,7 @@ TEST_CASE("mailstore early answer: a first SELECT tells what the mailbox then sh
     t.put("new", "1700000005.M5P1.host", "");     // moved to cur/ by the build
     REQUIRE(!fs::exists(t.path / "tern-index.lmdb"));
     Told told;
-    auto early = told.callback();
-    auto mb = t.store->open("INBOX", false, true, &early);
-    REQUIRE(mb.ok());
-    REQUIRE(told.calls == 1);
-    check_shows_told(**mb, told.answer);
+    auto mb = open_told(t, told);
     CHECK(figures(told.answer) == Figures{5, 6, 5, 2, 1, 3});
     // What was built is what any later session sees.
     auto other = t.open_store()->open("INBOX");
@@ -208,11 +215,7 @@ TEST_CASE("mailstore early answer: a cold index is answered from its file's last
     // (cur/'s listing is younger than a second: its one check is to come.)
     FolderIndex::drop_kept_open();  // as after a restart
     Told told;
-    auto early = told.callback();
-    auto mb = t.store->open("INBOX", false, true, &early);
-    REQUIRE(mb.ok());
-    REQUIRE(told.calls == 1);
-    check_shows_told(**mb, told.answer);
+    auto mb = open_told(t, told);
     CHECK(figures(told.answer) == Figures{3, 4, 0, 1, 1, 2});
     CHECK(told.answer.keywords == std::vector<std::string>{"$Work"});
     // The index is open now: the next SELECT is answered after its open.
