@@ -153,6 +153,23 @@ Status Txn::put_ascending(Dbi dbi, std::string_view key, std::string_view value)
     return check("mdb_put", rc);
 }
 
+Result<Appender> Txn::appender(Dbi dbi) const {
+    auto c = cursor(dbi);
+    if (!c) return c.error();
+    return Appender(*this, std::move(*c));
+}
+
+Status Appender::put(std::string_view key, std::string_view value) {
+    MDB_val k = to_val(key), v = to_val(value);
+    int rc = mdb_cursor_put(cursor_.get(), &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {  // not after the last key: nothing was written
+        k = to_val(key);
+        v = to_val(value);
+        rc = mdb_cursor_put(cursor_.get(), &k, &v, 0);
+    }
+    return txn_->check("mdb_cursor_put", rc);
+}
+
 Result<bool> Txn::del(Dbi dbi, std::string_view key) {
     MDB_val k = to_val(key);
     int rc = mdb_del(txn_, dbi.handle, &k, nullptr);

@@ -103,6 +103,25 @@ private:
     MDB_cursor* cursor_ = nullptr;
 };
 
+class Txn;
+
+// Puts keys that usually come in ascending order (UIDs as they are
+// assigned, names sorted) through one cursor that stays on the last page:
+// MDB_APPEND then compares with the last key only, and no put searches
+// the tree from its root.  (Txn::put_ascending() opens a cursor per put:
+// a first build of 100,000 records spent a fifth of its time there.)  A
+// key that does not come last is put where it belongs.
+class Appender {
+public:
+    Status put(std::string_view key, std::string_view value);
+
+private:
+    friend class Txn;
+    Appender(const Txn& txn, Cursor cursor) : txn_(&txn), cursor_(std::move(cursor)) {}
+    const Txn* txn_;
+    Cursor cursor_;
+};
+
 class Txn {
 public:
     Txn() = default;
@@ -127,6 +146,9 @@ public:
     // would split pages in half).  A key that does not come last is put as
     // put() would.
     Status put_ascending(Dbi dbi, std::string_view key, std::string_view value);
+    // For many put_ascending()s into one database (valid while this
+    // transaction is, like a cursor).
+    Result<Appender> appender(Dbi dbi) const;
     Result<bool> del(Dbi dbi, std::string_view key);  // false: was not there
     Status clear(Dbi dbi);                            // empties the database
     Result<Cursor> cursor(Dbi dbi) const;
@@ -143,6 +165,7 @@ public:
 
 private:
     friend class Env;
+    friend class Appender;
     Txn(Env* env, MDB_txn* txn, bool read_only);
     Status check(std::string_view what, int rc) const;
     void end();

@@ -7,14 +7,23 @@
 // number) are sorted as integers.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tern::mailstore {
 
 // Whether a arrived before b (a strict weak order): digit runs compare by value (leading zeros
 // do not count, runs longer than 64 bits too), other bytes as bytes.
-bool arrival_order(const std::string& a, const std::string& b);
+bool arrival_order(std::string_view a, std::string_view b);
+
+// The names' indices in arrival_order(): order[i] is the index in `names`
+// of the i-th to arrive.  Nothing is moved: a first SELECT copies each
+// name once, in this order, and reads the copies in that order after.
+// (Left where the listing put them, each later pass over 100,000 names
+// in arrival order missed the cache on every name.)
+std::vector<uint32_t> arrival_permutation(const std::vector<std::string_view>& names);
 
 // Sorts names by arrival_order().
 void sort_by_arrival(std::vector<std::string>& names);

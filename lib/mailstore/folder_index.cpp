@@ -177,16 +177,45 @@ void record_listing(IndexMeta& m, int64_t scanned) {
     m.cur_dirty_since = old_enough ? 0 : now;
 }
 
-Result<std::vector<std::string>> list_dir(const std::string& dir) {
-    std::vector<std::string> out;
+// Calls fn with each name in dir but the dot files, in the listing's order.
+template <class Fn>
+Status for_each_name(const std::string& dir, Fn&& fn) {
     DIR* d = ::opendir(dir.c_str());
     if (!d) return errno_error("opendir " + dir);
-    while (struct dirent* e = ::readdir(d)) {
-        if (e->d_name[0] == '.') continue;
-        out.emplace_back(e->d_name);
-    }
+    while (struct dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') fn(std::string_view(e->d_name));
     ::closedir(d);
+    return {};
+}
+
+Result<std::vector<std::string>> list_dir(const std::string& dir) {
+    std::vector<std::string> out;
+    if (auto st = for_each_name(dir, [&](std::string_view name) { out.emplace_back(name); }); !st) return st.error();
     return out;
+}
+
+// A directory's names in one buffer: a first SELECT lists 100,000, and a
+// string each was 100,000 allocations, and as many cache misses when read
+// in another order than the listing's.
+struct NameList {
+    std::string bytes;
+    std::vector<std::string_view> names;  // into bytes
+};
+
+// `expected`: about how many bytes the names take (the buffer grows past it).
+Result<NameList> list_names(const std::string& dir, size_t expected) {
+    NameList list;
+    list.bytes.reserve(expected);
+    std::vector<std::pair<uint32_t, uint32_t>> at;  // offset, length: bytes may move while it grows
+    at.reserve(expected / 32);
+    auto st = for_each_name(dir, [&](std::string_view name) {
+        at.emplace_back(static_cast<uint32_t>(list.bytes.size()), static_cast<uint32_t>(name.size()));
+        list.bytes += name;
+    });
+    if (!st) return st.error();
+    list.names.reserve(at.size());
+    for (auto [offset, length] : at) list.names.emplace_back(list.bytes.data() + offset, length);
+    return list;
 }
 
 bool dir_has_entries(const std::string& dir) {
@@ -838,12 +867,25 @@ void init_meta(IndexMeta& m) {
     m.unseen_valid = true;
 }
 
+// Where index_file() writes: one cursor per database for the whole
+// transaction (lmdb::Appender).
+struct RecordPuts {
+    lmdb::Appender msgs, cache;
+    std::string record;  // a buffer for the encoded record
+
+    static Result<RecordPuts> open(const FolderIndex& idx, const lmdb::Txn& txn) {
+        auto msgs = txn.appender(idx.msgs);
+        if (!msgs) return msgs.error();
+        auto cache = txn.appender(idx.cache);
+        if (!cache) return cache.error();
+        return RecordPuts{std::move(*msgs), std::move(*cache), {}};
+    }
+};
+
 // Gives f the next UID and writes its record (and cache entry); the
 // caller puts its base into `names`.
-// `record` is a buffer for the encoded record.
-Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta, const ScannedFile& f,
-                  uint8_t flags, uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out,
-                  std::string& record) {
+Status index_file(RecordPuts& puts, IndexMeta& m, ViewDelta& delta, const ScannedFile& f, uint8_t flags,
+                  uint64_t keywords, int64_t date, int16_t offset, uint64_t modseq, uint32_t& uid_out) {
     uint32_t uid = m.uidnext++;
     MessageRecord r;
     r.modseq = modseq;
@@ -857,12 +899,12 @@ Status index_file(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& del
     r.filename = f.name;
     std::string key = uid_key(uid);
     // UIDs are assigned in ascending order: appended (no search of the tree).
-    encode_record(r, record);
-    if (auto s = txn.put_ascending(idx.msgs, key, record); !s) return s;
+    encode_record(r, puts.record);
+    if (auto s = puts.msgs.put(key, puts.record); !s) return s;
     m.count_in(uid, r);
     delta.put(uid, r);
     if (f.cached)
-        if (auto s = txn.put_ascending(idx.cache, key, encode_cache(f.cache->view())); !s) return s;
+        if (auto s = puts.cache.put(key, encode_cache(f.cache->view())); !s) return s;
     uid_out = uid;
     return {};
 }
@@ -917,16 +959,19 @@ Result<NewFiles> plan_new_files(FolderIndex& idx, lmdb::Txn& txn, const std::vec
 Status write_new_files(FolderIndex& idx, lmdb::Txn& txn, IndexMeta& m, ViewDelta& delta, NewFiles& plan,
                        uint64_t modseq, bool& changed) {
     delta.reserve(plan.indexed);
-    std::string record;
+    auto puts = RecordPuts::open(idx, txn);
+    if (!puts) return puts.error();
     for (auto& u : plan.unknown) {
         if (u.twin) continue;
         const ScannedFile& f = *u.file;
-        if (auto s = index_file(idx, txn, m, delta, f, f.flags, 0, f.mtime, 0, modseq, u.uid, record); !s) return s;
+        if (auto s = index_file(*puts, m, delta, f, f.flags, 0, f.mtime, 0, modseq, u.uid); !s) return s;
         changed = true;
     }
+    auto names = txn.appender(idx.names);
+    if (!names) return names.error();
     for (const auto* u : plan.by_base)
         if (u->uid != 0)
-            if (auto s = txn.put_ascending(idx.names, u->file->base(), uid_key(u->uid)); !s) return s;
+            if (auto s = names->put(u->file->base(), uid_key(u->uid)); !s) return s;
     return {};
 }
 
@@ -1328,22 +1373,32 @@ Result<bool> FolderIndex::build_first(RecentClaim* claim, const EarlyAnswer& ear
             }
             move_all_new(new_dir, cur_dir);
             int64_t scanned_mtime = file_mtime_ns(cur_dir);  // before the listing: later changes move it on
-            auto listing = list_cur(cur_dir);
+            ++cur_listings_;
+            auto listing = list_names(cur_dir, static_cast<size_t>(cur_st.st_size));
             if (!listing) return listing.error();
-            if (listing->empty() || listing->size() > kMaxEarlyBuild) {
+            const auto& listed = listing->names;
+            if (listed.empty() || listed.size() > kMaxEarlyBuild) {
                 declined = true;
                 return {};
             }
-            sort_by_arrival(*listing);
+            auto order = arrival_permutation(listed);
             files.clear();  // (a run again after MDB_MAP_FULL)
-            files.reserve(listing->size());
-            for (auto& name : *listing) {
-                name_only(files.emplace_back(), std::move(name));
+            files.reserve(listed.size());
+            // Copied in arrival order, the order every pass after this reads
+            // them in (left in the listing's order, each of those passes
+            // missed the cache on every name).  This copy is the one pass
+            // across the listing: prefetched ahead, a name's view and then
+            // its bytes, where waiting for each miss took a fifth of the build.
+            for (size_t i = 0; i < order.size(); ++i) {
+                if (i + 16 < order.size()) __builtin_prefetch(&listed[order[i + 16]]);
+                if (i + 8 < order.size()) __builtin_prefetch(listed[order[i + 8]].data());
+                name_only(files.emplace_back(), std::string(listed[order[i]]));
                 if (!files.back().ok) {
                     declined = true;  // a file to read: not before an answer
                     return {};
                 }
             }
+            listing = NameList{};  // not needed past here: freed before the writes
             // The map grown now, not by a run again after the answer.
             size_t wanted = files.size() * kEarlyBuildBytesPerMessage + kEarlyBuildMapSlack;
             if (env_->map_size() < wanted) {
@@ -1401,7 +1456,8 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
         init_meta(*m);
         int64_t cur_was = cur_before(*m);
         uint64_t modseq = m->modseq + 1;
-        std::string record;
+        auto puts = RecordPuts::open(*this, txn);
+        if (!puts) return puts.error();
         for (size_t i = 0; i < incoming.size(); ++i) {
             Incoming& in = incoming[i];
             uint64_t kw = 0;
@@ -1428,8 +1484,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
             // (A copy: the transaction may run again after MDB_MAP_FULL.)
             if (in.cached) f.cache = std::make_unique<ParsedCache>(in.cache);
             f.cached = in.cached;
-            if (auto s = index_file(*this, txn, *m, delta, f, in.flags, kw, in.internal_date, in.date_offset, modseq,
-                                    uids[i], record);
+            if (auto s = index_file(*puts, *m, delta, f, in.flags, kw, in.internal_date, in.date_offset, modseq, uids[i]);
                 !s)
                 return s;
             if (auto s = txn.put(names, parse_message_name(f.name).base, uid_key(uids[i])); !s) return s;

@@ -91,28 +91,44 @@ TEST_CASE("lmdb: put, get, del and cursor walk", "[lmdb]") {
     CHECK((*s)->key == key_of(5));
 }
 
-TEST_CASE("lmdb: put_ascending appends, and puts a key that is not last as put() would", "[lmdb]") {
+TEST_CASE("lmdb: put_ascending and an Appender append, and put a key that is not last as put() would", "[lmdb]") {
     LmdbTempDir dir;
     auto env = lmdb::Env::open(dir.path, {});
     REQUIRE(env.ok());
     auto dbi = open_main(**env);
     // Ascending (appended), then one below the last, one equal to an
-    // existing key (replaced) and one equal to the last key (replaced).
-    REQUIRE((*env)->write([&](lmdb::Txn& txn) -> Status {
-        for (int i = 10; i < 400; ++i)
-            if (auto st = txn.put_ascending(dbi, key_of(i), value_of(i)); !st) return st;
-        if (auto st = txn.put_ascending(dbi, key_of(5), value_of(5)); !st) return st;
-        if (auto st = txn.put_ascending(dbi, key_of(20), "twenty"); !st) return st;
-        return txn.put_ascending(dbi, key_of(399), "last");
-    }).ok());
+    // existing key (replaced), one equal to the last key (replaced) and
+    // one after the last again (appended, after the cursor moved away).
+    auto puts = [&](auto put) {
+        REQUIRE((*env)->write([&](lmdb::Txn& txn) -> Status {
+            auto appender = txn.appender(dbi);
+            if (!appender) return appender.error();
+            auto one = [&](std::string_view key, std::string_view value) {
+                return put(txn, *appender, key, value);
+            };
+            for (int i = 10; i < 400; ++i)
+                if (auto st = one(key_of(i), value_of(i)); !st) return st;
+            if (auto st = one(key_of(5), value_of(5)); !st) return st;
+            if (auto st = one(key_of(20), "twenty"); !st) return st;
+            if (auto st = one(key_of(399), "last"); !st) return st;
+            return one(key_of(400), value_of(400));
+        }).ok());
+    };
+    SECTION("Txn::put_ascending") {
+        puts([&](lmdb::Txn& txn, lmdb::Appender&, std::string_view k, std::string_view v) { return txn.put_ascending(dbi, k, v); });
+    }
+    SECTION("an Appender") {
+        puts([](lmdb::Txn&, lmdb::Appender& a, std::string_view k, std::string_view v) { return a.put(k, v); });
+    }
     auto txn = (*env)->begin_read();
     REQUIRE(txn.ok());
     auto cur = txn->cursor(dbi);
     REQUIRE(cur.ok());
     std::vector<std::string> keys;
     for (auto e = cur->first(); e.ok() && e->has_value(); e = cur->next()) keys.emplace_back((*e)->key);
-    REQUIRE(keys.size() == 391);
+    REQUIRE(keys.size() == 392);
     CHECK(keys.front() == key_of(5));
+    CHECK(keys.back() == key_of(400));
     CHECK(std::is_sorted(keys.begin(), keys.end()));
     CHECK(**txn->get(dbi, key_of(20)) == "twenty");
     CHECK(**txn->get(dbi, key_of(399)) == "last");
