@@ -41,6 +41,16 @@ Status write_all(int fd, std::string_view data) { return write_whole(fd, data, s
 
 Status pwrite_all(int fd, std::string_view data, off_t offset) { return write_whole(fd, data, offset); }
 
+bool pread_exactly(int fd, char* buf, size_t n, off_t offset) {
+    for (size_t done = 0; done < n;) {
+        ssize_t r = ::pread(fd, buf + done, n - done, offset + static_cast<off_t>(done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        done += static_cast<size_t>(r);
+    }
+    return true;
+}
+
 Result<Fd> memory_file(const char* name, std::string_view data) {
     Fd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (!fd) return errno_error("memfd_create");

@@ -17,6 +17,9 @@ namespace tern::sys {
 Status write_all(int fd, std::string_view data);
 // The same at an offset (pwrite), the file position untouched.
 Status pwrite_all(int fd, std::string_view data, off_t offset);
+// Reads exactly n bytes at offset (pread; retries EINTR and short reads):
+// false on an error or when the file ends before them.
+bool pread_exactly(int fd, char* buf, size_t n, off_t offset);
 // An anonymous in-memory file (memfd) holding data, sealed against writes
 // and positioned at 0: something to hand out as a read-only fd (pread,
 // fstat, passing over a socket) for bytes that live elsewhere.

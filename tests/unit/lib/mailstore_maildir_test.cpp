@@ -583,20 +583,25 @@ TEST_CASE("mailstore: a foreign Maildir is indexed from names, read at first FET
     std::string name_b = "1600000001.M2P1.other:2,";  // no sizes in the name: read at once
     std::ofstream(t.path / "cur" / name_a) << a;
     std::ofstream(t.path / "cur" / name_b) << b;
+    // Bigger than what is read whole: mapped.
+    std::string big = "Subject: big\n\n";
+    while (big.size() < (size_t{3} << 19)) big += std::string(99, 'c') + "\n";
+    size_t big_lines = static_cast<size_t>(std::count(big.begin(), big.end(), '\n'));
+    std::ofstream(t.path / "cur" / "1600000002.M3P1.other:2,") << big;
     fs::last_write_time(t.path / "cur" / name_a, fs::file_time_type::clock::now() - std::chrono::hours(24));
     auto store = open_store(t);
     auto mb = store->open("INBOX");
     REQUIRE(mb.ok());
-    REQUIRE((*mb)->view().size() == 2);
+    REQUIRE((*mb)->view().size() == 3);
     CHECK((*mb)->view()[0].flags == kSeen);
-    CHECK((*mb)->status().size == a.size() + 3 + b.size() + 4);  // one more byte per LF
+    CHECK((*mb)->status().size == a.size() + 3 + b.size() + 4 + big.size() + big_lines);  // one more byte per LF
     // Not read yet: a change of the content before the first FETCH shows.
     std::string a2 = "Subject: gamma\n\nA\n";
     std::ofstream(t.path / "cur" / name_a, std::ios::trunc) << a2;
     fs::last_write_time(t.path / "cur" / name_a, fs::file_time_type::clock::now() - std::chrono::hours(24));
     std::map<uint32_t, std::string> env;
     std::map<uint32_t, int64_t> date;
-    REQUIRE((*mb)->for_each(std::vector<uint32_t>{1, 2}, kFieldEnvelope | kFieldInternalDate | kFieldSizes,
+    REQUIRE((*mb)->for_each(std::vector<uint32_t>{1, 2, 3}, kFieldEnvelope | kFieldInternalDate | kFieldSizes,
                             [&](const MessageData& d) {
                                 env[d.uid] = std::string(d.envelope);
                                 date[d.uid] = d.internal_date;
@@ -604,6 +609,7 @@ TEST_CASE("mailstore: a foreign Maildir is indexed from names, read at first FET
                 .ok());
     CHECK(env[1].find("\"gamma\"") != std::string::npos);
     CHECK(env[2].find("\"beta\"") != std::string::npos);
+    CHECK(env[3].find("\"big\"") != std::string::npos);
     CHECK(date[1] < ::time(nullptr) - 80000);  // the file's mtime
     CHECK(date[2] > ::time(nullptr) - 3600);
     // Copies of a message not read yet are read at their own first need.
