@@ -29,6 +29,7 @@
 #include "lib/maildir/maildir.hpp"
 #include "lib/mime/message.hpp"
 #include "lib/sys/files.hpp"
+#include "lib/sys/sync_pool.hpp"
 
 namespace tern::mailstore {
 namespace {
@@ -36,6 +37,8 @@ namespace {
 // Files indexed per write transaction when many unknown files appear at
 // once (first open of a big Maildir): keeps transactions and lock holds short.
 constexpr size_t kBatch = 1000;
+// fill() reads a batch of at least this many files on two threads.
+constexpr size_t kParallelScan = 64;
 // Files known from their names alone cost a record each and no reading:
 // many more of them go into one transaction (each commit is an fsync; a
 // 100,000-message folder in 100 of them took over a second).
@@ -1525,6 +1528,7 @@ Result<std::vector<uint32_t>> FolderIndex::adopt(std::vector<Incoming>& incoming
 Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
     Fd cur_fd = open_dir(dir_ + "/cur");  // (not open: every file is unread, as when gone)
     size_t unread = 0;
+    std::unique_ptr<sys::SyncPool> scan_pool;  // a second thread, for big batches
     for (size_t start = 0; start < uids.size(); start += kBatch) {
         size_t end = std::min(uids.size(), start + kBatch);
         std::vector<std::pair<uint32_t, ScannedFile>> files;
@@ -1541,12 +1545,27 @@ Result<size_t> FolderIndex::fill(const std::vector<uint32_t>& uids) {
                 files.back().second.crlf_size = rec->crlf_size;
             }
         }
-        // Read and parse outside the lock; a file renamed meanwhile is read at the next need.
-        for (auto& [uid, f] : files) {
-            // A size from the name is kept (below): not counted again.
-            f = scan_file(cur_fd.get(), f.name, f.crlf_size == 0);
-            if (!f.ok) ++unread;
+        // Read and parse outside the lock; a file renamed meanwhile is read
+        // at the next need.  A big batch on two threads: the parse is CPU,
+        // and the first FETCH of a folder nobody read reads every file.
+        auto scan_range = [&](size_t from, size_t to) {
+            for (size_t i = from; i < to; ++i) {
+                ScannedFile& f = files[i].second;
+                // A size from the name is kept (below): not counted again.
+                f = scan_file(cur_fd.get(), f.name, f.crlf_size == 0);
+            }
+            return Status{};
+        };
+        if (files.size() < kParallelScan) {
+            (void)scan_range(0, files.size());
+        } else {
+            if (!scan_pool) scan_pool = std::make_unique<sys::SyncPool>(1);
+            std::vector<sys::SyncPool::Job> jobs;
+            for (size_t from = 0; from < files.size(); from += kParallelScan / 2)
+                jobs.emplace_back([&, from] { return scan_range(from, std::min(files.size(), from + kParallelScan / 2)); });
+            (void)scan_pool->run(std::move(jobs));
         }
+        for (const auto& [uid, f] : files) unread += f.ok ? 0 : 1;
         auto st = write([&](lmdb::Txn& txn) -> Status {
             ViewDelta delta;
             auto m = read_meta(txn);

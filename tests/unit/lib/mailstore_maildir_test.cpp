@@ -623,6 +623,30 @@ TEST_CASE("mailstore: a foreign Maildir is indexed from names, read at first FET
     CHECK(copied == env[1]);
 }
 
+TEST_CASE("mailstore: a first FETCH of many files not read yet gives each message its own envelope", "[mailstore]") {
+    // Enough files for fill() to read them on two threads.
+    TempRoot t;
+    REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
+    constexpr int n = 300;
+    for (int i = 0; i < n; ++i) {
+        std::string body = "Subject: m" + std::to_string(i) + "\n\n" + std::string(static_cast<size_t>(i), 'x') + "\n";
+        std::string name = std::to_string(1600000000 + i) + ".M1P1.other,S=" + std::to_string(body.size()) +
+                           ",W=" + std::to_string(body.size() + 3) + ":2,S";
+        std::ofstream(t.path / "cur" / name) << body;
+    }
+    auto store = open_store(t);
+    auto mb = store->open("INBOX");
+    REQUIRE(mb.ok());
+    REQUIRE((*mb)->view().size() == n);
+    std::vector<uint32_t> uids;
+    for (uint32_t uid = 1; uid <= n; ++uid) uids.push_back(uid);
+    std::map<uint32_t, std::string> env;
+    REQUIRE((*mb)->for_each(uids, kFieldEnvelope, [&](const MessageData& d) { env[d.uid] = std::string(d.envelope); }).ok());
+    REQUIRE(env.size() == n);
+    for (uint32_t uid = 1; uid <= n; ++uid)
+        REQUIRE(env[uid].find("\"m" + std::to_string(uid - 1) + "\"") != std::string::npos);
+}
+
 TEST_CASE("mailstore: unknown files get UIDs in arrival order", "[mailstore]") {
     TempRoot t;
     REQUIRE(tern::maildir::ensure_maildir(t.path.string()).ok());
