@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -17,6 +18,7 @@
 #include "lib/maildir/maildir.hpp"
 #include "lib/maildir/quota.hpp"
 #include "lib/mime/header.hpp"
+#include "lib/sys/files.hpp"
 
 namespace tern::mailstore {
 namespace {
@@ -37,6 +39,23 @@ private:
     void* map_;
     size_t size_;
 };
+
+// A small message read into memory: for the typical mail of a few KB,
+// mmap() and munmap() cost more than the copy (a third of a SEARCH BODY's
+// time at 10,000 messages).
+class ReadBody final : public MessageBody {
+public:
+    ReadBody(Fd fd, std::string bytes) : fd_(std::move(fd)), bytes_(std::move(bytes)) {}
+    std::string_view bytes() const override { return bytes_; }
+    int fd() const override { return fd_.get(); }
+
+private:
+    Fd fd_;
+    std::string bytes_;
+};
+
+// Messages up to this size are read (ReadBody), bigger ones mapped.
+constexpr off_t kReadBodyMax = 128 * 1024;
 
 uint64_t keyword_mask(IndexMeta& m, const std::vector<std::string>& names, bool add, bool& full) {
     uint64_t mask = 0;
@@ -555,6 +574,13 @@ Result<std::unique_ptr<MessageBody>> MaildirMailbox::open_body(uint32_t uid) {
         }
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) return errno_error("stat " + path);
+        if (st.st_size <= kReadBodyMax) {
+            std::string bytes(static_cast<size_t>(st.st_size), '\0');
+            errno = 0;
+            if (!sys::pread_exactly(fd.get(), bytes.data(), bytes.size(), 0))
+                return errno ? errno_error("read " + path) : make_error("read " + path + ": shorter than it was");
+            return std::unique_ptr<MessageBody>(new ReadBody(std::move(fd), std::move(bytes)));
+        }
         void* map = nullptr;
         if (st.st_size > 0) {
             map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd.get(), 0);
