@@ -3,59 +3,35 @@
 #include "lib/mailstore/maildir_mailbox.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/mailstore/maildir_names.hpp"
+#include "lib/mailstore/message_bytes.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/maildir/quota.hpp"
 #include "lib/mime/header.hpp"
-#include "lib/sys/files.hpp"
 
 namespace tern::mailstore {
 namespace {
 
-class MappedBody final : public MessageBody {
+// A message's bytes (read or mapped: MessageBytes) and its open file.
+class FileBody final : public MessageBody {
 public:
-    MappedBody(Fd fd, void* map, size_t size) : fd_(std::move(fd)), map_(map), size_(size) {}
-    ~MappedBody() override {
-        if (map_) ::munmap(map_, size_);
-    }
-    std::string_view bytes() const override {
-        return map_ ? std::string_view(static_cast<const char*>(map_), size_) : std::string_view();
-    }
+    FileBody(Fd fd, MessageBytes bytes) : fd_(std::move(fd)), bytes_(std::move(bytes)) {}
+    std::string_view bytes() const override { return bytes_.bytes(); }
     int fd() const override { return fd_.get(); }
 
 private:
     Fd fd_;
-    void* map_;
-    size_t size_;
+    MessageBytes bytes_;
 };
-
-// A small message read into memory: for the typical mail of a few KB,
-// mmap() and munmap() cost more than the copy (a third of a SEARCH BODY's
-// time at 10,000 messages).
-class ReadBody final : public MessageBody {
-public:
-    ReadBody(Fd fd, std::string bytes) : fd_(std::move(fd)), bytes_(std::move(bytes)) {}
-    std::string_view bytes() const override { return bytes_; }
-    int fd() const override { return fd_.get(); }
-
-private:
-    Fd fd_;
-    std::string bytes_;
-};
-
-// Messages up to this size are read (ReadBody), bigger ones mapped.
-constexpr off_t kReadBodyMax = 128 * 1024;
 
 uint64_t keyword_mask(IndexMeta& m, const std::vector<std::string>& names, bool add, bool& full) {
     uint64_t mask = 0;
@@ -574,19 +550,9 @@ Result<std::unique_ptr<MessageBody>> MaildirMailbox::open_body(uint32_t uid) {
         }
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) return errno_error("stat " + path);
-        if (st.st_size <= kReadBodyMax) {
-            std::string bytes(static_cast<size_t>(st.st_size), '\0');
-            errno = 0;
-            if (!sys::pread_exactly(fd.get(), bytes.data(), bytes.size(), 0))
-                return errno ? errno_error("read " + path) : make_error("read " + path + ": shorter than it was");
-            return std::unique_ptr<MessageBody>(new ReadBody(std::move(fd), std::move(bytes)));
-        }
-        void* map = nullptr;
-        if (st.st_size > 0) {
-            map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd.get(), 0);
-            if (map == MAP_FAILED) return errno_error("mmap " + path);
-        }
-        return std::unique_ptr<MessageBody>(new MappedBody(std::move(fd), map, static_cast<size_t>(st.st_size)));
+        auto bytes = MessageBytes::read(fd.get(), static_cast<size_t>(st.st_size), path);
+        if (!bytes) return bytes.error();
+        return std::unique_ptr<MessageBody>(new FileBody(std::move(fd), std::move(*bytes)));
     }
     return make_error("message with UID " + std::to_string(uid) + " is gone");
 }

@@ -5,7 +5,6 @@
 // (DeliveryOptions::unique_name): a rename that finds the name taken is
 // that delivery done before.  Deliveries without flags go to new/.
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 #include "lib/core/errno_text.hpp"
 #include "lib/core/fd.hpp"
 #include "lib/mailstore/maildir_mailbox.hpp"
+#include "lib/mailstore/message_bytes.hpp"
 #include "lib/maildir/maildir.hpp"
 #include "lib/maildir/quota.hpp"
 #include "lib/sys/files.hpp"
@@ -22,7 +22,6 @@
 namespace tern::mailstore {
 namespace {
 
-constexpr size_t kReadBackMax = 256 * 1024;  // larger messages are mapped to build the cache
 
 // The outcome of one folder's syncs after a publish, shared by the folder's
 // writers; each sync job writes its own slot.
@@ -143,22 +142,9 @@ private:
         in.date_offset = static_cast<int16_t>(date_offset);
         in.base = base_;
         in.into_new = into_new_;
-        if (size_ > 0 && size_ <= kReadBackMax) {
-            // A small message is read back with one pread: a map would cost
-            // two more system calls and, at munmap, a TLB shootdown on every
-            // CPU running this process's threads (the sync pool's).
-            std::string copy(size_, '\0');
-            if (ssize_t n = ::pread(fd_.get(), copy.data(), copy.size(), 0); n != ssize_t(copy.size()))
-                return n < 0 ? errno_error("read " + tmp_path()) : make_error("short read of " + tmp_path());
-            in.cache = build_cache(copy);
-        } else if (size_ > 0) {
-            void* map = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_.get(), 0);
-            if (map == MAP_FAILED) return errno_error("mmap " + tmp_path());
-            in.cache = build_cache(std::string_view(static_cast<const char*>(map), size_));
-            ::munmap(map, size_);
-        } else {
-            in.cache = build_cache({});
-        }
+        auto message = MessageBytes::read(fd_.get(), size_, tmp_path());
+        if (!message) return message.error();
+        in.cache = build_cache(message->bytes());
         if (context_.quota_bytes > 0) {
             auto fits = maildir::quota_allows(context_.root, context_.quota_bytes, size_);
             if (!fits) return make_error("cannot read the quota: " + fits.message());
